@@ -1,0 +1,34 @@
+# Two commands for a newcomer: `make demo` (sim bringup demo) and `make test`.
+# Both create/update .venv on first use; when it is up to date they start at once.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+PKGS := ros2_ws/src/brs_common ros2_ws/src/brs sim
+export MUJOCO_GL ?= egl
+export ROS_AUTOMATIC_DISCOVERY_RANGE ?= LOCALHOST
+export PYTHONUNBUFFERED := 1
+
+.PHONY: demo test bench venv clean
+
+$(STAMP): requirements.txt $(addsuffix /setup.py,$(PKGS))
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.txt
+	$(PY) -m pip install --quiet --no-deps $(addprefix -e ,$(PKGS))
+	@touch $(STAMP)
+
+venv: $(STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/brs demo
+
+test: $(STAMP)
+	$(PY) -m pytest -q tests
+
+bench: $(STAMP)
+	$(PY) -m brs.bench
+
+clean:
+	rm -rf $(VENV) outputs/*

@@ -1,0 +1,1 @@
+"""brs: bringup of the BRS graph (description, launch file, embedded runner, CLI)."""

@@ -1,0 +1,1 @@
+"""brs_common: robot spec, topic names, QoS, message conversions shared by every BRS package."""

@@ -1,0 +1,25 @@
+"""QoS profiles of the contract: sensor data best effort, commands and states reliable."""
+
+from __future__ import annotations
+
+from rclpy.qos import (
+    DurabilityPolicy,
+    HistoryPolicy,
+    QoSProfile,
+    ReliabilityPolicy,
+    qos_profile_sensor_data,
+)
+
+# Cameras, point clouds, /joy: best effort, keep last 5 (rclpy's SensorDataQoS).
+SENSOR = qos_profile_sensor_data
+# Commands, /joint_states, /odom: reliable, shallow queue so stale commands never pile up.
+COMMAND = QoSProfile(
+    history=HistoryPolicy.KEEP_LAST,
+    depth=10,
+    reliability=ReliabilityPolicy.RELIABLE,
+    durability=DurabilityPolicy.VOLATILE,
+)
+STATE = COMMAND
+# /clock: reliable, keep last 1 (what rclpy's time source subscribes with is compatible).
+CLOCK = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE)
+DIAGNOSTICS = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)

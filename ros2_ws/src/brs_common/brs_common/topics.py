@@ -1,0 +1,47 @@
+"""Topic and service names of the graph contract (DESIGN.md section 3). The only place they live."""
+
+from __future__ import annotations
+
+from .robot_spec import CAMERAS, GROUPS
+
+COMMAND_SOURCES = ("estop", "teleop", "policy", "rl", "demo")
+
+JOINT_STATES = "/joint_states"
+ODOM = "/odom"
+CMD_VEL = "/base_controller/cmd_vel"
+CLOCK = "/clock"
+DIAGNOSTICS = "/diagnostics"
+POINTS = "/perception/points"
+JOY = "/joy"
+
+# Sim services (served by the sim node under its own name).
+SIM_NODE = "sim"
+SIM_RESET = f"/{SIM_NODE}/reset"  # std_srvs/Trigger, reseeds from the `seed` parameter
+SIM_PAUSE = f"/{SIM_NODE}/pause"  # std_srvs/SetBool
+SIM_STEP = f"/{SIM_NODE}/step"  # std_srvs/Trigger, one control period while paused
+
+
+def whole_body_command(source: str) -> str:
+    """JointTrajectory command topic of a command source (teleop, policy, rl, ...)."""
+    if source not in COMMAND_SOURCES:
+        raise ValueError(f"unknown command source {source!r}; expected one of {COMMAND_SOURCES}")
+    return f"/whole_body/{source}/command"
+
+
+def controller_command(group: str) -> str:
+    """ros2_control forward-controller topic (Float64MultiArray) of a position group."""
+    controller = GROUPS[group].controller
+    if not controller:
+        raise ValueError(f"group {group!r} has no forward controller (the base uses {CMD_VEL})")
+    return f"/{controller}/commands"
+
+
+def camera_topic(camera: str, stream: str) -> str:
+    """Camera topics: stream is 'depth', 'color', 'depth_info' or 'color_info'."""
+    if camera not in CAMERAS:
+        raise ValueError(f"unknown camera {camera!r}; expected one of {tuple(CAMERAS)}")
+    if stream in ("depth", "color"):
+        return f"/cameras/{camera}/{stream}/image_raw"
+    if stream in ("depth_info", "color_info"):
+        return f"/cameras/{camera}/{stream.split('_')[0]}/camera_info"
+    raise ValueError(f"unknown camera stream {stream!r}")

@@ -1,0 +1,38 @@
+"""Shared test fixtures: DDS isolation per test, process spawning, waiting on conditions."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import random
+
+import pytest
+
+os.environ.setdefault("MUJOCO_GL", "egl")
+os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
+
+_domains = itertools.count(random.Random(os.getpid()).randrange(0, 90))
+
+
+@pytest.fixture
+def ros_domain(monkeypatch) -> int:
+    """A ROS_DOMAIN_ID no other test of this run uses; set in os.environ for child processes."""
+    domain = 1 + next(_domains) % 100
+    monkeypatch.setenv("ROS_DOMAIN_ID", str(domain))
+    monkeypatch.setenv("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+    return domain
+
+
+@pytest.fixture
+def ros(ros_domain):
+    """An in-process rclpy context on the test's own domain, with a helper node and executor.
+
+    Yields a `rosutil.RosHarness`; everything is shut down afterwards.
+    """
+    from rosutil import RosHarness
+
+    harness = RosHarness(ros_domain)
+    try:
+        yield harness
+    finally:
+        harness.close()

@@ -1,0 +1,136 @@
+"""Test helpers: an rclpy harness on an isolated domain, node processes, condition waits."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import rclpy
+from rclpy.context import Context
+from rclpy.executors import SingleThreadedExecutor
+
+BIN = Path(sys.executable).parent
+
+
+def wait_for(predicate, timeout: float, interval: float = 0.01, message: str = "condition"):
+    """Poll `predicate` until it returns a truthy value; fail after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out after {timeout:.1f}s waiting for {message}")
+        time.sleep(interval)
+
+
+class NodeProcess:
+    """A console_script of this venv run as its own OS process (own process group)."""
+
+    def __init__(self, executable: str, params: dict | None = None, name: str | None = None,
+                 env: dict | None = None, log_path: Path | None = None):
+        args = [str(BIN / executable), "--ros-args"]
+        if name:
+            args += ["-r", f"__node:={name}"]
+        for key, value in (params or {}).items():
+            if isinstance(value, bool):
+                value = str(value).lower()
+            elif isinstance(value, (list, tuple)):
+                value = "[" + ",".join(repr(v) if isinstance(v, str) else str(v) for v in value) + "]"
+            args += ["-p", f"{key}:={value}"]
+        self.log_path = log_path
+        out = open(log_path, "wb") if log_path else subprocess.DEVNULL
+        self.proc = subprocess.Popen(args, env={**os.environ, **(env or {})}, stdout=out,
+                                     stderr=subprocess.STDOUT, start_new_session=True)
+
+    def stop(self, timeout: float = 10.0) -> int:
+        """SIGINT like Ctrl-C; SIGKILL the group if it does not exit in time."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+        return self.proc.returncode
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path else ""
+
+
+class RosHarness:
+    """In-process rclpy context spun in a background thread; records messages per topic."""
+
+    def __init__(self, domain_id: int):
+        self.context = Context()
+        rclpy.init(context=self.context, domain_id=domain_id)
+        self.node = rclpy.create_node("test_harness", context=self.context)
+        self.executor = SingleThreadedExecutor(context=self.context)
+        self.executor.add_node(self.node)
+        self.lock = threading.Lock()
+        self.messages: dict[str, list] = defaultdict(list)
+        self.stamps: dict[str, list] = defaultdict(list)
+        self.processes: list[NodeProcess] = []
+        self._thread = threading.Thread(target=self._spin, daemon=True)
+        self._thread.start()
+
+    def _spin(self):
+        while self.context.ok():
+            try:
+                self.executor.spin_once(timeout_sec=0.05)
+            except Exception:  # context shut down while spinning
+                if self.context.ok():
+                    raise
+
+    def record(self, topic: str, msg_type, qos, keep: int = 1000):
+        """Subscribe and keep the last `keep` messages plus their monotonic arrival times."""
+        def callback(msg):
+            with self.lock:
+                self.messages[topic].append(msg)
+                self.stamps[topic].append(time.monotonic())
+                if len(self.messages[topic]) > keep:
+                    del self.messages[topic][0]
+                    del self.stamps[topic][0]
+        return self.node.create_subscription(msg_type, topic, callback, qos)
+
+    def last(self, topic: str):
+        with self.lock:
+            return self.messages[topic][-1] if self.messages[topic] else None
+
+    def count(self, topic: str) -> int:
+        with self.lock:
+            return len(self.messages[topic])
+
+    def clear(self, topic: str):
+        with self.lock:
+            self.messages[topic].clear()
+            self.stamps[topic].clear()
+
+    def spawn(self, executable: str, params: dict | None = None, **kwargs) -> NodeProcess:
+        proc = NodeProcess(executable, params, **kwargs)
+        self.processes.append(proc)
+        return proc
+
+    def call(self, srv_type, name: str, request, timeout: float = 10.0):
+        """Call a service and wait for its response."""
+        client = self.node.create_client(srv_type, name)
+        try:
+            wait_for(lambda: client.service_is_ready(), timeout, message=f"service {name}")
+            future = client.call_async(request)
+            wait_for(future.done, timeout, message=f"response from {name}")
+            return future.result()
+        finally:
+            self.node.destroy_client(client)
+
+    def close(self):
+        for proc in self.processes:
+            proc.stop()
+        self.node.destroy_node()
+        rclpy.shutdown(context=self.context)
+        self._thread.join(timeout=5)
