@@ -8,16 +8,24 @@ import random
 
 import pytest
 
+from brs_common.dds import configure_dds
+
 os.environ.setdefault("MUJOCO_GL", "egl")
 os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
+configure_dds()
 
 _domains = itertools.count(random.Random(os.getpid()).randrange(0, 90))
 
 
+def next_domain() -> int:
+    """A ROS_DOMAIN_ID that no other test of this run uses."""
+    return 1 + next(_domains) % 100
+
+
 @pytest.fixture
 def ros_domain(monkeypatch) -> int:
-    """A ROS_DOMAIN_ID no other test of this run uses; set in os.environ for child processes."""
-    domain = 1 + next(_domains) % 100
+    """A fresh ROS_DOMAIN_ID, set in os.environ for child processes."""
+    domain = next_domain()
     monkeypatch.setenv("ROS_DOMAIN_ID", str(domain))
     monkeypatch.setenv("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
     return domain
