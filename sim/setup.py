@@ -12,7 +12,7 @@ setup(
         ("share/ament_index/resource_index/packages", [f"resource/{package_name}"]),
         (f"share/{package_name}", ["package.xml"]),
     ],
-    install_requires=["setuptools", "numpy", "mujoco"],
+    install_requires=["setuptools", "numpy", "mujoco", "brs_common"],
     zip_safe=False,
     maintainer="BRS developers",
     maintainer_email="dev@brs.local",
