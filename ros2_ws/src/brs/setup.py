@@ -14,7 +14,7 @@ setup(
         (f"share/{package_name}/launch", glob("launch/*.launch.py")),
         (f"share/{package_name}/config", glob("config/*.yaml")),
     ],
-    install_requires=["setuptools", "pyyaml"],
+    install_requires=["setuptools", "brs_common", "brs_sim", "pyyaml", "psutil", "rich", "matplotlib", "imageio", "imageio-ffmpeg"],
     zip_safe=True,
     maintainer="BRS developers",
     maintainer_email="dev@brs.local",

@@ -1,0 +1,115 @@
+"""`make bench`: run every registered benchmark, write BENCHMARKS.md and benchmarks/results.json.
+
+Each benchmark module exposes `run(repeats: int) -> list[Result]` and measures its own baseline in
+the same run, so ratios stay meaningful on noisy shared machines (absolute numbers are not).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import os
+import platform
+import subprocess
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+# module -> what it measures; later issues add their modules here.
+BENCHMARK_MODULES = {
+    "brs_sim.bench": "sim real-time factor with and without cameras",
+}
+
+
+@dataclass
+class Result:
+    name: str
+    value: float
+    unit: str
+    baseline: float  # the same quantity for the baseline, measured in the same run
+    baseline_name: str
+    target: str  # e.g. ">= 2"
+    higher_is_better: bool = True
+    note: str = ""
+    machine: str = ""
+
+    @property
+    def ratio(self) -> float:
+        return self.value / self.baseline if self.baseline else float("nan")
+
+    def target_met(self) -> bool | None:
+        if not self.target:
+            return None
+        op, bound = self.target.split()
+        return self.value >= float(bound) if op == ">=" else self.value <= float(bound)
+
+
+def machine_description() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}"
+
+
+def _commit() -> str:
+    try:
+        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                              check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def write_reports(results: list[Result], out_dir: Path, seconds: float) -> None:
+    machine = machine_description()
+    rows = []
+    for r in results:
+        r.machine = machine
+        rows.append({**asdict(r), "ratio": r.ratio})
+    (out_dir / "benchmarks").mkdir(exist_ok=True)
+    (out_dir / "benchmarks" / "results.json").write_text(json.dumps(rows, indent=2) + "\n")
+    lines = [
+        "# Benchmarks",
+        "",
+        f"Written by `make bench` on {time.strftime('%Y-%m-%d %H:%M')} at commit `{_commit()}`, "
+        f"{seconds:.0f} s. Machine: {machine}.",
+        "Values are medians over repeats; every ratio is against a baseline measured in the same run.",
+        "",
+        "| metric | value | baseline (same run) | ratio | target | met | notes |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in results:
+        met = {True: "yes", False: "**no**", None: "-"}[r.target_met()]
+        lines.append(
+            f"| {r.name} | {r.value:.3g} {r.unit} | {r.baseline:.3g} {r.unit} ({r.baseline_name}) | "
+            f"{r.ratio:.2f}x | {r.target or '-'} | {met} | {r.note} |"
+        )
+    (out_dir / "BENCHMARKS.md").write_text("\n".join(lines) + "\n")
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="brs bench", description=__doc__.splitlines()[0])
+    parser.add_argument("--only", nargs="*", choices=sorted(BENCHMARK_MODULES), help="modules to run")
+    parser.add_argument("--repeats", type=int, default=3, help="repeats per measurement (median)")
+    parser.add_argument("--out", type=Path, default=Path.cwd(), help="folder for BENCHMARKS.md")
+    args = parser.parse_args(argv)
+    t0 = time.monotonic()
+    results: list[Result] = []
+    for module in args.only or BENCHMARK_MODULES:
+        print(f"== {module}: {BENCHMARK_MODULES[module]}", flush=True)
+        for r in importlib.import_module(module).run(args.repeats):
+            print(f"   {r.name}: {r.value:.3g} {r.unit} (baseline {r.baseline:.3g}, {r.ratio:.2f}x, "
+                  f"target {r.target or '-'})", flush=True)
+            results.append(r)
+    write_reports(results, args.out, time.monotonic() - t0)
+    print(f"wrote {args.out / 'BENCHMARKS.md'} and {args.out / 'benchmarks' / 'results.json'}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

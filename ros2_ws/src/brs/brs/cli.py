@@ -1,0 +1,210 @@
+"""The `brs` command line: bringup, demo and graph inspection of the BRS stack.
+
+Arguments after the subcommand are ros2-launch style `key:=value` pairs: the bringup arguments
+of brs.graph.LAUNCH_ARGUMENTS (use_sim, mode) and node parameter overrides (speed_factor:=3.0).
+A new subcommand is one `_add_<name>(subparsers)` function registered in SUBCOMMANDS.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import sys
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+from brs import graph
+
+
+def parse_launch_arguments(items: list[str]) -> dict[str, str]:
+    """['use_sim:=true', 'speed_factor:=3'] -> {'use_sim': 'true', 'speed_factor': '3'}."""
+    arguments = {}
+    for item in items:
+        key, sep, value = item.partition(":=")
+        if not sep or not key:
+            raise ValueError(f"expected key:=value, got {item!r}")
+        arguments[key] = value
+    return arguments
+
+
+def _arguments_help() -> str:
+    lines = ["bringup arguments (key:=value):"]
+    for arg in graph.LAUNCH_ARGUMENTS:
+        choices = f" {{{'|'.join(arg.choices)}}}" if arg.choices else ""
+        lines.append(f"  {arg.name}:={arg.default}{choices}\n      {arg.description}")
+    lines.append("  <parameter>:=<value>\n      override a node parameter from config/*.yaml, "
+                 "e.g. speed_factor:=3.0 (list them with `brs graph`)")
+    return "\n".join(lines)
+
+
+def _add_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("arguments", nargs="*", metavar="key:=value",
+                        help="bringup arguments and parameter overrides (see below)")
+
+
+# ---- bringup -----------------------------------------------------------------------------------
+
+def _add_bringup(sub) -> None:
+    p = sub.add_parser(
+        "bringup", help="run the node graph here, one process per node (like ros2 launch)",
+        description="Run the BRS node graph, one OS process per node, the same graph that "
+                    "`ros2 launch brs bringup.launch.py` starts. Ctrl-C stops every node cleanly.",
+        epilog=_arguments_help() + "\n\nexample: brs bringup use_sim:=true mode:=idle speed_factor:=2.0",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    _add_args(p)
+    p.add_argument("--log-dir", type=Path, default=Path("outputs/logs"),
+                   help="copy each node's output to LOG_DIR/<node>.log (default: %(default)s)")
+    p.add_argument("--status", action=argparse.BooleanOptionalAction, default=None,
+                   help="live status table (default: when stdout is a terminal)")
+    p.add_argument("--dry-run", action="store_true", help="print the node command lines and exit")
+    p.set_defaults(func=_bringup)
+
+
+def _run(nodes, args) -> int:
+    from brs.runner import Runner
+
+    return Runner(nodes, log_dir=args.log_dir, live=args.status).run()
+
+
+def _bringup(args) -> int:
+    nodes = graph.describe_from_arguments(parse_launch_arguments(args.arguments))
+    if args.dry_run:
+        return _print_commands(nodes)
+    return _run(nodes, args)
+
+
+# ---- demo --------------------------------------------------------------------------------------
+
+def _add_demo(sub) -> None:
+    p = sub.add_parser(
+        "demo", help="sim demo: scripted motion, head-camera video and joint-tracking plot",
+        description="Bring up the sim with the scripted demo (= brs bringup use_sim:=true "
+                    "mode:=demo). It ends by itself after ~15 s; the recorder then writes a "
+                    "head-camera video and a joint-tracking plot to OUTPUT_DIR.",
+        epilog="example: brs demo speed_factor:=2.0 --output-dir /tmp/demo",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    _add_args(p)
+    p.add_argument("--output-dir", type=Path, default=Path("outputs"),
+                   help="where the video, plot and logs/ go (default: %(default)s)")
+    p.add_argument("--status", action=argparse.BooleanOptionalAction, default=None,
+                   help="live status table (default: when stdout is a terminal)")
+    p.set_defaults(func=_demo)
+
+
+def _demo(args) -> int:
+    arguments = parse_launch_arguments(args.arguments)
+    fixed = {"use_sim": "true", "mode": "demo"}
+    for key in fixed:
+        if key in arguments:
+            raise ValueError(f"brs demo always runs {key}:={fixed[key]}; use brs bringup instead")
+    out = args.output_dir.resolve()
+    nodes = graph.describe_from_arguments({**arguments, **fixed})
+    if "output_dir" not in arguments and any("output_dir" in n.parameters for n in nodes):
+        nodes = graph.describe_from_arguments({**arguments, **fixed, "output_dir": str(out)})
+    args.log_dir = out / "logs"
+    start = time.time()
+    rc = _run(nodes, args)
+    produced = sorted(p for p in out.glob("*") if p.is_file() and p.stat().st_mtime >= start - 1)
+    if produced:
+        print("demo outputs:")
+        for path in produced:
+            print(f"  {path}")
+    else:
+        print(f"the demo wrote no outputs to {out}; node logs are in {args.log_dir}")
+        rc = rc or 1
+    return rc
+
+
+# ---- graph -------------------------------------------------------------------------------------
+
+def _add_graph(sub) -> None:
+    p = sub.add_parser(
+        "graph", help="print the nodes a bringup would run",
+        description="Print the node graph for the given bringup arguments, as described by "
+                    "brs.graph (the same description the runner and the launch file use).",
+        epilog=_arguments_help() + "\n\nexample: brs graph use_sim:=false mode:=teleop",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    _add_args(p)
+    fmt = p.add_mutually_exclusive_group()
+    fmt.add_argument("--json", action="store_true", help="machine-readable output")
+    fmt.add_argument("--commands", action="store_true",
+                     help="print equivalent `ros2 run` command lines")
+    p.set_defaults(func=_graph)
+
+
+def _graph(args) -> int:
+    nodes = graph.describe_from_arguments(parse_launch_arguments(args.arguments))
+    if args.json:
+        print(json.dumps([asdict(n) for n in nodes], indent=2))
+        return 0
+    if args.commands:
+        return _print_commands(nodes)
+    from rich.console import Console
+    from rich.table import Table
+
+    from brs.runner import format_value
+
+    table = Table(title=f"{len(nodes)} nodes", title_justify="left", show_lines=True)
+    remaps = any(n.remappings for n in nodes)
+    for column in ("node", "package/executable", "parameters") + (("remappings",) * remaps):
+        table.add_column(column, no_wrap=column != "remappings")
+    for n in nodes:
+        flags = [f for f, on in (("required", n.required), ("respawn", n.respawn)) if on]
+        row = [
+            n.name + "".join(f"\n[dim]{f}[/]" for f in flags), f"{n.package}/{n.executable}",
+            "\n".join(f"{k}:={format_value(v)}" for k, v in n.parameters.items()),
+        ]
+        if remaps:
+            row.append("\n".join(f"{a}:={b}" for a, b in n.remappings))
+        table.add_row(*row)
+    Console().print(table)
+    for n in nodes:
+        print(f"{n.name}: {n.description}")
+    return 0
+
+
+def _print_commands(nodes) -> int:
+    from brs.runner import command_line
+
+    for n in nodes:
+        print("ros2 run", n.package, shlex.join(command_line(n)))
+    if not nodes:
+        print("# the described graph is empty")
+    return 0
+
+
+# ---- main --------------------------------------------------------------------------------------
+
+SUBCOMMANDS = (_add_bringup, _add_demo, _add_graph)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="brs", description="BRS household-robot stack: bringup, demo and tools.",
+        epilog="`brs <command> --help` for each command's arguments.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="command")
+    for add in SUBCOMMANDS:
+        add(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    from brs.runner import RunnerError
+
+    try:
+        return args.func(args)
+    except (ValueError, RunnerError) as exc:
+        print(f"brs {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

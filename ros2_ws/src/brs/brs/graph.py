@@ -1,0 +1,231 @@
+"""The one description of the BRS node graph, shared by `brs bringup` and bringup.launch.py.
+
+`describe(use_sim, mode, **overrides)` returns the nodes to run: which packages and executables,
+under which names, with which parameters (from config/*.yaml, ROS 2 param-file format, merged
+with overrides) and remappings. The embedded runner (brs/runner.py) and the launch file
+(launch/bringup.launch.py) only translate this list; neither knows anything about the graph.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+MODES = ("idle", "teleop", "policy", "rl", "record", "demo")
+
+
+@dataclass(frozen=True)
+class LaunchArgument:
+    """A bringup argument (`name:=value`) exposed by both the CLI and the launch file."""
+
+    name: str
+    default: str
+    description: str
+    choices: tuple[str, ...] | None = None
+
+
+LAUNCH_ARGUMENTS: tuple[LaunchArgument, ...] = (
+    LaunchArgument(
+        "use_sim", "true",
+        "true: MuJoCo sim node stands in for drivers and cameras (use_sim_time); "
+        "false: real hardware drivers",
+        ("true", "false"),
+    ),
+    LaunchArgument(
+        "mode", "idle",
+        "which command sources and tools run on top of the hardware layer: "
+        "idle (hardware layer only), teleop (JoyLo), policy (WB-VIMA), rl (RL/planning agent), "
+        "record (teleop + episode recorder), demo (scripted sim demo with video and plot)",
+        MODES,
+    ),
+)
+
+
+@dataclass(frozen=True)
+class NodeDescription:
+    """One node of the graph, as `ros2 launch` would start it (launch_ros.actions.Node)."""
+
+    package: str
+    executable: str
+    name: str
+    parameters: dict[str, Any] = field(default_factory=dict)
+    remappings: tuple[tuple[str, str], ...] = ()
+    required: bool = False  # its exit ends the whole bringup (exit code 0 = finished)
+    respawn: bool = False  # restart it after respawn_delay seconds when it exits
+    respawn_delay: float = 1.0
+    stop_timeout: float = 5.0  # seconds between SIGINT and SIGTERM at shutdown
+    description: str = ""
+
+
+# ---- the graph: hardware layer (by use_sim), nodes of every mode, nodes per mode ---------------
+
+SIM = NodeDescription(
+    "brs_sim", "sim_node", "sim", required=True,
+    description="MuJoCo physics and cameras; serves the hardware-layer topics and /clock",
+)
+
+# The hardware layer: the sim, or the base/torso/arm/gripper drivers and camera drivers.
+HARDWARE_LAYER: dict[bool, tuple[NodeDescription, ...]] = {
+    True: (SIM,),
+    False: (),
+}
+
+# Nodes that run in every mode on top of the hardware layer (whole-body controller, perception).
+COMMON_NODES: tuple[NodeDescription, ...] = ()
+
+MODE_NODES: dict[str, tuple[NodeDescription, ...]] = {
+    "idle": (),
+    "teleop": (),
+    "policy": (),
+    "rl": (),
+    "record": (),
+    "demo": (
+        NodeDescription(
+            "brs", "demo_source", "demo_source", required=True,
+            description="scripted whole-body motion (~14 s); exits 0 when done",
+        ),
+        NodeDescription(
+            "brs", "demo_recorder", "demo_recorder", stop_timeout=20.0,
+            description="records head camera + joint tracking; writes mp4/png on shutdown",
+        ),
+    ),
+}
+
+
+# ---- parameters --------------------------------------------------------------------------------
+
+def default_config_dir() -> Path:
+    from brs_common.paths import config_dir
+
+    return config_dir("brs")
+
+
+def load_parameters(config_dir: Path | str | None = None) -> dict[str, dict[str, Any]]:
+    """Parameters per node name from every `*.yaml` in `config_dir` (ROS 2 param-file format).
+
+    Nested dictionaries under `ros__parameters` become dotted names, as in ROS.
+    """
+    directory = Path(config_dir) if config_dir is not None else default_config_dir()
+    params: dict[str, dict[str, Any]] = {}
+    owner: dict[str, Path] = {}
+    for path in sorted(directory.glob("*.yaml")):
+        content = yaml.safe_load(path.read_text()) or {}
+        if not isinstance(content, dict):
+            raise ValueError(f"{path}: expected a mapping of node names to {{ros__parameters: ...}}")
+        for node, body in content.items():
+            name = str(node).lstrip("/")
+            if not isinstance(body, dict) or set(body) != {"ros__parameters"}:
+                raise ValueError(f"{path}: node {node!r} must contain exactly 'ros__parameters'")
+            if name in owner:
+                raise ValueError(f"{path}: parameters of node {name!r} already come from {owner[name]}")
+            owner[name] = path
+            params[name] = _flatten(body["ros__parameters"] or {})
+    return params
+
+
+def _flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in tree.items():
+        if isinstance(value, Mapping):
+            flat.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def parse_bool(name: str, value: bool | str) -> bool:
+    """Launch-style booleans: true/false (also 1/0, yes/no, on/off), case-insensitive."""
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("true", "1", "yes", "on"):
+        return True
+    if text in ("false", "0", "no", "off"):
+        return False
+    raise ValueError(f"{name} must be true or false, got {value!r}")
+
+
+def _coerce(key: str, default: Any, value: Any) -> Any:
+    """Convert an override (a typed value, or a launch-argument string) to the default's ROS type."""
+    if isinstance(value, str) and not isinstance(default, str):
+        try:
+            value = yaml.safe_load(value)
+        except yaml.YAMLError as exc:
+            raise ValueError(f"{key}: cannot parse {value!r}: {exc}") from None
+    expected = type(default).__name__
+    if isinstance(default, bool):
+        ok = isinstance(value, bool)
+    elif isinstance(default, int):
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    elif isinstance(default, float):
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        value = float(value) if ok else value
+    elif isinstance(default, str):
+        ok = isinstance(value, str)
+    elif isinstance(default, list):
+        ok = isinstance(value, list)
+        if ok and default:
+            value = [_coerce(key, default[0], v) for v in value]
+        expected = f"list of {type(default[0]).__name__}" if default else "list"
+    else:
+        ok = False
+    if not ok:
+        raise ValueError(f"{key} expects a {expected} (default {default!r}), got {value!r}")
+    return value
+
+
+# ---- the description ---------------------------------------------------------------------------
+
+def describe(use_sim: bool | str = True, mode: str = "idle", **overrides: Any) -> list[NodeDescription]:
+    """The nodes to run for `use_sim` and `mode`, with config parameters merged with `overrides`.
+
+    An override `key=value` sets parameter `key` on every node of this graph that declares it in
+    config/*.yaml; string values are parsed like launch arguments (`"3.0"`, `"true"`, `"[1, 2]"`).
+    Raises ValueError for an unknown mode, an unknown parameter or a value of the wrong type.
+    """
+    use_sim = parse_bool("use_sim", use_sim)
+    if mode not in MODES:
+        raise ValueError(f"unknown mode {mode!r}; valid modes: {', '.join(MODES)}")
+    templates = HARDWARE_LAYER[use_sim] + COMMON_NODES + MODE_NODES[mode]
+    config = load_parameters()
+    nodes = []
+    for template in templates:
+        params = {**template.parameters, **config.get(template.name, {})}
+        params["use_sim_time"] = use_sim
+        nodes.append(replace(template, parameters=params))
+    names = [n.name for n in nodes]
+    if len(set(names)) != len(names):
+        raise ValueError(f"duplicate node names in the graph: {names}")
+
+    for key, value in overrides.items():
+        if key == "use_sim_time":
+            raise ValueError("use_sim_time follows use_sim; set use_sim:=true|false instead")
+        targets = [n for n in nodes if key in n.parameters]
+        if not targets:
+            known = sorted({k for n in nodes for k in n.parameters} - {"use_sim_time"})
+            raise ValueError(
+                f"unknown argument {key!r}: no node of this graph (use_sim={str(use_sim).lower()}, "
+                f"mode={mode}) has such a parameter; bringup arguments: "
+                f"{', '.join(a.name for a in LAUNCH_ARGUMENTS)}; parameters: "
+                f"{', '.join(known) or '(none)'}"
+            )
+        for node in targets:
+            node.parameters[key] = _coerce(f"{node.name}.{key}", node.parameters[key], value)
+    return nodes
+
+
+def describe_from_arguments(arguments: Mapping[str, str]) -> list[NodeDescription]:
+    """`describe` from launch-style string arguments: LAUNCH_ARGUMENTS (defaults filled in,
+    choices enforced as `ros2 launch` does), everything else is a parameter override."""
+    core = {a.name: a.default for a in LAUNCH_ARGUMENTS}
+    overrides = {}
+    for key, value in arguments.items():
+        (core if key in core else overrides)[key] = value
+    for a in LAUNCH_ARGUMENTS:
+        if a.choices and core[a.name] not in a.choices:
+            raise ValueError(f"unknown {a.name} {core[a.name]!r}; valid values: {', '.join(a.choices)}")
+    return describe(**core, **overrides)

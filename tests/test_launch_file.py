@@ -1,0 +1,139 @@
+"""bringup.launch.py against stand-in launch / launch_ros modules (not installable here).
+
+The stand-ins record their constructor arguments; the launch file must declare exactly
+brs.graph.LAUNCH_ARGUMENTS and its OpaqueFunction must produce exactly graph.describe(...).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+import types
+from pathlib import Path
+
+import pytest
+
+from brs import graph
+
+LAUNCH_FILE = Path(__file__).resolve().parents[1] / "ros2_ws/src/brs/launch/bringup.launch.py"
+
+
+class Recorded:
+    """Stand-in for a launch entity: keeps its constructor arguments."""
+
+    def __init__(self, *args, **kwargs):
+        self.args, self.kwargs = args, kwargs
+
+
+def _stand_in(name: str, **classes) -> types.ModuleType:
+    module = types.ModuleType(name)
+    for cls in classes:
+        setattr(module, cls, type(cls, (Recorded,), {}))
+    return module
+
+
+@pytest.fixture
+def launch_file(monkeypatch):
+    """The launch module, imported by path with stand-in launch APIs."""
+    modules = {
+        "launch": _stand_in("launch", LaunchDescription=1),
+        "launch.actions": _stand_in("launch.actions", DeclareLaunchArgument=1, OpaqueFunction=1,
+                                    Shutdown=1),
+        "launch.substitutions": _stand_in("launch.substitutions", LaunchConfiguration=1),
+        "launch_ros": _stand_in("launch_ros"),
+        "launch_ros.actions": _stand_in("launch_ros.actions", Node=1),
+    }
+    modules["launch"].actions = modules["launch.actions"]
+    modules["launch"].substitutions = modules["launch.substitutions"]
+    modules["launch_ros"].actions = modules["launch_ros.actions"]
+    for name, module in modules.items():
+        monkeypatch.setitem(sys.modules, name, module)
+    spec = importlib.util.spec_from_file_location("brs_bringup_launch", LAUNCH_FILE)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _launch(launch_file, **given):
+    """Run the description like `ros2 launch ... key:=value`: declared defaults, then the args."""
+    description = launch_file.generate_launch_description()
+    entities = description.args[0]
+    declared = [e for e in entities if type(e).__name__ == "DeclareLaunchArgument"]
+    opaque = [e for e in entities if type(e).__name__ == "OpaqueFunction"]
+    assert len(opaque) == 1 and len(declared) + 1 == len(entities)
+    configurations = {d.args[0]: d.kwargs["default_value"] for d in declared}
+    configurations.update(given)
+    context = types.SimpleNamespace(launch_configurations=configurations)
+    return declared, opaque[0].kwargs["function"](context)
+
+
+def test_declared_arguments_are_the_graphs(launch_file):
+    declared, _ = _launch(launch_file)
+    assert [(d.args[0], d.kwargs["default_value"], d.kwargs["description"], d.kwargs["choices"])
+            for d in declared] == [
+        (a.name, a.default, a.description, list(a.choices) if a.choices else None)
+        for a in graph.LAUNCH_ARGUMENTS
+    ]
+
+
+@pytest.mark.parametrize("given, expected", [
+    ({}, {}),
+    ({"mode": "demo"}, {"mode": "demo"}),
+    ({"use_sim": "true", "mode": "demo", "speed_factor": "3.0", "cameras_enabled": "false"},
+     {"mode": "demo", "speed_factor": 3.0, "cameras_enabled": False}),
+    ({"use_sim": "false", "mode": "idle"}, {"use_sim": False}),
+    ({"use_sim": "false", "mode": "demo"}, {"use_sim": False, "mode": "demo"}),
+    ({"use_sim": "true", "mode": "teleop", "seed": "4", "scene": "123"},
+     {"mode": "teleop", "seed": 4, "scene": "123"}),
+])
+def test_nodes_are_exactly_the_description(launch_file, given, expected):
+    _, nodes = _launch(launch_file, **given)
+    described = graph.describe(**expected)
+    assert len(nodes) == len(described)
+    for node, d in zip(nodes, described):
+        assert type(node).__name__ == "Node" and not node.args
+        kw = node.kwargs
+        assert (kw["package"], kw["executable"], kw["name"]) == (d.package, d.executable, d.name)
+        assert kw["parameters"] == [d.parameters]
+        assert kw["remappings"] == list(d.remappings)
+        assert kw["output"] == "screen"
+        assert (kw["respawn"], kw["respawn_delay"]) == (d.respawn, d.respawn_delay)
+        assert float(kw["sigterm_timeout"]) == d.stop_timeout
+        if d.required:
+            assert type(kw["on_exit"]).__name__ == "Shutdown"
+        else:
+            assert kw["on_exit"] is None
+        assert d.parameters["use_sim_time"] == graph.parse_bool("use_sim", given.get("use_sim", "true"))
+
+
+def test_sim_and_demo_nodes_by_mode(launch_file):
+    assert [n.kwargs["name"] for n in _launch(launch_file, mode="demo")[1]] == [
+        "sim", "demo_source", "demo_recorder"]
+    sim = _launch(launch_file, speed_factor="2.5")[1][0].kwargs
+    assert sim["parameters"][0]["speed_factor"] == 2.5
+    assert sim["parameters"][0]["camera_rate_hz"] == 10.0
+    assert _launch(launch_file, use_sim="false")[1] == []
+
+
+def test_bad_mode_is_a_clear_error(launch_file):
+    with pytest.raises(ValueError, match="unknown mode 'dance'; valid values: idle, teleop, policy"):
+        _launch(launch_file, mode="dance")
+
+
+def test_unknown_override_is_a_clear_error(launch_file):
+    with pytest.raises(ValueError, match="unknown argument 'sped_factor'.*speed_factor"):
+        _launch(launch_file, sped_factor="2.0")
+    with pytest.raises(ValueError, match="sim.speed_factor expects a float"):
+        _launch(launch_file, speed_factor="fast")
+    with pytest.raises(ValueError, match="unknown use_sim 'maybe'; valid values: true, false"):
+        _launch(launch_file, use_sim="maybe")
+    with pytest.raises(ValueError, match="use_sim_time follows use_sim"):
+        _launch(launch_file, use_sim_time="true")
+
+
+def test_describe_validates_directly():
+    with pytest.raises(ValueError, match="unknown mode 'dance'; valid modes: idle, teleop, policy, rl, record, demo"):
+        graph.describe(mode="dance")
+    assert graph.describe(use_sim=False, mode="idle") == []
+    sim = graph.describe(speed_factor=0)[0]
+    assert sim.parameters["speed_factor"] == 0.0 and isinstance(sim.parameters["speed_factor"], float)

@@ -1,0 +1,314 @@
+"""The embedded runner with real OS processes: clean shutdown, no orphans, required/crash codes.
+
+The graph is injected into the runner (a driver script builds `Runner(nodes)` from JSON) and its
+nodes are a tiny real rclpy test node whose behaviour is chosen by a parameter.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import io
+import json
+import os
+import signal
+import subprocess
+import sys
+from dataclasses import asdict
+from pathlib import Path
+
+import psutil
+import pytest
+from rosutil import BIN, wait_for
+
+from brs import cli
+from brs.graph import NodeDescription
+from brs.runner import Runner, RunnerError, command_line
+
+FAKE_NODE = """#!{python}
+import json, os, signal, subprocess, sys
+from pathlib import Path
+import rclpy
+from rclpy.executors import ExternalShutdownException
+from rclpy.node import Node
+
+rclpy.init(args=sys.argv)
+node = Node("fake", automatically_declare_parameters_from_overrides=True)
+names = node.list_parameters([], 0).names
+params = {{n: node.get_parameter(n).value for n in names}}
+params = {{k: list(v) if not isinstance(v, (bool, int, float, str)) else v for k, v in params.items()}}
+behaviour = params.get("behaviour", "spin")
+reports = Path(os.environ["FAKE_REPORT_DIR"])
+name = node.get_name()
+runs = reports / f"{{name}}.runs"
+run = len(runs.read_text()) if runs.exists() else 0
+runs.write_text("x" * (run + 1))
+report = {{"name": name, "pid": os.getpid(), "run": run, "params": params,
+          "chatter": node.resolve_topic_name("chatter")}}
+if behaviour == "stubborn":
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+if behaviour == "helper":
+    report["helper"] = subprocess.Popen(["sleep", "1000"]).pid
+tmp = reports / f"{{name}}.tmp"
+tmp.write_text(json.dumps(report))
+tmp.rename(reports / f"{{name}}.json")
+
+def tick():
+    if behaviour == "exit" and (reports / "go").exists():
+        sys.exit(params.get("exit_code", 0))
+    if behaviour == "crash_once" and run == 0:
+        sys.exit(3)
+
+node.create_timer(0.02, tick)
+if behaviour == "stubborn":
+    while True:
+        rclpy.spin_once(node, timeout_sec=0.1)
+try:
+    rclpy.spin(node)
+except (KeyboardInterrupt, ExternalShutdownException):
+    pass
+rclpy.try_shutdown()
+"""
+
+DRIVER = """
+import json, sys
+from brs.graph import NodeDescription
+from brs.runner import Runner
+spec = json.loads(open(sys.argv[1]).read())
+nodes = [NodeDescription(**{**n, "remappings": tuple(map(tuple, n["remappings"]))})
+         for n in spec["nodes"]]
+sys.exit(Runner(nodes, **spec["options"]).run())
+"""
+
+
+def fake(name: str, behaviour: str = "spin", **kwargs) -> NodeDescription:
+    params = {"behaviour": behaviour, **kwargs.pop("parameters", {})}
+    return NodeDescription("brs_test", "brs_fake_node", name, parameters=params, **kwargs)
+
+
+class Bringup:
+    """A runner subprocess over an injected graph, plus helpers to watch it."""
+
+    def __init__(self, tmp: Path, nodes: list[NodeDescription], **options):
+        self.tmp, self.nodes = tmp, nodes
+        self.reports = tmp / "reports"
+        self.reports.mkdir()
+        bindir = tmp / "bin"
+        bindir.mkdir()
+        exe = bindir / "brs_fake_node"
+        exe.write_text(FAKE_NODE.format(python=sys.executable))
+        exe.chmod(0o755)
+        spec = tmp / "graph.json"
+        options = {"log_dir": str(tmp / "logs"), "live": False, "kill_timeout": 1.0, **options}
+        spec.write_text(json.dumps({"nodes": [asdict(n) for n in nodes], "options": options}))
+        (tmp / "driver.py").write_text(DRIVER)
+        env = {**os.environ, "FAKE_REPORT_DIR": str(self.reports),
+               "PATH": f"{bindir}{os.pathsep}{os.environ['PATH']}"}
+        self.output = tmp / "runner.out"
+        with open(self.output, "wb") as out:
+            self.proc = subprocess.Popen([sys.executable, str(tmp / "driver.py"), str(spec)],
+                                         env=env, stdout=out, stderr=subprocess.STDOUT)
+
+    def report(self, name: str) -> dict | None:
+        path = self.reports / f"{name}.json"
+        return json.loads(path.read_text()) if path.exists() else None
+
+    def wait_up(self, timeout: float = 30.0) -> list[psutil.Process]:
+        """Wait until every node reported; return the runner's whole process tree below it."""
+        wait_for(lambda: all(self.report(n.name) for n in self.nodes) or self.proc.poll() is not None,
+                 timeout, message="all nodes up")
+        assert self.proc.poll() is None, self.text()
+        return psutil.Process(self.proc.pid).children(recursive=True)
+
+    def wait_exit(self, timeout: float = 15.0) -> int:
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            raise AssertionError(f"runner did not exit in {timeout} s:\n{self.text()}") from None
+
+    def text(self) -> str:
+        return self.output.read_text(errors="replace")
+
+
+def _gone(proc: psutil.Process) -> bool:
+    try:
+        return not proc.is_running() or proc.status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+
+
+def assert_all_gone(procs: list[psutil.Process], timeout: float = 10.0) -> None:
+    wait_for(lambda: all(_gone(p) for p in procs), timeout,
+             message=f"processes {[p.pid for p in procs if not _gone(p)]} to exit")
+
+
+@pytest.fixture
+def bringup(tmp_path, ros_domain):
+    started = []
+
+    def start(nodes, **options):
+        b = Bringup(tmp_path, nodes, **options)
+        started.append(b)
+        return b
+
+    yield start
+    for b in started:
+        if b.proc.poll() is None:
+            b.proc.kill()
+            b.proc.wait()
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_signal_stops_every_node_and_leaves_no_orphans(bringup, signum):
+    b = bringup([fake("a"), fake("b"), fake("c", "helper")])
+    tree = b.wait_up()
+    helper = psutil.Process(b.report("c")["helper"])
+    assert {p.pid for p in tree} >= {b.report(n)["pid"] for n in "abc"} | {helper.pid}
+    b.proc.send_signal(signum)
+    assert b.wait_exit() == 0, b.text()
+    assert_all_gone(tree + [helper])
+    for name in "abc":
+        assert f"[brs] {name} stopped (exit code 0)" in b.text()
+
+
+def test_node_ignoring_sigint_and_sigterm_is_killed(bringup):
+    b = bringup([fake("calm"), fake("stubborn", "stubborn", stop_timeout=1.0)])
+    tree = b.wait_up()
+    b.proc.send_signal(signal.SIGINT)
+    assert b.wait_exit() == 0, b.text()
+    assert_all_gone(tree)
+    text = b.text()
+    assert "stubborn ignored SIGINT" in text and "stubborn ignored SIGTERM: SIGKILL" in text
+
+
+def test_required_node_exit_zero_shuts_everything_down(bringup):
+    b = bringup([fake("worker"), fake("source", "exit", required=True)])
+    tree = b.wait_up()
+    (b.reports / "go").touch()
+    assert b.wait_exit() == 0, b.text()
+    assert_all_gone(tree)
+    text = b.text()
+    assert "required node source finished: shutting down" in text
+    assert "[brs] worker stopped (exit code 0)" in text
+
+
+def test_required_node_crash_gives_its_exit_code(bringup):
+    b = bringup([fake("worker"), fake("source", "exit", required=True, parameters={"exit_code": 7})])
+    tree = b.wait_up()
+    (b.reports / "go").touch()
+    assert b.wait_exit() == 7, b.text()
+    assert_all_gone(tree)
+    assert "source crashed (exit code 7)" in b.text()
+
+
+def test_crashing_node_makes_exit_code_nonzero_while_others_keep_running(bringup):
+    b = bringup([fake("worker"), fake("flaky", "exit", parameters={"exit_code": 5})])
+    tree = b.wait_up()
+    (b.reports / "go").touch()
+    wait_for(lambda: "flaky crashed (exit code 5)" in b.text(), 15, message="crash reported")
+    worker = psutil.Process(b.report("worker")["pid"])
+    assert not _gone(worker) and b.proc.poll() is None
+    b.proc.send_signal(signal.SIGINT)
+    assert b.wait_exit() == 5, b.text()
+    assert_all_gone(tree)
+
+
+def test_respawn_restarts_a_crashed_node(bringup):
+    b = bringup([fake("phoenix", "crash_once", respawn=True, respawn_delay=0.1)])
+    b.wait_up()
+    wait_for(lambda: b.report("phoenix")["run"] == 1, 20, message="the respawned node's report")
+    second = psutil.Process(b.report("phoenix")["pid"])
+    b.proc.send_signal(signal.SIGINT)
+    assert b.wait_exit() == 3, b.text()  # the crash still counts
+    assert_all_gone([second])
+    assert "restarting phoenix" in b.text()
+
+
+def test_runner_killed_with_sigkill_takes_its_nodes_along(bringup):
+    b = bringup([fake("a"), fake("b", "stubborn")])
+    tree = b.wait_up()
+    b.proc.kill()
+    b.proc.wait()
+    assert_all_gone(tree)
+
+
+def test_parameters_and_remappings_reach_the_node(bringup):
+    params = {"flag": True, "count": 3, "gain": 2.5, "tiny": 1e-5, "label": "123",
+              "quoted": "it's \"x\"", "words": ["a", "b"], "values": [1.0, 2.0]}
+    b = bringup([fake("typed", parameters=params, remappings=(("chatter", "/remapped/chatter"),))])
+    b.wait_up()
+    report = b.report("typed")
+    assert report["name"] == "typed"
+    assert {k: report["params"][k] for k in params} == params
+    assert report["chatter"] == "/remapped/chatter"
+    b.proc.send_signal(signal.SIGINT)
+    assert b.wait_exit() == 0, b.text()
+    assert (b.tmp / "logs" / "typed.log").exists()
+
+
+def test_live_status_table_and_missing_executable(tmp_path, ros_domain, monkeypatch):
+    missing = NodeDescription("nopkg", "brs_no_such_executable", "ghost")
+    with pytest.raises(RunnerError, match="brs_no_such_executable"):
+        Runner([missing]).run()
+    # A one-node graph whose required node exits at once, shown with the live table.
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    (tmp_path / "go").touch()
+    exe = bindir / "brs_fake_node"
+    exe.write_text(FAKE_NODE.format(python=sys.executable))
+    exe.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bindir}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setenv("FAKE_REPORT_DIR", str(tmp_path))
+    out = io.StringIO()
+    rc = Runner([fake("once", "exit", required=True)], live=True, out=out).run()
+    assert rc == 0
+    assert "brs bringup" in out.getvalue() and "exited(0)" in out.getvalue()
+
+
+def test_command_line_is_ros_args():
+    node = NodeDescription("p", "exe", "n", parameters={"s": "x", "b": False, "f": 1.0},
+                           remappings=(("a", "/b"),))
+    assert command_line(node, "/bin/exe") == [
+        "/bin/exe", "--ros-args", "-r", "__node:=n", "-p", 's:="x"', "-p", "b:=false",
+        "-p", "f:=1.0", "-r", "a:=/b",
+    ]
+
+
+def test_cli_errors_are_clear(capsys):
+    assert cli.main(["graph", "mode:=dance"]) == 2
+    assert "valid values: idle, teleop, policy, rl, record, demo" in capsys.readouterr().err
+    assert cli.main(["bringup", "--dry-run", "no_such_param:=1"]) == 2
+    assert "unknown argument 'no_such_param'" in capsys.readouterr().err
+    assert cli.main(["bringup", "use_sim"]) == 2
+    assert "expected key:=value" in capsys.readouterr().err
+    assert cli.main(["bringup", "use_sim:=false", "--log-dir", "/nonexistent/x"]) == 0
+    assert "graph is empty" in capsys.readouterr().out
+    assert cli.main(["graph", "--json", "mode:=demo", "speed_factor:=2"]) == 0
+    described = json.loads(capsys.readouterr().out)
+    assert [n["name"] for n in described] == ["sim", "demo_source", "demo_recorder"]
+    assert described[0]["parameters"]["speed_factor"] == 2.0
+
+
+@pytest.mark.skipif(importlib.util.find_spec("brs_sim.sim_node") is None,
+                    reason="the sim node is not installed yet")
+def test_brs_bringup_sim_idle_starts_and_stops_cleanly(ros, tmp_path):
+    from rosgraph_msgs.msg import Clock
+    from rclpy.qos import QoSProfile
+
+    ros.record("/clock", Clock, QoSProfile(depth=10))
+    with open(tmp_path / "out", "wb") as out:
+        proc = subprocess.Popen(
+            [str(BIN / "brs"), "bringup", "use_sim:=true", "mode:=idle", "cameras_enabled:=false",
+             "--no-status", "--log-dir", str(tmp_path / "logs")],
+            stdout=out, stderr=subprocess.STDOUT)
+    try:
+        wait_for(lambda: ros.count("/clock") > 0 or proc.poll() is not None, 60, message="/clock")
+        assert proc.poll() is None, (tmp_path / "out").read_text()
+        tree = psutil.Process(proc.pid).children(recursive=True)
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(20) == 0, (tmp_path / "out").read_text()
+        assert_all_gone(tree)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
