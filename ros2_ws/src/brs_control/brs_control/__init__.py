@@ -1,0 +1,1 @@
+"""brs_control: whole-body controller, safety, base kinematics, drivers and device emulators."""
