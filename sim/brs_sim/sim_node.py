@@ -87,6 +87,9 @@ class SimNode(Node):
                    for s in ("depth", "color", "depth_info", "color_info")}
             for name in spec.CAMERAS
         } if self.renderer else {}
+        self._joint_state_msg = JointState(name=list(spec.STATE_JOINTS))
+        self._odom_msg = Odometry(child_frame_id=spec.FRAMES["base"])
+        self._odom_msg.header.frame_id = spec.FRAMES["odom"]
         self.create_service(Trigger, "~/reset", self._on_reset)
         self.create_service(SetBool, "~/pause", self._on_pause)
         self.create_service(Trigger, "~/step", self._on_step)
@@ -182,20 +185,16 @@ class SimNode(Node):
             self._publish_cameras(stamp)
 
     def _publish_state(self, stamp):
+        # Messages are built once and refilled: constructing an Odometry costs more than publishing it.
         pos, vel, effort = self.sim.joint_state()
-        msg = JointState()
-        msg.header.stamp = stamp
-        msg.name = list(spec.STATE_JOINTS)
-        msg.position = pos.tolist()
-        msg.velocity = vel.tolist()
-        msg.effort = effort.tolist()
-        self.pub_joints.publish(msg)
+        js = self._joint_state_msg
+        js.header.stamp = stamp
+        js.position, js.velocity, js.effort = pos.tolist(), vel.tolist(), effort.tolist()
+        self.pub_joints.publish(js)
         x, y, yaw = self.sim.base_pose()
         vx, vy, wz = self.sim.base_twist()
-        odom = Odometry()
+        odom = self._odom_msg
         odom.header.stamp = stamp
-        odom.header.frame_id = spec.FRAMES["odom"]
-        odom.child_frame_id = spec.FRAMES["base"]
         odom.pose.pose.position.x, odom.pose.pose.position.y = float(x), float(y)
         odom.pose.pose.orientation.z = math.sin(yaw / 2)
         odom.pose.pose.orientation.w = math.cos(yaw / 2)
