@@ -23,6 +23,7 @@ from sensor_msgs.msg import Image, JointState
 from std_msgs.msg import Float64MultiArray
 
 from brs_common import qos, topics
+from brs_common.dds import configure_dds
 from brs_common import robot_spec as spec
 from brs_common.convert import image_to_numpy
 from brs_common.diagnostics import DiagnosticsReporter
@@ -204,7 +205,7 @@ class DemoRecorder(Node):
 
 
 def main(args=None) -> int:
-    import faulthandler, sys; faulthandler.register(signal.SIGUSR1, file=sys.stderr, all_threads=True)
+    configure_dds()
     rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
     stop = []
     for sig in (signal.SIGINT, signal.SIGTERM):

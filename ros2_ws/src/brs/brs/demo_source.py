@@ -29,6 +29,7 @@ from sensor_msgs.msg import JointState
 from std_msgs.msg import Float64MultiArray
 
 from brs_common import qos, topics
+from brs_common.dds import configure_dds
 from brs_common import robot_spec as spec
 from brs_common.convert import make_float64_array
 
@@ -189,6 +190,7 @@ class DemoSource(Node):
 
 
 def main(args=None) -> int:
+    configure_dds()
     rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
     stop = []
     for sig in (signal.SIGINT, signal.SIGTERM):

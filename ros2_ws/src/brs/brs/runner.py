@@ -31,6 +31,7 @@ from typing import IO, Any
 import psutil
 
 from brs.graph import NodeDescription
+from brs_common.dds import configure_dds
 
 _PR_SET_PDEATHSIG = 1
 _LIBC = ctypes.CDLL(None, use_errno=True) if sys.platform.startswith("linux") else None
@@ -145,6 +146,7 @@ class Runner:
         self.out = out or sys.stdout
         self.live = self.out.isatty() if live is None else live
         self.kill_timeout = kill_timeout
+        configure_dds()  # the graph's DDS defaults reach every node, the user's exports win
         self.env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
         self.procs: list[_Proc] = []
         self._signals: list[int] = []
