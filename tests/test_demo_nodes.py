@@ -79,8 +79,10 @@ def _frame(k: int, h=120, w=160) -> np.ndarray:
     """A moving colour bar, so frames differ."""
     img = np.zeros((h, w, 3), np.uint8)
     img[:, :, 2] = 40
-    x = (8 * k) % (w - 20)
+    x = (8 * (k % 17)) % (w - 20)
+    y = (6 * (k // 17)) % (h - 20)  # a second bar, so frames stay distinct for ~270 frames
     img[:, x:x + 20] = (230, 60, 10)
+    img[y:y + 10, :] = (20, 200, 20)
     return img
 
 
