@@ -20,6 +20,20 @@ SIM_RESET = f"/{SIM_NODE}/reset"  # std_srvs/Trigger, reseeds from the `seed` pa
 SIM_PAUSE = f"/{SIM_NODE}/pause"  # std_srvs/SetBool
 SIM_STEP = f"/{SIM_NODE}/step"  # std_srvs/Trigger, one control period while paused
 
+# Whole-body controller (brs_control/whole_body_controller, docs/controller.md).
+WHOLE_BODY_CONTROLLER_NODE = "whole_body_controller"
+ESTOP = "/whole_body/estop"  # std_msgs/Bool; True latches the e-stop (False does nothing)
+ESTOP_RESET = f"/{WHOLE_BODY_CONTROLLER_NODE}/reset_estop"  # std_srvs/Trigger, clears the latch
+# sensor_msgs/JointState of what the controller commanded each tick (action joints; base in velocity)
+CONTROLLER_STATE = f"/{WHOLE_BODY_CONTROLLER_NODE}/commanded"
+
+
+def set_source_service(source: str) -> str:
+    """std_srvs/Trigger that makes `source` the controller's active command source."""
+    if source not in COMMAND_SOURCES:
+        raise ValueError(f"unknown command source {source!r}; expected one of {COMMAND_SOURCES}")
+    return f"/{WHOLE_BODY_CONTROLLER_NODE}/set_source/{source}"
+
 
 def whole_body_command(source: str) -> str:
     """JointTrajectory command topic of a command source (teleop, policy, rl, ...)."""
