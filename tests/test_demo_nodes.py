@@ -15,6 +15,7 @@ from rosgraph_msgs.msg import Clock
 from rosutil import wait_for
 from sensor_msgs.msg import Image, JointState
 from std_msgs.msg import Float64MultiArray
+from trajectory_msgs.msg import JointTrajectory
 
 from brs.demo_source import DEMO_DURATION, demo_targets
 from brs_common import convert as cv
@@ -187,12 +188,13 @@ def test_recorder_stops_at_max_duration_and_crops_odd_size(ros, tmp_path):
 
 
 def test_demo_source_runs_script_on_sim_time_and_exits(ros):
-    """demo_source waits for /joint_states, follows /clock, stops the base and exits 0."""
-    ros.record(topics.CMD_VEL, TwistStamped, qos.COMMAND, keep=100000)
-    ros.record(topics.controller_command("left_arm"), Float64MultiArray, qos.COMMAND, keep=100000)
+    """demo_source waits for /joint_states, streams whole-body commands on sim time, stops the
+    base and exits 0."""
+    command = topics.whole_body_command("demo")
+    ros.record(command, JointTrajectory, qos.COMMAND, keep=100000)
     proc = ros.spawn("demo_source", {"use_sim_time": True})
     wait_for(lambda: ros.node.count_subscribers(topics.JOINT_STATES) > 0
-             and ros.node.count_publishers(topics.CMD_VEL) > 0, 15.0,
+             and ros.node.count_publishers(command) > 0, 15.0,
              message="demo_source subscriptions and publishers")
     clock_pub = ros.node.create_publisher(Clock, topics.CLOCK, qos.CLOCK)
     js_pub = ros.node.create_publisher(JointState, topics.JOINT_STATES, qos.STATE)
@@ -208,7 +210,7 @@ def test_demo_source_runs_script_on_sim_time_and_exits(ros):
     timer = ros.node.create_timer(0.01, tick)
     try:
         wait_for(lambda: sim["t"] > 1001.0, 10.0, message="1 s of sim time")
-        assert ros.count(topics.CMD_VEL) == 0, "must not command before /joint_states"
+        assert ros.count(command) == 0, "must not command before /joint_states"
         sim["joint_states"] = True
         t_start = sim["t"]
         rc = wait_for(lambda: proc.proc.poll() is not None and [proc.proc.returncode], 30.0,
@@ -218,15 +220,18 @@ def test_demo_source_runs_script_on_sim_time_and_exits(ros):
         ros.node.destroy_timer(timer)
     assert rc == 0
     assert t_end - t_start >= DEMO_DURATION, "script must run on sim time"
-    twists = list(ros.messages[topics.CMD_VEL])
-    assert len(twists) >= 0.5 * DEMO_DURATION / 0.05
-    assert all(cv.stamp_to_sec(m.header.stamp) > 1000.0 for m in twists), "stamps use sim time"
-    last = twists[-1]
-    assert (last.twist.linear.x, last.twist.linear.y, last.twist.angular.z) == (0.0, 0.0, 0.0)
-    assert last.header.frame_id == spec.FRAMES["base"]
-    assert 0.2 < max(m.twist.linear.x for m in twists) <= spec.MAX_VELOCITY[0]
-    arm = np.array([m.data for m in ros.messages[topics.controller_command("left_arm")]])
-    assert arm.shape[1] == len(spec.GROUPS["left_arm"].joints) and np.ptp(arm[:, 0]) > 0.5
+    msgs = list(ros.messages[command])
+    assert len(msgs) >= 0.5 * DEMO_DURATION / 0.05
+    assert all(cv.stamp_to_sec(m.header.stamp) > 1000.0 for m in msgs), "stamps use sim time"
+    full = [cv.trajectory_to_arrays(m) for m in msgs if len(m.joint_names) == spec.ACTION_DIM]
+    assert all(names == list(spec.ACTION_JOINTS) for names, *_ in full)
+    positions = np.concatenate([p for _, p, _, _ in full])
+    velocities = np.concatenate([v for _, _, v, _ in full])
+    base = spec.group_slice("base")
+    assert 0.2 < velocities[:, base][:, 0].max() <= spec.MAX_VELOCITY[0]  # drives forward
+    assert np.ptp(positions[:, spec.group_slice("left_arm")][:, 0]) > 0.5  # the arm moves
+    names, _, last_v, _ = cv.trajectory_to_arrays(msgs[-1])
+    assert names == list(spec.BASE_JOINTS) and not last_v.any()  # ends with the base stopped
 
 
 def test_recorder_video_survives_sigkill(ros, tmp_path):

@@ -108,11 +108,20 @@ def test_nodes_are_exactly_the_description(launch_file, given, expected):
 
 def test_sim_and_demo_nodes_by_mode(launch_file):
     assert [n.kwargs["name"] for n in _launch(launch_file, mode="demo")[1]] == [
-        "sim", "demo_source", "demo_recorder"]
+        "sim", "whole_body_controller", "demo_source", "demo_recorder"]
     sim = _launch(launch_file, speed_factor="2.5")[1][0].kwargs
     assert sim["parameters"][0]["speed_factor"] == 2.5
     assert sim["parameters"][0]["camera_rate_hz"] == 10.0
-    assert _launch(launch_file, use_sim="false")[1] == []
+    real = _launch(launch_file, use_sim="false", **{"torso_driver.port": "/tmp/x"})[1]
+    assert [n.kwargs["name"] for n in real] == [
+        "torso_driver", "left_arm_driver", "right_arm_driver", "wheel_driver", "joint_state_merger",
+        "whole_body_controller"]
+    ports = {n.kwargs["name"]: n.kwargs["parameters"][0].get("port") for n in real}
+    assert ports["torso_driver"] == "/tmp/x" and ports["left_arm_driver"] == "/dev/brs_left_arm"
+    assert all(n.kwargs["parameters"][0]["use_sim_time"] is False for n in real)
+    controller = {m: _launch(launch_file, mode=m)[1][1].kwargs["parameters"][0]["active_source"]
+                  for m in ("idle", "policy", "rl", "demo")}
+    assert controller == {"idle": "teleop", "policy": "policy", "rl": "rl", "demo": "demo"}
 
 
 def test_bad_mode_is_a_clear_error(launch_file):
@@ -134,6 +143,8 @@ def test_unknown_override_is_a_clear_error(launch_file):
 def test_describe_validates_directly():
     with pytest.raises(ValueError, match="unknown mode 'dance'; valid modes: idle, teleop, policy, rl, record, demo"):
         graph.describe(mode="dance")
-    assert graph.describe(use_sim=False, mode="idle") == []
+    assert "sim" not in [n.name for n in graph.describe(use_sim=False, mode="idle")]
+    with pytest.raises(ValueError, match="unknown argument 'torso_driver.nope'"):
+        graph.describe(use_sim=False, **{"torso_driver.nope": "1"})
     sim = graph.describe(speed_factor=0)[0]
     assert sim.parameters["speed_factor"] == 0.0 and isinstance(sim.parameters["speed_factor"], float)

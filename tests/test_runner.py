@@ -282,11 +282,14 @@ def test_cli_errors_are_clear(capsys):
     assert "unknown argument 'no_such_param'" in capsys.readouterr().err
     assert cli.main(["bringup", "use_sim"]) == 2
     assert "expected key:=value" in capsys.readouterr().err
-    assert cli.main(["bringup", "use_sim:=false", "--log-dir", "/nonexistent/x"]) == 0
-    assert "graph is empty" in capsys.readouterr().out
+    assert cli.main(["bringup", "--dry-run", "use_sim:=false", "torso_driver.port:=/tmp/t"]) == 0
+    dry = capsys.readouterr().out
+    assert "__node:=torso_driver" in dry and "port:=\"/tmp/t\"" in dry and "__node:=wheel_driver" in dry
+    assert cli.main(["bringup", "--dry-run", "use_sim"]) == 2
+    assert "expected key:=value" in capsys.readouterr().err
     assert cli.main(["graph", "--json", "mode:=demo", "speed_factor:=2"]) == 0
     described = json.loads(capsys.readouterr().out)
-    assert [n["name"] for n in described] == ["sim", "demo_source", "demo_recorder"]
+    assert [n["name"] for n in described] == ["sim", "whole_body_controller", "demo_source", "demo_recorder"]
     assert described[0]["parameters"]["speed_factor"] == 2.0
 
 

@@ -10,7 +10,7 @@ setup(
         ("share/ament_index/resource_index/packages", [f"resource/{package_name}"]),
         (f"share/{package_name}", ["package.xml"]),
     ],
-    install_requires=["setuptools", "brs_common", "numpy", "pyserial", "dynamixel-sdk", "pyyaml"],
+    install_requires=["setuptools", "brs_common", "numpy", "pyserial", "dynamixel-sdk", "pyyaml", "psutil"],
     zip_safe=True,
     maintainer="BRS developers",
     maintainer_email="dev@brs.local",

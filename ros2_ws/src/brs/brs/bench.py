@@ -19,6 +19,8 @@ from pathlib import Path
 # module -> what it measures; later issues add their modules here.
 BENCHMARK_MODULES = {
     "brs_sim.bench": "sim real-time factor with and without cameras",
+    "brs_control.bench_dynamixel": "Dynamixel sync read + sync write cycle on the emulated bus",
+    "brs_control.bench_controller": "whole-body controller: command-to-bus latency and CPU",
 }
 
 

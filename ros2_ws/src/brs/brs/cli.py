@@ -180,7 +180,25 @@ def _print_commands(nodes) -> int:
 
 # ---- main --------------------------------------------------------------------------------------
 
-SUBCOMMANDS = (_add_bringup, _add_demo, _add_graph)
+def _add_emulate(sub) -> None:
+    p = sub.add_parser(
+        "emulate", help="run the robot's serial devices as emulators on pseudo-terminals",
+        description="Start protocol-level emulators of the three Dynamixel chains and the two ODrive "
+                    "wheel boards on ptys, and print the `brs bringup use_sim:=false ...` command "
+                    "that points the real-mode graph at them. Ctrl-C stops them.",
+    )
+    p.add_argument("--dir", type=Path, default=Path("/tmp/brs_emulated"),
+                   help="folder for the pty symlinks (default /tmp/brs_emulated)")
+    p.set_defaults(func=_emulate)
+
+
+def _emulate(args) -> int:
+    from brs import emulate
+
+    return emulate.main(args.dir)
+
+
+SUBCOMMANDS = (_add_bringup, _add_demo, _add_graph, _add_emulate)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -196,7 +214,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    # key:=value arguments may also follow options (argparse stops collecting them at the first one)
+    if extra and (not hasattr(args, "arguments") or any(":=" not in x for x in extra)):
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    if extra:
+        args.arguments = [*args.arguments, *extra]
     from brs.runner import RunnerError
 
     try:

@@ -2,9 +2,9 @@
 yaws, the left arm waves, the right arm reaches, the grippers close and open.
 
 The motion is the pure function `demo_targets(t)` (21-D, spec action order, base entries are
-velocities, the rest positions built from min-jerk moves and sin^2 velocity pulses). Publishing
-is separate (`GroupCommandPublisher`: per-controller Float64MultiArray + cmd_vel) so the node
-can later send one JointTrajectory on topics.whole_body_command('demo') instead.
+velocities, the rest positions built from min-jerk moves and sin^2 velocity pulses). It streams
+them as JointTrajectory commands on topics.whole_body_command('demo') through the whole-body
+controller, exactly like a teleop source would.
 
 Node `demo_source`, parameters: duration_scale (float, 1.0; >1 slower, <1 refused as it would
 break joint limits), rate_hz (float, 50).
@@ -20,18 +20,17 @@ import signal
 
 import numpy as np
 import rclpy
-from geometry_msgs.msg import TwistStamped
 from rclpy.duration import Duration
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.signals import SignalHandlerOptions
 from sensor_msgs.msg import JointState
-from std_msgs.msg import Float64MultiArray
+from trajectory_msgs.msg import JointTrajectory
 
 from brs_common import qos, topics
 from brs_common.dds import configure_dds
 from brs_common import robot_spec as spec
-from brs_common.convert import make_float64_array
+from brs_common.convert import make_trajectory
 
 DEMO_DURATION = 14.0  # s at duration_scale 1
 START_BLEND = 2.0  # s, from the measured pose into the script
@@ -104,31 +103,31 @@ def demo_targets(t: float, duration_scale: float = 1.0) -> np.ndarray:
     return out
 
 
-class GroupCommandPublisher:
-    """Sends a 21-D target as per-controller Float64MultiArray commands plus base cmd_vel."""
+class WholeBodyCommandPublisher:
+    """Streams 21-D targets as one-point JointTrajectory commands to the whole-body controller.
 
-    def __init__(self, node: Node):
+    Positions carry the joint targets, velocities the base twist (the controller's convention);
+    time_from_start is the send period so the controller follows the stream without lag.
+    """
+
+    def __init__(self, node: Node, period: float):
         self.node = node
-        self.groups = {g: node.create_publisher(Float64MultiArray, topics.controller_command(g),
-                                                qos.COMMAND) for g in spec.POSITION_GROUPS}
-        self.cmd_vel = node.create_publisher(TwistStamped, topics.CMD_VEL, qos.COMMAND)
+        self.period = period
+        self.pub = node.create_publisher(JointTrajectory, topics.whole_body_command("demo"), qos.COMMAND)
 
     def publish(self, targets: np.ndarray) -> None:
-        for group, pub in self.groups.items():
-            pub.publish(make_float64_array(targets[spec.group_slice(group)]))
-        self.publish_base(targets[spec.group_slice("base")])
+        targets = np.asarray(targets, dtype=float)
+        self.pub.publish(make_trajectory(spec.ACTION_JOINTS, targets[None], [self.period],
+                                         velocities=targets[None], stamp=self.node.get_clock().now()))
 
     def publish_base(self, v) -> None:
-        msg = TwistStamped()
-        msg.header.stamp = self.node.get_clock().now().to_msg()
-        msg.header.frame_id = spec.FRAMES["base"]
-        msg.twist.linear.x, msg.twist.linear.y, msg.twist.angular.z = (float(x) for x in v)
-        self.cmd_vel.publish(msg)
+        v = np.asarray(v, dtype=float)[None]
+        self.pub.publish(make_trajectory(spec.BASE_JOINTS, np.zeros_like(v), [self.period], velocities=v,
+                                         stamp=self.node.get_clock().now()))
 
     def flush(self, timeout: float = 1.0) -> None:
         """Wait until reliable subscribers acknowledged what was sent."""
-        for pub in (*self.groups.values(), self.cmd_vel):
-            pub.wait_for_all_acked(Duration(seconds=timeout))
+        self.pub.wait_for_all_acked(Duration(seconds=timeout))
 
 
 class DemoSource(Node):
@@ -142,7 +141,7 @@ class DemoSource(Node):
             self.get_logger().warning(f"duration_scale {self.scale} < 1 would exceed joint limits; using 1.0")
             self.scale = 1.0
         self.duration = DEMO_DURATION * self.scale
-        self.out = GroupCommandPublisher(self)
+        self.out = WholeBodyCommandPublisher(self, 1.0 / rate)
         self.measured: np.ndarray | None = None  # action-order positions (base entries 0)
         self.start_time = None
         self.offset = np.zeros(spec.ACTION_DIM)  # measured - script pose at start, blended out

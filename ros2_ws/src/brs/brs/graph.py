@@ -68,14 +68,36 @@ SIM = NodeDescription(
     description="MuJoCo physics and cameras; serves the hardware-layer topics and /clock",
 )
 
+# Real hardware: one Dynamixel driver per chain, the wheel driver, and the merge of their joint
+# states into /joint_states. Cameras come from the vendors' ROS drivers (docs/bringup.md).
+DRIVERS = tuple(
+    NodeDescription("brs_control", "dynamixel_driver", f"{chain}_driver", respawn=True,
+                    description=f"Dynamixel {chain} chain: commands -> bus, ~/joint_states")
+    for chain in ("torso", "left_arm", "right_arm")
+) + (
+    NodeDescription("brs_control", "wheel_driver", "wheel_driver", respawn=True,
+                    description="ODrive wheel boards: cmd_vel -> wheels, /odom"),
+    NodeDescription("brs_control", "joint_state_merger", "joint_state_merger",
+                    description="union of the drivers' joint states on /joint_states at 100 Hz"),
+)
+
 # The hardware layer: the sim, or the base/torso/arm/gripper drivers and camera drivers.
 HARDWARE_LAYER: dict[bool, tuple[NodeDescription, ...]] = {
     True: (SIM,),
-    False: (),
+    False: DRIVERS,
 }
 
+CONTROLLER = NodeDescription(
+    "brs_control", "whole_body_controller", "whole_body_controller",
+    description="arbitrates command sources, enforces limits, watchdog and e-stop; 100 Hz",
+)
+
 # Nodes that run in every mode on top of the hardware layer (whole-body controller, perception).
-COMMON_NODES: tuple[NodeDescription, ...] = ()
+COMMON_NODES: tuple[NodeDescription, ...] = (CONTROLLER,)
+
+# Which command source the controller executes in each mode (higher-priority sources preempt).
+ACTIVE_SOURCE = {"idle": "teleop", "teleop": "teleop", "record": "teleop", "policy": "policy",
+                 "rl": "rl", "demo": "demo"}
 
 MODE_NODES: dict[str, tuple[NodeDescription, ...]] = {
     "idle": (),
@@ -184,7 +206,8 @@ def describe(use_sim: bool | str = True, mode: str = "idle", **overrides: Any) -
     """The nodes to run for `use_sim` and `mode`, with config parameters merged with `overrides`.
 
     An override `key=value` sets parameter `key` on every node of this graph that declares it in
-    config/*.yaml; string values are parsed like launch arguments (`"3.0"`, `"true"`, `"[1, 2]"`).
+    config/*.yaml, `node.key=value` only on that node; string values are parsed like launch
+    arguments (`"3.0"`, `"true"`, `"[1, 2]"`).
     Raises ValueError for an unknown mode, an unknown parameter or a value of the wrong type.
     """
     use_sim = parse_bool("use_sim", use_sim)
@@ -195,6 +218,8 @@ def describe(use_sim: bool | str = True, mode: str = "idle", **overrides: Any) -
     nodes = []
     for template in templates:
         params = {**template.parameters, **config.get(template.name, {})}
+        if template is CONTROLLER:
+            params["active_source"] = ACTIVE_SOURCE[mode]
         params["use_sim_time"] = use_sim
         nodes.append(replace(template, parameters=params))
     names = [n.name for n in nodes]
@@ -204,11 +229,16 @@ def describe(use_sim: bool | str = True, mode: str = "idle", **overrides: Any) -
     for key, value in overrides.items():
         if key == "use_sim_time":
             raise ValueError("use_sim_time follows use_sim; set use_sim:=true|false instead")
-        targets = [n for n in nodes if key in n.parameters]
+        given = key
+        node_name, _, node_key = key.partition(".")
+        if any(n.name == node_name for n in nodes) and node_key:
+            targets, key = [n for n in nodes if n.name == node_name and node_key in n.parameters], node_key
+        else:
+            targets = [n for n in nodes if key in n.parameters]
         if not targets:
             known = sorted({k for n in nodes for k in n.parameters} - {"use_sim_time"})
             raise ValueError(
-                f"unknown argument {key!r}: no node of this graph (use_sim={str(use_sim).lower()}, "
+                f"unknown argument {given!r}: no node of this graph (use_sim={str(use_sim).lower()}, "
                 f"mode={mode}) has such a parameter; bringup arguments: "
                 f"{', '.join(a.name for a in LAUNCH_ARGUMENTS)}; parameters: "
                 f"{', '.join(known) or '(none)'}"
