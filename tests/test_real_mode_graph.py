@@ -50,8 +50,8 @@ def test_teleop_command_moves_emulated_motors_and_wheels(ros, real_graph):
     runner, tmp_path = real_graph
     ros.record(topics.JOINT_STATES, JointState, qos.STATE)
     ros.record(topics.ODOM, Odometry, qos.STATE)
-    wait_for(lambda: ros.count(topics.JOINT_STATES) > 5 or runner.poll() is not None, 60,
-             message="merged /joint_states from the drivers")
+    wait_for(lambda: (ros.count(topics.JOINT_STATES) > 5 and ros.count(topics.ODOM) > 5)
+             or runner.poll() is not None, 60, message="merged /joint_states and /odom from the drivers")
     assert runner.poll() is None, (tmp_path / "bringup.log").read_text()
     msg = ros.last(topics.JOINT_STATES)
     assert list(msg.name[:len(spec.STATE_JOINTS)]) == list(spec.STATE_JOINTS)

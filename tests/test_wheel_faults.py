@@ -161,8 +161,8 @@ def test_axis_faults_rearm_or_latch_until_reset(rig, ros):
     assert response.success
     wait_for(rig.armed, 3, message="re-armed after ~/reset")
     wait_for(lambda: rig.level(rig.board(rig.a)) == OK, 3, message="board A OK")
-    rig.send(*FORWARD)
-    wait_for(lambda: _moving(rig), 2, message="moving after reset")
+    # a fresh stream after the reset drives again (one command could race the reset's re-arm)
+    wait_for(lambda: (rig.send(*FORWARD), _moving(rig))[1], 5, interval=0.02, message="moving after reset")
     rig.send(0.0)
     assert rig.alive() and not math.isnan(ros.last("/odom").pose.pose.position.x)
 

@@ -128,6 +128,23 @@ MAX_VELOCITY = np.array([j.max_velocity for j in JOINTS])
 MAX_ACCELERATION = np.array([j.max_acceleration for j in JOINTS])
 HOME = np.array([j.home for j in JOINTS])
 
+# Holonomic base hardware: three omni wheels (kiwi drive), wheel 0 in front, then rear left and
+# rear right. The MuJoCo model draws the same geometry; the wheel driver reports these joints.
+@dataclass(frozen=True)
+class Wheel:
+    joint: str
+    angle_deg: float  # polar angle of the wheel hub around the base centre
+
+
+WHEELS: tuple[Wheel, ...] = (
+    Wheel("wheel_front_joint", 0.0),
+    Wheel("wheel_rear_left_joint", 120.0),
+    Wheel("wheel_rear_right_joint", 240.0),
+)
+WHEEL_BASE_RADIUS = 0.19  # m, base centre to wheel contact
+WHEEL_RADIUS = 0.06  # m
+MAX_WHEEL_SPEED = 20.0  # rad/s at the wheel (~1.2 m/s rim speed)
+
 # Frames (REP-105): odom -> base_link; torso top; end effectors (gripper centre between fingers).
 FRAMES = {
     "odom": "odom",

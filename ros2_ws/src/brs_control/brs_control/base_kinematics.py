@@ -37,12 +37,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-# Defaults match the MuJoCo model (sim/brs_sim/models/robot.xml): wheel hubs at radius 0.19 m,
-# wheel radius 0.06 m, wheel 0 in front, wheels 1 and 2 rear left / rear right.
-DEFAULT_BASE_RADIUS = 0.19  # m
-DEFAULT_WHEEL_RADIUS = 0.06  # m
-DEFAULT_WHEEL_ANGLES = (0.0, 2.0 * math.pi / 3.0, 4.0 * math.pi / 3.0)  # rad
-DEFAULT_MAX_WHEEL_SPEED = 20.0  # rad/s at the wheel (~1.2 m/s rim speed)
+from brs_common import robot_spec as spec
+
+# Defaults come from the robot spec (the MuJoCo model draws the same geometry).
+DEFAULT_BASE_RADIUS = spec.WHEEL_BASE_RADIUS  # m
+DEFAULT_WHEEL_RADIUS = spec.WHEEL_RADIUS  # m
+DEFAULT_WHEEL_ANGLES = tuple(math.radians(w.angle_deg) for w in spec.WHEELS)  # rad
+DEFAULT_MAX_WHEEL_SPEED = spec.MAX_WHEEL_SPEED  # rad/s at the wheel
 
 
 @dataclass(frozen=True)

@@ -82,8 +82,8 @@ from .wheel_protocol import (
 
 # Defaults of the "hardware config" (to move into robot_spec): wheel 0 front, 1 rear left,
 # 2 rear right; board A drives wheels 0 and 1 on axes 0/1, board B wheel 2 on axis 0.
-DEFAULT_WHEEL_JOINTS = ["wheel_front_joint", "wheel_rear_left_joint", "wheel_rear_right_joint"]
-DEFAULT_WHEEL_ANGLES_DEG = [0.0, 120.0, 240.0]
+DEFAULT_WHEEL_JOINTS = [w.joint for w in spec.WHEELS]
+DEFAULT_WHEEL_ANGLES_DEG = [w.angle_deg for w in spec.WHEELS]
 DEFAULT_PORTS = ["/dev/brs_wheels_a", "/dev/brs_wheels_b"]
 DEFAULT_WHEEL_PORT_INDEX = [0, 0, 1]
 DEFAULT_WHEEL_AXIS = [0, 1, 0]
