@@ -14,16 +14,13 @@ import signal
 from pathlib import Path
 
 import numpy as np
-import rclpy
 from diagnostic_msgs.msg import DiagnosticStatus
-from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
-from rclpy.signals import SignalHandlerOptions
 from sensor_msgs.msg import Image, JointState
 from std_msgs.msg import Float64MultiArray
 
 from brs_common import qos, topics
-from brs_common.dds import configure_dds
+from brs_common.node_main import run_node
 from brs_common import robot_spec as spec
 from brs_common.convert import image_to_numpy
 from brs_common.diagnostics import DiagnosticsReporter
@@ -204,31 +201,16 @@ class DemoRecorder(Node):
         return written
 
 
+
 def main(args=None) -> int:
-    configure_dds()
-    rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
-    stop = []
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda signum, frame: stop.append(signum))
-    node = DemoRecorder()
-    executor = SingleThreadedExecutor()
-    executor.add_node(node)
-    try:
-        while not node.done and not stop and rclpy.ok():
-            executor.spin_once(timeout_sec=0.1)
-    finally:
+    def finish(node):
         # Finalise despite repeated Ctrl-C; a later SIGTERM/SIGKILL still leaves a playable
         # (fragmented) mp4.
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
-        try:
-            node.finish()
-        finally:
-            executor.shutdown()
-            node.destroy_node()
-            rclpy.try_shutdown()
-    return 0
+        node.finish()
 
+    return run_node(DemoRecorder, args, on_stop=finish, done=lambda node: node.done)
 
 if __name__ == "__main__":
     raise SystemExit(main())

@@ -16,19 +16,15 @@ velocity (also on SIGINT/SIGTERM).
 from __future__ import annotations
 
 import math
-import signal
 
 import numpy as np
-import rclpy
 from rclpy.duration import Duration
-from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
-from rclpy.signals import SignalHandlerOptions
 from sensor_msgs.msg import JointState
 from trajectory_msgs.msg import JointTrajectory
 
 from brs_common import qos, topics
-from brs_common.dds import configure_dds
+from brs_common.node_main import run_node
 from brs_common import robot_spec as spec
 from brs_common.convert import make_trajectory
 
@@ -188,27 +184,14 @@ class DemoSource(Node):
         self.get_logger().info("demo finished: base stopped")
 
 
+
 def main(args=None) -> int:
-    configure_dds()
-    rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
-    stop = []
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda signum, frame: stop.append(signum))
-    node = DemoSource()
-    executor = SingleThreadedExecutor()
-    executor.add_node(node)
-    try:
-        while not node.done and not stop and rclpy.ok():
-            executor.spin_once(timeout_sec=0.1)
+    def stop_base(node):
         if not node.done:
             node.out.publish_base((0.0, 0.0, 0.0))
             node.out.flush()
-    finally:
-        executor.shutdown()
-        node.destroy_node()
-        rclpy.try_shutdown()
-    return 0
 
+    return run_node(DemoSource, args, on_stop=stop_base, done=lambda node: node.done)
 
 if __name__ == "__main__":
     raise SystemExit(main())

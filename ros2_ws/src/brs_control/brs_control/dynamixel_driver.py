@@ -46,19 +46,15 @@ next fresh command moves the joints again. The node never exits on a bus error.
 from __future__ import annotations
 
 import dataclasses
-import signal
 import time
 import traceback
 from collections import deque
 
 import numpy as np
-import rclpy
 from rclpy.clock import Clock, ClockType
 from rclpy.exceptions import ParameterUninitializedException
-from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
-from rclpy.signals import SignalHandlerOptions
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Float64MultiArray
 from std_srvs.srv import Trigger
@@ -66,7 +62,7 @@ from std_srvs.srv import Trigger
 from brs_common import qos, topics
 from brs_common import robot_spec as spec
 from brs_common.convert import make_joint_state
-from brs_common.dds import configure_dds
+from brs_common.node_main import run_node
 from brs_common.diagnostics import ERROR, OK, WARN, DiagnosticsReporter
 
 from .dynamixel import control_table as ct
@@ -567,30 +563,10 @@ class DynamixelDriver(Node):
         self.bus.close()
 
 
-def main(args=None) -> int:
-    configure_dds()
-    rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
-    stop: list[int] = []
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda signum, frame: stop.append(signum))
-    try:
-        node = DynamixelDriver()
-    except (ConfigError, CalibrationError, ValueError) as exc:
-        print(f"dynamixel_driver: configuration error: {exc}", flush=True)
-        rclpy.try_shutdown()
-        return 2
-    executor = SingleThreadedExecutor()
-    executor.add_node(node)
-    try:
-        while not stop and rclpy.ok():
-            executor.spin_once(timeout_sec=0.1)
-    finally:
-        node.shutdown()
-        executor.shutdown()
-        node.destroy_node()
-        rclpy.try_shutdown()
-    return 0
 
+def main(args=None) -> int:
+    return run_node(DynamixelDriver, args, on_stop=lambda node: node.shutdown(),
+                    config_errors=(ConfigError, CalibrationError, ValueError))
 
 if __name__ == "__main__":
     raise SystemExit(main())

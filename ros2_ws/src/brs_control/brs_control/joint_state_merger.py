@@ -32,16 +32,14 @@ import threading
 import time
 
 import numpy as np
-import rclpy
 from rcl_interfaces.msg import ParameterDescriptor, ParameterType
 from rclpy.clock import Clock, ClockType
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from sensor_msgs.msg import JointState
 
 from brs_common import qos, topics
 from brs_common import robot_spec as spec
-from brs_common.dds import configure_dds
+from brs_common.node_main import run_node
 from brs_common.diagnostics import ERROR, OK, STALE, WARN, DiagnosticsReporter
 
 DEFAULT_SOURCES = ["/wheel_driver/joint_states"]
@@ -227,22 +225,9 @@ class JointStateMerger(Node):
             self.diag.publish()
 
 
-def main(args=None):
-    configure_dds()
-    rclpy.init(args=args)
-    node = None
-    try:
-        node = JointStateMerger()
-        rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        if node is not None:
-            node.destroy_node()
-        if rclpy.ok():
-            rclpy.shutdown()
-    return 0
 
+def main(args=None) -> int:
+    return run_node(JointStateMerger, args)
 
 if __name__ == "__main__":
     raise SystemExit(main())

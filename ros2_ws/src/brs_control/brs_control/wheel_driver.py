@@ -48,12 +48,10 @@ import time
 from dataclasses import dataclass
 
 import numpy as np
-import rclpy
 from geometry_msgs.msg import TwistStamped
 from nav_msgs.msg import Odometry
 from rcl_interfaces.msg import ParameterDescriptor, ParameterType
 from rclpy.clock import Clock, ClockType
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from sensor_msgs.msg import JointState
 from std_srvs.srv import Trigger
@@ -61,7 +59,7 @@ from std_srvs.srv import Trigger
 from brs_common import qos, topics
 from brs_common import robot_spec as spec
 from brs_common.convert import stamp_to_sec
-from brs_common.dds import configure_dds
+from brs_common.node_main import run_node
 from brs_common.diagnostics import ERROR, OK, WARN, DiagnosticsReporter
 
 from .base_kinematics import (
@@ -637,23 +635,9 @@ class WheelDriver(Node):
         self.bus.stop()
 
 
-def main(args=None):
-    configure_dds()
-    rclpy.init(args=args)
-    node = None
-    try:
-        node = WheelDriver()
-        rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        if node is not None:
-            node.close()
-            node.destroy_node()
-        if rclpy.ok():
-            rclpy.shutdown()
-    return 0
 
+def main(args=None) -> int:
+    return run_node(WheelDriver, args, on_stop=lambda node: node.close())
 
 if __name__ == "__main__":
     raise SystemExit(main())

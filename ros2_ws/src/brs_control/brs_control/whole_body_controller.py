@@ -19,11 +19,9 @@ from __future__ import annotations
 
 import array
 import math
-import signal
 import time
 
 import numpy as np
-import rclpy
 from diagnostic_msgs.msg import DiagnosticStatus
 from geometry_msgs.msg import TwistStamped
 from rcl_interfaces.msg import SetParametersResult
@@ -31,7 +29,6 @@ from rclpy.duration import Duration
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
-from rclpy.signals import SignalHandlerOptions
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Bool, Float64MultiArray
 from std_srvs.srv import Trigger
@@ -40,7 +37,7 @@ from trajectory_msgs.msg import JointTrajectory
 from brs_common import qos, topics
 from brs_common import robot_spec as spec
 from brs_common.convert import joint_state_arrays, make_float64_array, stamp_to_sec
-from brs_common.dds import configure_dds
+from brs_common.node_main import run_node
 from brs_common.diagnostics import DiagnosticsReporter
 
 from .safety import (BASE_INDEX, POSITION_INDEX, Arbiter, BaseLimiter, CommandRejected, JointLimiter,
@@ -403,30 +400,17 @@ class WholeBodyController(Node):
         self.cmd_vel_pub.wait_for_all_acked(Duration(seconds=timeout))
 
 
+
 def main(args=None) -> int:
-    configure_dds()
-    rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
-    stop = []
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda signum, frame: stop.append(signum))
-    node = WholeBodyController()
-    if node.get_parameter("executor").value == "events":
-        from rclpy.experimental import EventsExecutor
+    def make_executor(node):
+        if node.get_parameter("executor").value == "events":
+            from rclpy.experimental import EventsExecutor
 
-        executor = EventsExecutor()
-    else:
-        executor = SingleThreadedExecutor()
-    executor.add_node(node)
-    try:
-        while not stop and rclpy.ok():
-            executor.spin_once(timeout_sec=0.1)
-        node.stop_base()
-    finally:
-        executor.shutdown()
-        node.destroy_node()
-        rclpy.try_shutdown()
-    return 0
+            return EventsExecutor()
+        return SingleThreadedExecutor()
 
+    return run_node(WholeBodyController, args, on_stop=lambda node: node.stop_base(),
+                    make_executor=make_executor)
 
 if __name__ == "__main__":
     raise SystemExit(main())
