@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 import random
@@ -29,6 +30,26 @@ def ros_domain(monkeypatch) -> int:
     monkeypatch.setenv("ROS_DOMAIN_ID", str(domain))
     monkeypatch.setenv("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
     return domain
+
+
+@contextlib.contextmanager
+def harness_on_new_domain():
+    """A RosHarness on a fresh domain for module-scoped fixtures; ROS_DOMAIN_ID is exported for
+    the node processes it spawns until the block ends."""
+    from rosutil import RosHarness
+
+    domain = next_domain()
+    saved = os.environ.get("ROS_DOMAIN_ID")
+    os.environ["ROS_DOMAIN_ID"] = str(domain)
+    harness = RosHarness(domain)
+    try:
+        yield harness
+    finally:
+        harness.close()
+        if saved is None:
+            os.environ.pop("ROS_DOMAIN_ID", None)
+        else:
+            os.environ["ROS_DOMAIN_ID"] = saved
 
 
 @pytest.fixture

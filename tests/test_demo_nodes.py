@@ -10,7 +10,6 @@ import imageio.v3 as iio
 import numpy as np
 import pytest
 from diagnostic_msgs.msg import DiagnosticArray
-from geometry_msgs.msg import TwistStamped
 from rosgraph_msgs.msg import Clock
 from rosutil import wait_for
 from sensor_msgs.msg import Image, JointState

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import os
 import time
 
 import numpy as np
@@ -19,8 +18,8 @@ from std_srvs.srv import SetBool, Trigger
 from brs_common import qos, topics
 from brs_common import robot_spec as spec
 from brs_common.convert import image_to_numpy, stamp_to_sec
-from conftest import next_domain
-from rosutil import RosHarness, wait_for
+from conftest import harness_on_new_domain
+from rosutil import wait_for
 
 CAMERA_STREAMS = {"depth": Image, "color": Image, "depth_info": CameraInfo, "color_info": CameraInfo}
 
@@ -28,30 +27,20 @@ CAMERA_STREAMS = {"depth": Image, "color": Image, "depth_info": CameraInfo, "col
 @pytest.fixture(scope="module")
 def graph(tmp_path_factory):
     """One real-time sim node process for the module, plus an in-process observer."""
-    domain = next_domain()
-    saved = os.environ.get("ROS_DOMAIN_ID")
-    os.environ["ROS_DOMAIN_ID"] = str(domain)
-    h = RosHarness(domain)
-    h.record(topics.JOINT_STATES, JointState, qos.STATE, keep=5000)
-    h.record(topics.ODOM, Odometry, qos.STATE, keep=5000)
-    h.record(topics.CLOCK, Clock, qos.COMMAND, keep=5000)  # deeper queue than qos.CLOCK: count them all
-    h.record(topics.DIAGNOSTICS, DiagnosticArray, qos.DIAGNOSTICS)
-    for cam in spec.CAMERAS:
-        for stream, msg_type in CAMERA_STREAMS.items():
-            h.record(topics.camera_topic(cam, stream), msg_type, qos.SENSOR, keep=100)
-    log = tmp_path_factory.mktemp("sim") / "sim_node.log"
-    h.sim = h.spawn("sim_node", {"speed_factor": 1.0, "seed": 0}, log_path=log)
-    try:
+    with harness_on_new_domain() as h:
+        h.record(topics.JOINT_STATES, JointState, qos.STATE, keep=5000)
+        h.record(topics.ODOM, Odometry, qos.STATE, keep=5000)
+        h.record(topics.CLOCK, Clock, qos.COMMAND, keep=5000)  # deeper queue than qos.CLOCK: count them all
+        h.record(topics.DIAGNOSTICS, DiagnosticArray, qos.DIAGNOSTICS)
+        for cam in spec.CAMERAS:
+            for stream, msg_type in CAMERA_STREAMS.items():
+                h.record(topics.camera_topic(cam, stream), msg_type, qos.SENSOR, keep=100)
+        log = tmp_path_factory.mktemp("sim") / "sim_node.log"
+        h.sim = h.spawn("sim_node", {"speed_factor": 1.0, "seed": 0}, log_path=log)
         wait_for(lambda: h.count(topics.JOINT_STATES) > 10 or h.sim.proc.poll() is not None, 90,
                  message="first /joint_states")
         assert h.sim.proc.poll() is None, h.sim.log()
         yield h
-    finally:
-        h.close()
-        if saved is None:
-            os.environ.pop("ROS_DOMAIN_ID", None)
-        else:
-            os.environ["ROS_DOMAIN_ID"] = saved
 
 
 def sim_now(h) -> float:

@@ -9,7 +9,6 @@ No sleeps for synchronisation: every wait is a condition with a timeout.
 from __future__ import annotations
 
 import math
-import os
 import threading
 import time
 
@@ -30,7 +29,7 @@ from brs_common import robot_spec as spec
 from brs_common.convert import make_joint_state, make_trajectory, stamp_to_sec, to_duration, to_stamp
 from brs_control.safety import BASE_INDEX, POSITION_INDEX, JointLimiter
 from brs_control.trajectory import Chunk, Reference
-from conftest import next_domain
+from conftest import harness_on_new_domain
 from rosutil import RosHarness, wait_for
 
 DT = 1.0 / spec.CONTROL_RATE_HZ
@@ -109,10 +108,11 @@ class _Stream:
 @pytest.fixture(scope="module")
 def graph(tmp_path_factory):
     """sim_node (real time, no cameras) + whole_body_controller (sim time) + an observer."""
-    domain = next_domain()
-    saved = os.environ.get("ROS_DOMAIN_ID")
-    os.environ["ROS_DOMAIN_ID"] = str(domain)
-    h = RosHarness(domain)
+    with harness_on_new_domain() as h:
+        yield from _start_graph(h, tmp_path_factory)
+
+
+def _start_graph(h, tmp_path_factory):
     for topic in GROUP_TOPICS.values():
         h.record(topic, Float64MultiArray, qos.COMMAND, keep=100_000)
     h.record(topics.CMD_VEL, TwistStamped, qos.COMMAND, keep=100_000)
@@ -129,21 +129,14 @@ def graph(tmp_path_factory):
               for s in topics.COMMAND_SOURCES}
     h.estop = h.node.create_publisher(Bool, topics.ESTOP, qos.COMMAND)
     h.estop_stamps = []
-    try:
-        wait_for(lambda: (h.count(topics.CONTROLLER_STATE) > 10 and h.count(topics.JOINT_STATES) > 10
-                          and h.hook.now > 0) or h.ctrl.proc.poll() is not None
-                 or h.sim.proc.poll() is not None, 60, message="controller output")
-        assert h.ctrl.proc.poll() is None, h.ctrl.log()
-        assert h.sim.proc.poll() is None, h.sim.log()
-        for pub in (*h.pubs.values(), h.estop):
-            wait_for(lambda: pub.get_subscription_count() > 0, 10, message="controller subscribed")
-        yield h
-    finally:
-        h.close()
-        if saved is None:
-            os.environ.pop("ROS_DOMAIN_ID", None)
-        else:
-            os.environ["ROS_DOMAIN_ID"] = saved
+    wait_for(lambda: (h.count(topics.CONTROLLER_STATE) > 10 and h.count(topics.JOINT_STATES) > 10
+                      and h.hook.now > 0) or h.ctrl.proc.poll() is not None
+             or h.sim.proc.poll() is not None, 60, message="controller output")
+    assert h.ctrl.proc.poll() is None, h.ctrl.log()
+    assert h.sim.proc.poll() is None, h.sim.log()
+    for pub in (*h.pubs.values(), h.estop):
+        wait_for(lambda: pub.get_subscription_count() > 0, 10, message="controller subscribed")
+    yield h
 
 
 # ----------------------------------------------------------------------------- helpers
