@@ -17,7 +17,7 @@ from std_srvs.srv import SetBool, Trigger
 
 from brs_common import qos, topics
 from brs_common import robot_spec as spec
-from brs_common.convert import image_to_numpy, stamp_to_sec
+from brs_common.convert import image_to_numpy, stamp_to_sec, to_stamp
 from conftest import harness_on_new_domain
 from rosutil import wait_for
 
@@ -171,13 +171,19 @@ def test_bad_commands_never_move_the_robot_and_are_reported(graph):
     twist = TwistStamped()
     twist.twist.linear.x = math.inf
     base.publish(twist)
+    wait_for(lambda: sim_now(h) > 2.5, 10, message="2.5 s of sim time")
+    stale = TwistStamped()  # a valid twist stamped 2 s in the (sim) past
+    stale.header.stamp = to_stamp(sim_now(h) - 2.0)
+    stale.twist.linear.x = 0.3
+    base.publish(stale)
 
     def reported():
         values = {}
         for msg in h.messages.get(topics.DIAGNOSTICS, [])[:]:
             for status in msg.status:
                 values.update({kv.key: kv.value for kv in status.values})
-        return int(values.get("rejected.non_finite", 0)) >= 2 and int(values.get("rejected.wrong_length", 0)) >= 1
+        return (int(values.get("rejected.non_finite", 0)) >= 2 and int(values.get("rejected.wrong_length", 0)) >= 1
+                and int(values.get("rejected.stale", 0)) >= 1)
 
     wait_for(reported, 10, message="rejections on /diagnostics")
     t0 = sim_now(h)

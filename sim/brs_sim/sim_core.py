@@ -44,7 +44,11 @@ class SimCore:
 
     # --- stepping -------------------------------------------------------------------------------
     def reset(self, seed: int = 0) -> None:
-        """Home keyframe, objects jittered in the plane by a seeded RNG, zero base command."""
+        """Home keyframe, objects jittered in the plane by a seeded RNG, zero base command.
+
+        Sim time keeps running: /clock never jumps back, so every use_sim_time node stays valid.
+        """
+        now = self.data.time
         key = mujoco.mj_name2id(self.model, mujoco.mjtObj.mjOBJ_KEY, HOME_KEY)
         if key >= 0:
             mujoco.mj_resetDataKeyframe(self.model, self.data, key)
@@ -55,6 +59,7 @@ class SimCore:
             adr = self.model.jnt_qposadr[j]
             self.data.qpos[adr:adr + 2] += rng.uniform(-self.object_jitter, self.object_jitter, 2)
         self.base_cmd[:] = 0.0
+        self.data.time = now
         mujoco.mj_forward(self.model, self.data)
 
     def step(self) -> None:
