@@ -1,0 +1,1 @@
+"""brs_teleop: JoyLo teleoperation, calibration, keyboard input and the episode recorder."""

@@ -1,0 +1,27 @@
+from setuptools import find_packages, setup
+
+package_name = "brs_teleop"
+
+setup(
+    name=package_name,
+    version="0.1.0",
+    packages=find_packages(exclude=["test"]),
+    package_data={package_name: ["config/*.yaml"]},
+    data_files=[
+        ("share/ament_index/resource_index/packages", [f"resource/{package_name}"]),
+        (f"share/{package_name}", ["package.xml"]),
+    ],
+    install_requires=["setuptools", "brs_common", "brs_control", "numpy", "h5py", "pygame", "pyyaml"],
+    zip_safe=False,
+    maintainer="BRS developers",
+    maintainer_email="dev@brs.local",
+    description="JoyLo teleoperation, calibration, keyboard input and the episode recorder.",
+    license="Apache-2.0",
+    entry_points={
+        "console_scripts": [
+            "joylo = brs_teleop.joylo_node:main",
+            "keyboard_teleop = brs_teleop.keyboard_teleop:main",
+            "recorder = brs_teleop.recorder_node:main",
+        ],
+    },
+)
