@@ -107,8 +107,8 @@ class SimNode(Node):
         if not np.all(np.isfinite(values)):
             self.diag.reject("non_finite", f"{group}: NaN or inf in command")
             return
-        idx = [spec.ACTION_JOINTS.index(n) for n in names]
-        clipped = np.clip(values, spec.LOWER[idx], spec.UPPER[idx])
+        sl = spec.group_slice(group)
+        clipped = np.clip(values, spec.LOWER[sl], spec.UPPER[sl])
         if not np.array_equal(clipped, values):
             self.diag.reject("clamped", f"{group}: target outside joint limits, clamped")
         with self.lock:
@@ -124,7 +124,7 @@ class SimNode(Node):
         if stamp > 0 and self.sim.time - stamp > self.cmd_vel_timeout:
             self.diag.reject("stale", f"cmd_vel stamped {self.sim.time - stamp:.2f}s ago")
             return
-        limit = spec.MAX_VELOCITY[:3]
+        limit = spec.MAX_VELOCITY[spec.group_slice("base")]
         clipped = np.clip(v, -limit, limit)
         if not np.array_equal(clipped, v):
             self.diag.reject("clamped", "cmd_vel above base velocity limits, clamped")
