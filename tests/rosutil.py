@@ -15,6 +15,8 @@ import rclpy
 from rclpy.context import Context
 from rclpy.executors import SingleThreadedExecutor
 
+from brs.runner import format_value
+
 BIN = Path(sys.executable).parent
 
 
@@ -39,11 +41,7 @@ class NodeProcess:
         if name:
             args += ["-r", f"__node:={name}"]
         for key, value in (params or {}).items():
-            if isinstance(value, bool):
-                value = str(value).lower()
-            elif isinstance(value, (list, tuple)):
-                value = "[" + ",".join(repr(v) if isinstance(v, str) else str(v) for v in value) + "]"
-            args += ["-p", f"{key}:={value}"]
+            args += ["-p", f"{key}:={format_value(value)}"]  # as `brs bringup` passes them
         self.log_path = log_path
         out = open(log_path, "wb") if log_path else subprocess.DEVNULL
         self.proc = subprocess.Popen(args, env={**os.environ, **(env or {})}, stdout=out,
