@@ -82,3 +82,25 @@ def test_a_tipped_over_bin_does_not_count(sim):
     mujoco.mj_forward(sim.model, sim.data)
     settle(sim)
     assert not task.success(sim.model, sim.data)
+
+
+def test_sim_node_reports_the_task_outcome(ros):
+    from diagnostic_msgs.msg import DiagnosticArray
+
+    from brs_common import qos, topics
+    from rosutil import wait_for
+
+    ros.record(topics.DIAGNOSTICS, DiagnosticArray, qos.DIAGNOSTICS)
+    sim = ros.spawn("sim_node", {"task": "floor_to_top_shelf", "cameras_enabled": False, "speed_factor": 0.0})
+
+    def task_status():
+        for msg in ros.messages.get(topics.DIAGNOSTICS, [])[:]:
+            for status in msg.status:
+                values = {kv.key: kv.value for kv in status.values}
+                if values.get("task") == "floor_to_top_shelf" and float(values["elapsed"]) > 1.0:
+                    return values
+        return None
+
+    values = wait_for(lambda: task_status() or sim.proc.poll() is not None, 60, message="task status")
+    assert sim.proc.poll() is None
+    assert values["success"] == "False" and float(values["time_limit"]) == 60.0

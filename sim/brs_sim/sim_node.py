@@ -34,6 +34,7 @@ from brs_common.convert import make_camera_info, numpy_to_image, stamp_to_sec, t
 from brs_common.diagnostics import DiagnosticsReporter
 
 from .sim_core import SimCore
+from .tasks import get_task
 
 
 class SimNode(Node):
@@ -49,9 +50,14 @@ class SimNode(Node):
             ("joint_state_rate_hz", spec.JOINT_STATE_RATE_HZ),
             ("cmd_vel_timeout", 0.5),
             ("start_paused", False),
+            ("task", ""),
         ])
         param = {x.name: x.value for x in p}
         self.sim = SimCore(param["scene"], seed=param["seed"], object_jitter=param["object_jitter"])
+        self.task = get_task(param["task"]) if param["task"] else None
+        self.task_start = 0.0
+        if self.task:
+            self.task.reset(self.sim, param["seed"])
         self.speed_factor = float(param["speed_factor"])
         self.cmd_vel_timeout = float(param["cmd_vel_timeout"])
         period = self.sim.control_period
@@ -183,6 +189,18 @@ class SimNode(Node):
             self._publish_state(stamp)
         if self.renderer and self.ticks % self.camera_every == 0:
             self._publish_cameras(stamp)
+        if self.task and self.ticks % round(spec.CONTROL_RATE_HZ) == 0:
+            self._report_task()
+
+    def _report_task(self):
+        """Task outcome once per sim second on /diagnostics (component 'task')."""
+        elapsed = self.sim.time - self.task_start
+        success = self.task.success(self.sim.model, self.sim.data)
+        level = DiagnosticStatus.OK if success or elapsed <= self.task.time_limit else DiagnosticStatus.WARN
+        state = "success" if success else ("time limit exceeded" if elapsed > self.task.time_limit else "running")
+        self.diag.set_status("task", level, f"{self.task.name}: {state}",
+                             {"task": self.task.name, "success": success, "elapsed": f"{elapsed:.1f}",
+                              "time_limit": self.task.time_limit})
 
     def _publish_state(self, stamp):
         # Messages are built once and refilled: constructing an Odometry costs more than publishing it.
@@ -218,7 +236,12 @@ class SimNode(Node):
             steps = self.step_requests[:1]
             del self.step_requests[:1]
         if resets:
-            self.sim.reset(int(self.get_parameter("seed").value))
+            seed = int(self.get_parameter("seed").value)
+            if self.task:
+                self.task.reset(self.sim, seed)
+                self.task_start = self.sim.time
+            else:
+                self.sim.reset(seed)
             with self.lock:
                 self.pending_targets.clear()
                 self.pending_twist = None
