@@ -19,7 +19,6 @@ setup(
     license="Apache-2.0",
     entry_points={
         "console_scripts": [
-            "joylo = brs_teleop.joylo_node:main",
             "keyboard_teleop = brs_teleop.keyboard_teleop:main",
             "recorder = brs_teleop.recorder_node:main",
         ],

@@ -1,0 +1,222 @@
+"""keyboard_teleop: drive the robot (sim) from a terminal, no hardware needed.
+
+Keys (docs/teleop.md): W/S forward/back, A/D left/right, Q/E yaw left/right, X stop the base,
+arrow keys torso (up/down: torso_joint1, left/right: torso_joint4), '[' / ']' select the left /
+right arm, 1-6 select an arm joint, '+' / '-' move it, G / H close / open the selected arm's
+gripper, SPACE e-stop, Ctrl-C quit.
+
+A terminal gives key presses but no releases, so a base key commands its velocity for
+`hold_s` seconds after the last press (terminal auto-repeat keeps a held key alive).
+The key -> action mapping (`parse_keys`, `KeyboardState`) is pure; the node is a thin layer that
+reads stdin in non-blocking cbreak mode and publishes the 21-D target at `rate_hz`.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from brs_common import robot_spec as spec
+
+from . import teleop_mapping as tm
+
+ARROWS = {b"\x1b[A": "up", b"\x1b[B": "down", b"\x1b[C": "right", b"\x1b[D": "left",
+          b"\x1bOA": "up", b"\x1bOB": "down", b"\x1bOC": "right", b"\x1bOD": "left"}
+BASE_KEYS = {"w": (1, 0, 0), "s": (-1, 0, 0), "a": (0, 1, 0), "d": (0, -1, 0),
+             "q": (0, 0, 1), "e": (0, 0, -1)}
+TORSO_KEYS = {"up": (0, 1.0), "down": (0, -1.0), "left": (3, 1.0), "right": (3, -1.0)}
+
+
+def parse_keys(data: bytes) -> tuple[list[str], bytes]:
+    """Split raw terminal bytes into key names; returns (keys, incomplete trailing escape)."""
+    keys, i = [], 0
+    while i < len(data):
+        if data[i:i + 1] == b"\x1b":
+            seq = data[i:i + 3]
+            if len(seq) < 3 and (seq in (b"\x1b", b"\x1b[", b"\x1bO")):
+                return keys, data[i:]  # wait for the rest of the sequence
+            if seq in ARROWS:
+                keys.append(ARROWS[seq])
+                i += 3
+                continue
+            keys.append("esc")
+            i += 1
+            continue
+        ch = data[i:i + 1].decode("latin-1")
+        i += 1
+        if ch == " ":
+            keys.append("space")
+        elif ch == "\x03":
+            keys.append("quit")
+        elif ch == "=":
+            keys.append("+")  # '+' without shift
+        else:
+            keys.append(ch.lower())
+    return keys, b""
+
+
+@dataclass
+class KeyboardState:
+    """Pure keyboard teleop state machine."""
+
+    hold_s: float = 0.5
+    torso_step: float = 0.05  # rad per arrow press
+    arm_step: float = 0.05  # rad per +/- press
+    arm: str = "left"
+    joint: int = 1  # 1..6
+    base: np.ndarray = field(default_factory=lambda: np.zeros(3))
+    base_until: float = -1.0
+    left_gripper: float | None = None
+    right_gripper: float | None = None
+    pending_delta: np.ndarray = field(default_factory=lambda: np.zeros(spec.ACTION_DIM))
+
+    def apply(self, key: str, now: float) -> list[str]:
+        """Apply one key at time `now`; returns events ('estop', 'quit')."""
+        if key in BASE_KEYS:
+            self.base = np.asarray(BASE_KEYS[key], float)
+            self.base_until = now + self.hold_s
+        elif key == "x":
+            self.base = np.zeros(3)
+            self.base_until = -1.0
+        elif key in TORSO_KEYS:
+            j, sign = TORSO_KEYS[key]
+            self.pending_delta[tm.TORSO.start + j] += sign * self.torso_step
+        elif key in ("[", "]"):
+            self.arm = "left" if key == "[" else "right"
+        elif key in tuple("123456"):
+            self.joint = int(key)
+        elif key in ("+", "-"):
+            name = f"{self.arm}_arm_joint{self.joint}"
+            self.pending_delta[spec.ACTION_JOINTS.index(name)] += (
+                self.arm_step if key == "+" else -self.arm_step)
+        elif key in ("g", "h"):
+            setattr(self, f"{self.arm}_gripper", 0.0 if key == "g" else 1.0)
+        elif key == "space":
+            self.base = np.zeros(3)
+            self.base_until = -1.0
+            return [tm.ESTOP]
+        elif key == "quit":
+            return ["quit"]
+        return []
+
+    def command(self, now: float) -> tm.TeleopCommand:
+        """The command of this tick; consumes the pending position steps."""
+        base = self.base if now < self.base_until else np.zeros(3)
+        delta, self.pending_delta = self.pending_delta, np.zeros(spec.ACTION_DIM)
+        return tm.TeleopCommand(base=base.copy(), left_gripper=self.left_gripper,
+                                right_gripper=self.right_gripper, delta=delta)
+
+
+def keys_to_targets(targets, keys, now: float, dt: float, state: KeyboardState | None = None,
+                    config: tm.MappingConfig = tm.MappingConfig()):
+    """Pure: apply keys then one tick -> (next 21-D targets, events, state)."""
+    state = state or KeyboardState()
+    events = []
+    for key in keys:
+        events += state.apply(key, now)
+    return tm.step_targets(targets, state.command(now), dt, config), events, state
+
+
+# ----------------------------------------------------------------------------- ROS node
+
+def _make_node():
+    import termios
+    import time
+
+    from rclpy.node import Node
+    from sensor_msgs.msg import JointState
+    from std_msgs.msg import Bool
+    from trajectory_msgs.msg import JointTrajectory
+
+    from brs_common import qos, topics
+    from brs_common.convert import joint_state_to_dict, make_trajectory
+
+    class KeyboardTeleop(Node):
+        def __init__(self):
+            super().__init__("keyboard_teleop")
+            self.rate_hz = float(self.declare_parameter("rate_hz", 50.0).value)
+            hold_s = float(self.declare_parameter("hold_s", 0.5).value)
+            cfg = tm.MappingConfig()
+            self.config = tm.MappingConfig(
+                base_max=tuple(self.declare_parameter("base_max", list(cfg.base_max)).value),
+                torso_rate=cfg.torso_rate)
+            self.keys = KeyboardState(hold_s=hold_s)
+            self.targets: np.ndarray | None = None
+            self.quit = False
+            self.pub = self.create_publisher(JointTrajectory, topics.whole_body_command("teleop"),
+                                             qos.COMMAND)
+            self.estop_pub = self.create_publisher(Bool, topics.ESTOP, qos.COMMAND)
+            self.create_subscription(JointState, topics.JOINT_STATES, self._on_joint_states,
+                                     qos.STATE)
+            self.fd = sys.stdin.fileno()
+            self.saved_tty = None
+            if os.isatty(self.fd):
+                self.saved_tty = termios.tcgetattr(self.fd)
+                mode = termios.tcgetattr(self.fd)
+                mode[3] &= ~(termios.ICANON | termios.ECHO)  # cbreak: keep ISIG for Ctrl-C
+                mode[6][termios.VMIN], mode[6][termios.VTIME] = 0, 0
+                termios.tcsetattr(self.fd, termios.TCSANOW, mode)
+            else:
+                self.get_logger().warning("stdin is not a terminal; reading it anyway")
+            os.set_blocking(self.fd, False)
+            self.buffer = b""
+            self.clock = time.monotonic
+            self.create_timer(1.0 / self.rate_hz, self._tick)
+            self.get_logger().info("keyboard teleop: WASD base, QE yaw, arrows torso, [ ] arm, "
+                                   "1-6 joint, +/- move, G/H gripper, SPACE e-stop, X stop")
+
+        def _on_joint_states(self, msg):
+            if self.targets is None:
+                self.targets = tm.initial_targets(joint_state_to_dict(msg))
+                self.get_logger().info("targets initialised from /joint_states")
+
+        def _read(self) -> list[str]:
+            try:
+                data = os.read(self.fd, 1024)
+            except (BlockingIOError, InterruptedError):
+                data = b""
+            except OSError:  # terminal gone
+                data = b""
+            keys, self.buffer = parse_keys(self.buffer + data)
+            return keys
+
+        def _tick(self):
+            keys = self._read()
+            if self.targets is None:
+                return  # keys before the first /joint_states are dropped
+            now = self.clock()
+            self.targets, events, _ = keys_to_targets(
+                self.targets, keys, now, 1.0 / self.rate_hz, self.keys, self.config)
+            if tm.ESTOP in events:
+                self.estop_pub.publish(Bool(data=True))
+                self.get_logger().warning("e-stop sent")
+            if "quit" in events:
+                self.quit = True
+            period = 1.0 / self.rate_hz
+            row = self.targets[None]
+            self.pub.publish(make_trajectory(spec.ACTION_JOINTS, row, [period], velocities=row))
+
+        def stop(self):
+            if self.targets is not None:
+                self.targets[tm.BASE] = 0.0
+                row = self.targets[None]
+                self.pub.publish(make_trajectory(spec.ACTION_JOINTS, row, [1.0 / self.rate_hz],
+                                                 velocities=row))
+            if self.saved_tty is not None:
+                termios.tcsetattr(self.fd, termios.TCSANOW, self.saved_tty)
+
+    return KeyboardTeleop()
+
+
+def main(args=None):
+    from brs_common.node_main import run_node
+
+    return run_node(_make_node, args, on_stop=lambda node: node.stop(),
+                    done=lambda node: node.quit)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

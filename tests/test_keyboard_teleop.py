@@ -1,0 +1,98 @@
+"""keyboard_teleop: pure key mapping, and the node driven through a pty."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+
+import numpy as np
+import pytest
+from sensor_msgs.msg import JointState
+from std_msgs.msg import Bool
+from trajectory_msgs.msg import JointTrajectory
+
+from brs_common import qos, topics
+from brs_common import robot_spec as spec
+from brs_common.convert import make_joint_state
+from brs_teleop import teleop_mapping as tm
+from brs_teleop.keyboard_teleop import KeyboardState, keys_to_targets, parse_keys
+from rosutil import BIN, wait_for
+
+
+def test_parse_keys():
+    keys, rest = parse_keys(b"wA \x1b[A\x1b[D=-\x03\x1b[")
+    assert keys == ["w", "a", "space", "up", "left", "+", "-", "quit"]
+    assert rest == b"\x1b["
+    keys, rest = parse_keys(rest + b"B")
+    assert keys == ["down"] and rest == b""
+
+
+def test_key_mapping_pure():
+    st = KeyboardState(hold_s=0.5)
+    t0 = tm.initial_targets()
+    out, ev, st = keys_to_targets(t0, ["w", "q"], 0.0, 0.02, st)
+    cfg = tm.MappingConfig()
+    assert out[0] == 0.0 and out[2] == pytest.approx(cfg.base_max[2])  # last base key wins
+    out, ev, st = keys_to_targets(out, ["d"], 0.1, 0.02, st)
+    assert out[1] == pytest.approx(-cfg.base_max[1])
+    out, ev, st = keys_to_targets(out, [], 0.7, 0.02, st)  # hold expired
+    np.testing.assert_array_equal(out[tm.BASE], 0.0)
+    j1 = spec.ACTION_JOINTS.index("torso_joint1")
+    out, ev, st = keys_to_targets(out, ["up", "up"], 1.0, 0.02, st)
+    assert out[j1] == pytest.approx(t0[j1] + 0.1)
+    out, ev, st = keys_to_targets(out, [], 1.1, 0.02, st)
+    assert out[j1] == pytest.approx(t0[j1] + 0.1)  # steps applied once
+    r3 = spec.ACTION_JOINTS.index("right_arm_joint3")
+    out, ev, st = keys_to_targets(out, ["]", "3", "+", "+", "-", "g"], 1.2, 0.02, st)
+    assert out[r3] == pytest.approx(t0[r3] + 0.05)
+    assert out[tm.RIGHT_GRIPPER] == spec.LOWER[tm.RIGHT_GRIPPER]
+    assert out[tm.LEFT_GRIPPER] == t0[tm.LEFT_GRIPPER]
+    out, ev, st = keys_to_targets(out, ["w", "space"], 1.3, 0.02, st)
+    assert ev == [tm.ESTOP] and out[0] == 0.0
+    # Clamping at joint limits
+    out, _, st = keys_to_targets(out, ["up"] * 100, 2.0, 0.02, st)
+    assert out[j1] == spec.UPPER[j1]
+
+
+def test_node_on_pty(ros, tmp_path):
+    ros.record(topics.whole_body_command("teleop"), JointTrajectory, qos.COMMAND)
+    ros.record(topics.ESTOP, Bool, qos.COMMAND)
+    pub = ros.node.create_publisher(JointState, topics.JOINT_STATES, qos.STATE)
+    state = make_joint_state(spec.STATE_JOINTS, spec.HOME[[spec.ACTION_JOINTS.index(n)
+                                                          for n in spec.STATE_JOINTS]])
+    master, slave = os.openpty()
+    log = open(tmp_path / "keyboard.log", "wb")
+    proc = subprocess.Popen([str(BIN / "keyboard_teleop")], stdin=slave, stdout=log,
+                            stderr=subprocess.STDOUT, start_new_session=True)
+    os.close(slave)
+    topic = topics.whole_body_command("teleop")
+    try:
+        def started():
+            pub.publish(state)  # repeat until the node has matched and initialised
+            return ros.count(topic) > 0
+        wait_for(started, 15.0, interval=0.05, message="teleop commands")
+        msg = ros.last(topic)
+        assert list(msg.joint_names) == list(spec.ACTION_JOINTS)
+        assert msg.points[0].time_from_start.nanosec == 20_000_000
+        os.write(master, b"w")
+
+        def forward():
+            m = ros.last(topic)
+            return m is not None and m.points[0].velocities[0] > 0
+        wait_for(forward, 5.0, message="base_x velocity > 0")
+        assert ros.last(topic).points[0].velocities[0] <= 0.6
+        os.write(master, b" ")
+        wait_for(lambda: ros.last(topics.ESTOP) is not None and ros.last(topics.ESTOP).data,
+                 5.0, message="e-stop")
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGINT)
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+        os.close(master)
+        log.close()
+    assert proc.returncode == 0, (tmp_path / "keyboard.log").read_text(errors="replace")
