@@ -20,7 +20,6 @@ setup(
     entry_points={
         "console_scripts": [
             "keyboard_teleop = brs_teleop.keyboard_teleop:main",
-            "recorder = brs_teleop.recorder_node:main",
         ],
     },
 )
