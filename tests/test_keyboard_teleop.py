@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 
 import numpy as np
@@ -15,6 +14,7 @@ from trajectory_msgs.msg import JointTrajectory
 from brs_common import qos, topics
 from brs_common import robot_spec as spec
 from brs_common.convert import make_joint_state
+from brs_common.process import stop_process
 from brs_teleop import teleop_mapping as tm
 from brs_teleop.keyboard_teleop import KeyboardState, keys_to_targets, parse_keys
 from rosutil import BIN, wait_for
@@ -86,13 +86,7 @@ def test_node_on_pty(ros, tmp_path):
         wait_for(lambda: ros.last(topics.ESTOP) is not None and ros.last(topics.ESTOP).data,
                  5.0, message="e-stop")
     finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGINT)
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
+        stop_process(proc)
         os.close(master)
         log.close()
     assert proc.returncode == 0, (tmp_path / "keyboard.log").read_text(errors="replace")

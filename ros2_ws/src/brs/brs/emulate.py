@@ -8,13 +8,13 @@ talk the same bytes they would to the hardware.
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
 from pathlib import Path
 
 from brs_common.dds import configure_dds
+from brs_common.process import stop_process
 
 BIN = Path(sys.executable).parent
 CHAINS = ("torso", "left_arm", "right_arm")
@@ -52,13 +52,9 @@ def start(directory: Path, log_dir: Path | None = None) -> tuple[list[subprocess
 def stop(procs: list[subprocess.Popen], timeout: float = 5.0) -> None:
     for proc in procs:
         if proc.poll() is None:
-            proc.send_signal(signal.SIGINT)
+            proc.send_signal(signal.SIGINT)  # all at once, then wait for each
     for proc in procs:
-        try:
-            proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+        stop_process(proc, timeout)
 
 
 def main(directory: Path) -> int:

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import os
 import random
-import signal
 import statistics
 import subprocess
 import sys
@@ -28,6 +27,8 @@ import threading
 import time
 
 import numpy as np
+
+from brs_common.process import stop_process
 
 SAMPLES_PER_REPEAT = 100
 CPU_SECONDS = 5.0
@@ -89,13 +90,7 @@ def _spawn(args: list[str]) -> subprocess.Popen:
 
 
 def _stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+    stop_process(proc)
 
 
 # ----------------------------------------------------------------------------- the measuring side
