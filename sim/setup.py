@@ -12,11 +12,14 @@ setup(
         ("share/ament_index/resource_index/packages", [f"resource/{package_name}"]),
         (f"share/{package_name}", ["package.xml"]),
     ],
-    install_requires=["setuptools", "numpy", "mujoco", "brs_common"],
+    install_requires=["setuptools", "numpy", "mujoco", "mink", "brs_common", "brs_control"],
     zip_safe=False,
     maintainer="BRS developers",
     maintainer_email="dev@brs.local",
     description="MuJoCo models and the sim node (hardware layer stand-in) of the BRS stack.",
     license="Apache-2.0",
-    entry_points={"console_scripts": ["sim_node = brs_sim.sim_node:main"]},
+    entry_points={"console_scripts": [
+        "sim_node = brs_sim.sim_node:main",
+        "expert_node = brs_sim.expert_node:main",
+    ]},
 )

@@ -31,6 +31,10 @@ class SimCore:
             j for j in range(self.model.njnt)
             if self.model.jnt_type[j] == mujoco.mjtJoint.mjJNT_FREE
         ]
+        self.object_names = {
+            j: mujoco.mj_id2name(self.model, mujoco.mjtObj.mjOBJ_BODY, self.model.jnt_bodyid[j])
+            for j in self._free_objects
+        }
         self.base_cmd = np.zeros(3)  # vx, vy (m/s, base frame), wz (rad/s)
         self.reset(seed)
 
@@ -85,6 +89,14 @@ class SimCore:
     def base_pose(self) -> np.ndarray:
         """x, y, yaw of base_link in the odom (= world) frame."""
         return self.data.qpos[self.joints.base_qpos].copy()
+
+    def object_poses(self) -> dict[str, np.ndarray]:
+        """World pose of every free object of the scene: name -> (x, y, z, qw, qx, qy, qz)."""
+        out = {}
+        for j in self._free_objects:
+            adr = self.model.jnt_qposadr[j]
+            out[self.object_names[j]] = self.data.qpos[adr:adr + 7].copy()
+        return out
 
     def base_twist(self) -> np.ndarray:
         """vx, vy (base frame) and wz of base_link."""

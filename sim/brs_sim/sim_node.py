@@ -26,11 +26,13 @@ from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import CameraInfo, Image, JointState
 from std_msgs.msg import Float64MultiArray
 from std_srvs.srv import SetBool, Trigger
+from visualization_msgs.msg import MarkerArray
 
 from brs_common import qos, topics
 from brs_common import robot_spec as spec
 from brs_common.dds import configure_dds
-from brs_common.convert import make_camera_info, numpy_to_image, stamp_to_sec, to_stamp
+from brs_common.convert import (make_camera_info, numpy_to_image, object_poses_to_markers,
+                                stamp_to_sec, to_stamp)
 from brs_common.diagnostics import DiagnosticsReporter
 
 from .sim_core import SimCore
@@ -87,6 +89,7 @@ class SimNode(Node):
         self.pub_joints = self.create_publisher(JointState, topics.JOINT_STATES, qos.STATE)
         self.pub_odom = self.create_publisher(Odometry, topics.ODOM, qos.STATE)
         self.pub_clock = self.create_publisher(Clock, topics.CLOCK, qos.CLOCK)
+        self.pub_objects = self.create_publisher(MarkerArray, topics.SIM_OBJECTS, qos.STATE)
         self.pub_cameras = {
             name: {s: self.create_publisher(Image if s in ("depth", "color") else CameraInfo,
                                             topics.camera_topic(name, s), qos.SENSOR)
@@ -219,6 +222,9 @@ class SimNode(Node):
         odom.twist.twist.linear.x, odom.twist.twist.linear.y = float(vx), float(vy)
         odom.twist.twist.angular.z = float(wz)
         self.pub_odom.publish(odom)
+        if self.pub_objects.get_subscription_count():
+            self.pub_objects.publish(
+                object_poses_to_markers(self.sim.object_poses(), spec.FRAMES["odom"], stamp))
 
     def _publish_cameras(self, stamp):
         for name, cam in spec.CAMERAS.items():

@@ -20,6 +20,7 @@ from builtin_interfaces.msg import Duration, Time
 from sensor_msgs.msg import CameraInfo, Image, JointState, PointCloud2, PointField
 from std_msgs.msg import Float64MultiArray
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
+from visualization_msgs.msg import Marker, MarkerArray
 
 from .robot_spec import Camera
 
@@ -147,6 +148,16 @@ def make_trajectory(names: Sequence[str], positions, times, velocities=None,
         points.append(point)
     msg.points = points
     return msg
+
+
+def whole_body_command_msg(targets, period: float) -> JointTrajectory:
+    """A one-point whole-body command (docs/controller.md, docs/teleop.md): ACTION_JOINTS, the
+    21-D target in both positions and velocities (base entries are velocities, the rest
+    positions), time_from_start = `period`, zero stamp. What JoyLo, the keyboard and experts send."""
+    from .robot_spec import ACTION_JOINTS
+
+    row = np.asarray(targets, dtype=np.float64)[None]
+    return make_trajectory(ACTION_JOINTS, row, [period], velocities=row)
 
 
 def trajectory_to_arrays(msg: JointTrajectory):
@@ -412,3 +423,31 @@ def make_camera_info(camera: Camera, frame_id: str | None = None, stamp=None) ->
 def camera_info_to_K(msg: CameraInfo) -> np.ndarray:
     """3x3 intrinsic matrix of a CameraInfo."""
     return np.array(msg.k, dtype=np.float64).reshape(3, 3)
+
+
+# ----------------------------------------------------------------------------- object poses
+
+def object_poses_to_markers(poses, frame_id: str, stamp=None) -> MarkerArray:
+    """{name: (x, y, z, qw, qx, qy, qz)} -> MarkerArray, one small cube per object with ns = name
+    (viewable in RViz / Foxglove; the sim's privileged object poses for scripted experts)."""
+    out = MarkerArray()
+    header_stamp = _stamp_or_zero(stamp)
+    for i, (name, pose) in enumerate(poses.items()):
+        m = Marker(ns=name, id=i, type=Marker.CUBE, action=Marker.ADD, frame_locked=False)
+        m.header.frame_id, m.header.stamp = frame_id, header_stamp
+        p = m.pose
+        p.position.x, p.position.y, p.position.z = (float(v) for v in pose[:3])
+        p.orientation.w, p.orientation.x, p.orientation.y, p.orientation.z = (float(v) for v in pose[3:7])
+        m.scale.x = m.scale.y = m.scale.z = 0.05
+        m.color.r, m.color.g, m.color.b, m.color.a = 0.9, 0.6, 0.1, 1.0
+        out.markers.append(m)
+    return out
+
+
+def markers_to_object_poses(msg: MarkerArray) -> dict[str, np.ndarray]:
+    """Inverse of object_poses_to_markers: {ns: (x, y, z, qw, qx, qy, qz)}."""
+    out = {}
+    for m in msg.markers:
+        p, q = m.pose.position, m.pose.orientation
+        out[m.ns] = np.array([p.x, p.y, p.z, q.w, q.x, q.y, q.z])
+    return out

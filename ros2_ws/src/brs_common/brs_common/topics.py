@@ -19,6 +19,9 @@ SIM_NODE = "sim"
 SIM_RESET = f"/{SIM_NODE}/reset"  # std_srvs/Trigger, reseeds from the `seed` parameter
 SIM_PAUSE = f"/{SIM_NODE}/pause"  # std_srvs/SetBool
 SIM_STEP = f"/{SIM_NODE}/step"  # std_srvs/Trigger, one control period while paused
+# visualization_msgs/MarkerArray of the free objects' world poses (ns = object name), published
+# with /joint_states while anyone listens: privileged sim state for scripted experts and viewers.
+SIM_OBJECTS = f"/{SIM_NODE}/objects"
 
 # Whole-body controller (brs_control/whole_body_controller, docs/controller.md).
 WHOLE_BODY_CONTROLLER_NODE = "whole_body_controller"
@@ -26,6 +29,12 @@ ESTOP = "/whole_body/estop"  # std_msgs/Bool; True latches the e-stop (False doe
 ESTOP_RESET = f"/{WHOLE_BODY_CONTROLLER_NODE}/reset_estop"  # std_srvs/Trigger, clears the latch
 # sensor_msgs/JointState of what the controller commanded each tick (action joints; base in velocity)
 CONTROLLER_STATE = f"/{WHOLE_BODY_CONTROLLER_NODE}/commanded"
+
+# Episode recorder (brs_teleop/recorder_node, docs/teleop.md): std_srvs/Trigger services.
+RECORDER_NODE = "episode_recorder"
+RECORDER_START = f"/{RECORDER_NODE}/start"
+RECORDER_STOP = f"/{RECORDER_NODE}/stop"  # finish and save the episode
+RECORDER_DISCARD = f"/{RECORDER_NODE}/discard"  # finish and delete the episode
 
 
 def set_source_service(source: str) -> str:

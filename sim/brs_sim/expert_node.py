@@ -1,0 +1,160 @@
+"""Expert node: a scripted expert drives the robot through the graph the way an operator does.
+
+It reads /joint_states, /odom and the sim's privileged object poses (topics.SIM_OBJECTS) and
+publishes whole-body targets on /whole_body/teleop/command at `rate_hz`, like JoyLo. It never
+touches the simulation. States: idle (publishes nothing: the controller holds), homing (drives
+every joint to the spec home pose, base at rest; then holds it), running (the task's expert).
+
+Services: ~/start (Trigger: start the expert from the current observation), ~/home (Trigger),
+~/stop (Trigger: back to idle). Parameters: task, rate_hz, expert_class ("module:Class" of
+another Expert subclass, e.g. your own). Status on /diagnostics, component "expert": state, phase, done,
+episode time (sim seconds since start).
+"""
+
+from __future__ import annotations
+
+import importlib
+import math
+
+import numpy as np
+from diagnostic_msgs.msg import DiagnosticStatus
+from nav_msgs.msg import Odometry
+from rclpy.node import Node
+from sensor_msgs.msg import JointState
+from std_srvs.srv import Trigger
+from trajectory_msgs.msg import JointTrajectory
+from visualization_msgs.msg import MarkerArray
+
+from brs_common import qos, topics
+from brs_common import robot_spec as spec
+from brs_common.convert import (joint_state_arrays, markers_to_object_poses,
+                                whole_body_command_msg)
+from brs_common.diagnostics import DiagnosticsReporter
+
+from .experts import EXPERTS, make_expert
+from .experts.common import EXPERT_RATE_HZ, POSITION, Observation
+
+IDLE, HOMING, HOME, RUNNING, DONE = "idle", "homing", "home", "running", "done"
+HOME_TOLERANCE = 0.02  # rad / m: every position joint this close to home counts as home
+
+
+class ExpertNode(Node):
+    def __init__(self, **kwargs):
+        super().__init__("expert", **kwargs)
+        self.task = str(self.declare_parameter("task", "").value)
+        self.rate_hz = float(self.declare_parameter("rate_hz", EXPERT_RATE_HZ).value)
+        # "module:Class" of an Expert subclass instead of the task's registered expert
+        self.expert_class = str(self.declare_parameter("expert_class", "").value)
+        if not self.expert_class and self.task not in EXPERTS:
+            raise ValueError(f"task must be one of {', '.join(EXPERTS)}; got {self.task!r}")
+        if not self.rate_hz > 0:
+            raise ValueError(f"rate_hz must be > 0; got {self.rate_hz}")
+        self.expert = self._make_expert()
+        self.state = IDLE
+        self.joints: np.ndarray | None = None
+        self.base_pose: np.ndarray | None = None
+        self.objects: dict[str, np.ndarray] = {}
+        self.start_time = 0.0
+        self._reported = None
+        self.pub = self.create_publisher(JointTrajectory, topics.whole_body_command("teleop"), qos.COMMAND)
+        self.create_subscription(JointState, topics.JOINT_STATES, self._on_joint_states, qos.STATE)
+        self.create_subscription(Odometry, topics.ODOM, self._on_odom, qos.STATE)
+        self.create_subscription(MarkerArray, topics.SIM_OBJECTS, self._on_objects, qos.STATE)
+        self.create_service(Trigger, "~/start", self._on_start)
+        self.create_service(Trigger, "~/home", self._on_home)
+        self.create_service(Trigger, "~/stop", self._on_stop)
+        self.diag = DiagnosticsReporter(self, hardware_id=f"expert/{self.task}", default_component="expert")
+        self.create_timer(1.0 / self.rate_hz, self._tick)
+        self.get_logger().info(f"expert for {self.task!r} ready at {self.rate_hz:g} Hz")
+
+    def _make_expert(self):
+        if not self.expert_class:
+            return make_expert(self.task)
+        module, _, name = self.expert_class.partition(":")
+        try:
+            return getattr(importlib.import_module(module), name)()
+        except (ImportError, AttributeError) as exc:
+            raise ValueError(f"expert_class {self.expert_class!r} cannot be loaded: {exc}") from None
+
+    # --- inputs ---------------------------------------------------------------------------------
+    def _on_joint_states(self, msg: JointState):
+        try:
+            pos, _, _ = joint_state_arrays(msg, spec.STATE_JOINTS)
+        except (KeyError, ValueError) as exc:  # malformed or without our joints
+            self.diag.reject("bad_joint_states", str(exc))
+            return
+        self.joints = np.asarray(pos, dtype=float)
+
+    def _on_odom(self, msg: Odometry):
+        p, q = msg.pose.pose.position, msg.pose.pose.orientation
+        yaw = math.atan2(2 * (q.w * q.z + q.x * q.y), 1 - 2 * (q.y * q.y + q.z * q.z))
+        self.base_pose = np.array([p.x, p.y, yaw])
+
+    def _on_objects(self, msg: MarkerArray):
+        self.objects = markers_to_object_poses(msg)
+
+    def observation(self) -> Observation | None:
+        if self.joints is None or self.base_pose is None or not self.objects:
+            return None
+        now = self.get_clock().now().nanoseconds * 1e-9
+        return Observation(now - self.start_time, self.joints.copy(), self.base_pose.copy(), dict(self.objects))
+
+    # --- services -------------------------------------------------------------------------------
+    def _on_start(self, request, response):
+        obs = self.observation()
+        if obs is None:
+            response.success, response.message = False, "no /joint_states, /odom or object poses yet"
+            return response
+        self.start_time = self.get_clock().now().nanoseconds * 1e-9
+        obs.time = 0.0
+        self.expert = self._make_expert()
+        self.expert.reset(obs)
+        self.state = RUNNING
+        response.success, response.message = True, f"{self.task} expert started"
+        self._report()
+        return response
+
+    def _on_home(self, request, response):
+        self.state = HOMING
+        response.success, response.message = True, "homing"
+        return response
+
+    def _on_stop(self, request, response):
+        self.state = IDLE
+        response.success, response.message = True, "idle"
+        return response
+
+    # --- loop -----------------------------------------------------------------------------------
+    def _tick(self):
+        obs = self.observation()
+        if obs is None or self.state in (IDLE, DONE):
+            self._report()
+            return
+        if self.state in (HOMING, HOME):
+            target = np.where(POSITION, spec.HOME, 0.0)
+            if np.all(np.abs(obs.positions() - target)[POSITION] < HOME_TOLERANCE):
+                self.state = HOME
+        else:
+            target = np.asarray(self.expert.act(obs), dtype=float)
+            if self.expert.done:
+                self.state = DONE
+                target = np.where(POSITION, target, 0.0)  # last command: base at rest
+        self.pub.publish(whole_body_command_msg(target, 1.0 / self.rate_hz))
+        self._report()
+
+    def _report(self):
+        level = DiagnosticStatus.OK
+        phase = self.expert.phase if self.state in (RUNNING, DONE) else "-"
+        elapsed = self.get_clock().now().nanoseconds * 1e-9 - self.start_time if self.state == RUNNING else 0.0
+        self.diag.set_status("expert", level, f"{self.state}: {phase}",
+                             {"task": self.task, "state": self.state, "phase": phase,
+                              "done": self.state == DONE, "episode_time": f"{elapsed:.2f}"})
+        if (self.state, phase) != self._reported:  # changes go out at once, the rest at 1 Hz
+            self._reported = (self.state, phase)
+            self.diag.publish()
+
+
+def main(args=None) -> int:
+    from brs_common.node_main import run_node
+
+    return run_node(ExpertNode, args, config_errors=(ValueError,))

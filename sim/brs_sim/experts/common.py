@@ -1,0 +1,267 @@
+"""What every scripted expert shares: the observation it sees, the whole-body target it returns,
+inverse kinematics on the robot model (mink), base navigation, and an in-process rollout.
+
+An expert sees what the graph offers an operator plus privileged object poses from the sim
+(`/sim/objects`): `Observation`. It returns a 21-D whole-body target in spec.ACTION_JOINTS order
+(base entries: velocities in the base frame; all others: position targets), i.e. exactly the
+content of a teleop command. The same `act()` runs in `rollout` (SimCore + the controller's own
+limiters, for fast tuning and success-rate sweeps) and in `expert_node` (through the full graph).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+os.environ.setdefault("MUJOCO_GL", "egl")  # headless rendering for rollout videos
+
+import mujoco  # noqa: E402
+import numpy as np  # noqa: E402
+
+from brs_common import robot_spec as spec  # noqa: E402
+
+CONTROL_DT = 1.0 / spec.CONTROL_RATE_HZ
+EXPERT_RATE_HZ = 50.0  # how often an expert is asked for a target (the teleop send rate)
+BASE = spec.group_slice("base")
+POSITION = np.array([not j.velocity_controlled for j in spec.JOINTS])
+STATE_INDEX = {name: i for i, name in enumerate(spec.STATE_JOINTS)}
+ACTION_INDEX = {name: i for i, name in enumerate(spec.ACTION_JOINTS)}
+
+
+@dataclass
+class Observation:
+    time: float  # seconds (sim time), monotonic within an episode
+    joints: np.ndarray  # positions of spec.STATE_JOINTS
+    base_pose: np.ndarray  # x, y, yaw of base_link in odom (= world in sim)
+    objects: dict[str, np.ndarray] = field(default_factory=dict)  # name -> x y z qw qx qy qz (world)
+
+    def joint(self, name: str) -> float:
+        return float(self.joints[STATE_INDEX[name]])
+
+    def object_xyz(self, name: str) -> np.ndarray:
+        return np.asarray(self.objects[name][:3], dtype=float)
+
+    def object_yaw(self, name: str) -> float:
+        w, x, y, z = self.objects[name][3:7]
+        return float(np.arctan2(2 * (w * z + x * y), 1 - 2 * (y * y + z * z)))
+
+    def to_base(self, xyz) -> np.ndarray:
+        """World point -> base_link frame."""
+        x, y, yaw = self.base_pose
+        c, s = np.cos(yaw), np.sin(yaw)
+        d = np.asarray(xyz, float) - np.array([x, y, 0.0])
+        return np.array([c * d[0] + s * d[1], -s * d[0] + c * d[1], d[2]])
+
+    def positions(self) -> np.ndarray:
+        """21-D target that holds every joint where it is, base at rest."""
+        out = np.zeros(spec.ACTION_DIM)
+        for name, i in ACTION_INDEX.items():
+            if name in STATE_INDEX:
+                out[i] = self.joints[STATE_INDEX[name]]
+        return out
+
+
+class Expert:
+    """Base class: `reset(obs)` at the start of an episode, then `act(obs)` at EXPERT_RATE_HZ.
+
+    `done` becomes True when the expert has finished (successfully or having given up);
+    `phase` names what it is doing (for logs and videos).
+    """
+
+    task = ""
+
+    def __init__(self):
+        self.done = False
+        self.phase = "start"
+
+    def reset(self, obs: Observation) -> None:
+        self.done = False
+        self.phase = "start"
+
+    def act(self, obs: Observation) -> np.ndarray:
+        raise NotImplementedError
+
+
+def wrap_angle(a):
+    return (np.asarray(a) + np.pi) % (2 * np.pi) - np.pi
+
+
+def base_velocity_to(obs: Observation, goal_xy, goal_yaw: float | None = None, gain: float = 1.5,
+                     vmax: float = 0.3, wmax: float = 0.4) -> np.ndarray:
+    """Base-frame (vx, vy, wz) that drives base_link to `goal_xy` (world), turning to `goal_yaw`."""
+    x, y, yaw = obs.base_pose
+    d = np.asarray(goal_xy, float) - np.array([x, y])
+    c, s = np.cos(yaw), np.sin(yaw)
+    v = gain * np.array([c * d[0] + s * d[1], -s * d[0] + c * d[1]])
+    speed = np.linalg.norm(v)
+    if speed > vmax:
+        v *= vmax / speed
+    wz = 0.0 if goal_yaw is None else float(np.clip(2.0 * wrap_angle(goal_yaw - yaw), -wmax, wmax))
+    return np.array([v[0], v[1], wz])
+
+
+class WholeBodyIK:
+    """Differential IK (mink) on the robot-only model for the end-effector sites.
+
+    The base is held where odometry says it is; torso joints move only when `use_torso`.
+    `solve` returns the 21-D position targets (base entries 0) reaching the requested poses.
+    """
+
+    def __init__(self, posture_cost: float = 1e-2, orientation_cost: float = 0.3):
+        import mink
+
+        from brs_sim.model import JointMap, load_model
+
+        self._mink = mink
+        self.model = load_model("robot")
+        self.joints = JointMap(self.model)
+        self.config = mink.Configuration(self.model)
+        self.posture = mink.PostureTask(self.model, cost=posture_cost)
+        self.orientation_cost = orientation_cost
+        self.tasks = {
+            side: mink.FrameTask(spec.FRAMES[f"{side}_ee"], "site", position_cost=1.0,
+                                 orientation_cost=orientation_cost, lm_damping=1.0)
+            for side in ("left", "right")
+        }
+        self._configuration_limit = mink.ConfigurationLimit(self.model)
+        self._locks = {}
+
+    def _lock(self, groups: tuple[str, ...]):
+        if groups not in self._locks:
+            names = [n for g in groups for n in spec.GROUPS[g].joints]
+            self._locks[groups] = self._mink.VelocityLimit(self.model, {n: 1e-9 for n in names})
+        return self._locks[groups]
+
+    def sync(self, obs: Observation, q21: np.ndarray | None = None) -> None:
+        """Set the IK configuration from the observation (or from 21-D targets `q21`, base from obs)."""
+        q = self.config.q.copy()
+        data = mujoco.MjData(self.model)
+        data.qpos[:] = q
+        if q21 is None:
+            self.joints.set_state_qpos(data, obs.joints)
+        else:
+            self.joints.set_qpos(data, np.where(POSITION, q21, 0.0))
+        data.qpos[self.joints.base_qpos] = obs.base_pose
+        self.config.update(data.qpos.copy())
+
+    def ee_pose(self, side: str):
+        """Current SE3 of an end effector in the IK configuration (world frame)."""
+        return self.config.get_transform_frame_to_world(spec.FRAMES[f"{side}_ee"], "site")
+
+    def solve(self, obs: Observation, targets: dict, start: np.ndarray | None = None,
+              use_torso: bool = False, iterations: int = 30, tolerance: float = 1e-3,
+              orientation_cost: float | None = None) -> tuple[np.ndarray, float]:
+        """IK for `targets` = {side: (xyz, rotation 3x3 or None)} in the world frame.
+
+        Starts from `start` (21-D targets; default: measured joints). Returns (21-D position
+        targets with the grippers and unused arms as in `start`, worst position error in m).
+        """
+        mink = self._mink
+        self.sync(obs, start)
+        self.posture.set_target_from_configuration(self.config)
+        tasks = [self.posture]
+        for side, (xyz, rot) in targets.items():
+            task = self.tasks[side]
+            cost = self.orientation_cost if orientation_cost is None else orientation_cost
+            task.set_orientation_cost(0.0 if rot is None else cost)
+            rotation = mink.SO3.from_matrix(np.asarray(rot, float)) if rot is not None else \
+                self.ee_pose(side).rotation()
+            task.set_target(mink.SE3.from_rotation_and_translation(rotation, np.asarray(xyz, float)))
+            tasks.append(task)
+        locked = ("base",) if use_torso else ("base", "torso")
+        limits = [self._configuration_limit, self._lock(locked)]
+        err = np.inf
+        for _ in range(iterations):
+            v = mink.solve_ik(self.config, tasks, CONTROL_DT * 5, "daqp", 1e-3, limits=limits)
+            self.config.integrate_inplace(v, CONTROL_DT * 5)
+            err = max(np.linalg.norm(self.tasks[s].compute_error(self.config)[:3]) for s in targets)
+            if err < tolerance:
+                break
+        out = obs.positions() if start is None else np.asarray(start, float).copy()
+        q = self.config.q
+        for name, i in ACTION_INDEX.items():
+            if POSITION[i] and not name.endswith("_gripper_joint"):
+                out[i] = q[self.joints.qpos_adr[i]]
+        out[BASE] = 0.0
+        return np.clip(out, spec.LOWER, spec.UPPER) * POSITION + out * ~POSITION, float(err)
+
+
+# ---- in-process rollout -------------------------------------------------------------------------
+
+@dataclass
+class RolloutResult:
+    task: str
+    seed: int
+    success: bool
+    duration: float  # sim seconds until success (or the time limit)
+    phase: str  # the expert's phase at the end
+
+
+def observe(sim) -> Observation:
+    pos, _, _ = sim.joint_state()
+    return Observation(sim.time, pos.copy(), sim.base_pose(), sim.object_poses())
+
+
+def rollout(task_name: str, expert: Expert, seed: int, time_limit: float | None = None,
+            video: str | Path | None = None, camera: str = "overview", settle: float = 1.0,
+            ) -> RolloutResult:
+    """Run `expert` on `task_name` in-process: SimCore physics, the controller's limiters
+    (JointLimiter, BaseLimiter) between the expert's target and the actuators, the expert asked at
+    EXPERT_RATE_HZ. Success = the task predicate holds for `settle` s after the expert is done
+    (or at any time for `settle` s). Optionally writes an mp4 from a scene camera."""
+    from brs_control.safety import BaseLimiter, JointLimiter
+
+    from brs_sim.sim_core import SimCore
+    from brs_sim.tasks import get_task
+
+    task = get_task(task_name)
+    limit = task.time_limit if time_limit is None else time_limit
+    sim = SimCore("scene", seed=seed)
+    task.reset(sim, seed)
+    start = sim.time
+    obs = observe(sim)
+    q0 = obs.positions()
+    joints = JointLimiter(q0[POSITION], spec.LOWER[POSITION], spec.UPPER[POSITION],
+                          spec.MAX_VELOCITY[POSITION], spec.MAX_ACCELERATION[POSITION], sim.control_period)
+    base = BaseLimiter(spec.MAX_VELOCITY[BASE], spec.MAX_ACCELERATION[BASE], sim.control_period)
+    names = [n for n, p in zip(spec.ACTION_JOINTS, POSITION) if p]
+    expert.reset(obs)
+    every = max(1, round(1.0 / (EXPERT_RATE_HZ * sim.control_period)))
+    writer = renderer = None
+    if video is not None:
+        import imageio.v2 as imageio
+
+        renderer = mujoco.Renderer(sim.model, 480, 640)
+        writer = imageio.get_writer(str(video), fps=25, macro_block_size=8)
+    target = q0
+    held_since = done_since = None
+    tick = 0
+    success = False
+    try:
+        while sim.time - start < limit:
+            if tick % every == 0:
+                obs = observe(sim)
+                obs.time -= start
+                target = np.asarray(expert.act(obs), float)
+            sim.set_position_targets(names, joints.step(target[POSITION]))
+            sim.set_base_velocity(*base.step(target[BASE]))
+            sim.step()
+            if writer is not None and tick % 4 == 0:
+                renderer.update_scene(sim.data, camera)
+                writer.append_data(renderer.render())
+            tick += 1
+            if tick % 10 == 0:
+                ok = task.success(sim.model, sim.data)
+                held_since = (held_since if held_since is not None else sim.time) if ok else None
+                if held_since is not None and sim.time - held_since >= settle:
+                    success = True
+                    break
+                done_since = (done_since or sim.time) if expert.done else None
+                if done_since is not None and sim.time - done_since > settle + 2.0:
+                    break  # the expert gave up or finished without success
+    finally:
+        if writer is not None:
+            writer.close()
+            renderer.close()
+    return RolloutResult(task_name, seed, success, sim.time - start, expert.phase)
