@@ -22,6 +22,8 @@ SIM_STEP = f"/{SIM_NODE}/step"  # std_srvs/Trigger, one control period while pau
 # visualization_msgs/MarkerArray of the free objects' world poses (ns = object name), published
 # with /joint_states while anyone listens: privileged sim state for scripted experts and viewers.
 SIM_OBJECTS = f"/{SIM_NODE}/objects"
+# /diagnostics status (name) with the sim task's outcome: values task, success (True/False), elapsed
+SIM_TASK_STATUS = f"{SIM_NODE}: task"
 
 # Whole-body controller (brs_control/whole_body_controller, docs/controller.md).
 WHOLE_BODY_CONTROLLER_NODE = "whole_body_controller"

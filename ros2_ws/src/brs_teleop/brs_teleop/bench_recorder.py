@@ -1,0 +1,130 @@
+"""Episode recorder benchmark (registered in brs.bench): throughput and dropped frames at 10 Hz
+with 3 RGB-D cameras, against the sim node and the whole-body controller (one process each,
+parameters from the `mode:=record` graph, speed_factor 1).
+
+recorder_frames_per_s: frames written per second of node (sim) time over each ~10 s episode;
+baseline: head colour images per sim second arriving at a plain subscriber in the same window
+(what any recorder could sample at most). recorder_dropped_frames_pct: frames the recorder
+dropped (stale stream, late timer, full queue, invalid) over all repeats; baseline: head colour
+images the plain subscriber missed against the camera rate over the same windows.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+RECORD_SECONDS = 10.0  # sim seconds per repeat
+DOMAIN_ID = 93
+GRAPH_NODES = ("sim", "whole_body_controller", "episode_recorder")
+
+
+def _spawn(node, log: Path) -> subprocess.Popen:
+    from brs.runner import command_line
+
+    executable = str(Path(sys.executable).parent / node.executable)  # this venv's console script
+    env = {**os.environ, "MUJOCO_GL": os.environ.get("MUJOCO_GL", "egl")}  # headless cameras
+    return subprocess.Popen(command_line(node, executable), stdout=open(log, "wb"),
+                            stderr=subprocess.STDOUT, start_new_session=True, env=env)
+
+
+def _check_alive(procs: dict, logs: Path) -> None:
+    for name, proc in procs.items():
+        if proc.poll() is not None:
+            tail = (logs / f"{name}.log").read_text(errors="replace")[-2000:]
+            raise RuntimeError(f"{name} exited with code {proc.returncode}:\n{tail}")
+
+
+def _record_once(client, seconds: float, arrivals: list, lock, check) -> dict:
+    from std_srvs.srv import Trigger
+
+    from brs_common import topics
+    from brs_teleop import episode as ep
+
+    status = f"{topics.RECORDER_NODE}: recorder"
+    deadline = time.monotonic() + 120
+    while not client.call(Trigger, topics.RECORDER_START, timeout=30).success:  # camera_info first
+        check()
+        if time.monotonic() > deadline:
+            raise RuntimeError("the recorder never started (no camera_info?)")
+        time.sleep(0.5)
+    wall0 = time.monotonic()
+    client.wait_status(status, lambda v: float(v.get("duration_s", 0)) >= seconds,
+                       seconds * 6 + 30, f"{seconds:g} s of recording")
+    response = client.call(Trigger, topics.RECORDER_STOP, timeout=60)
+    wall = time.monotonic() - wall0
+    if not response.success:
+        raise RuntimeError(f"the recorder did not save: {response.message}")
+    path = Path(response.message.rsplit(" ", 1)[-1])
+    with ep.read_episode(path) as e:
+        t0, t1, rate = float(e.time[0]), float(e.time[-1]), float(e.metadata["rate_hz"])
+        n, dropped = e.n_frames, int(e.metadata["dropped_frames"])
+    with lock:
+        seen = sum(1 for s in arrivals if t0 <= s <= t1)
+    span = t1 - t0 + 1.0 / rate
+    return {"fps": n / span, "frames": n, "dropped": dropped, "camera_fps": seen / span,
+            "camera_expected": round(span * rate), "camera_seen": seen, "wall_fps": n / wall}
+
+
+def run(repeats: int = 3):
+    import psutil
+    from sensor_msgs.msg import Image
+
+    from brs import graph
+    from brs.bench import Result
+    from brs.graph_client import GraphClient
+    from brs_common import qos, topics
+    from brs_common.convert import stamp_to_sec
+    from brs_common.process import stop_process
+
+    saved_domain = os.environ.get("ROS_DOMAIN_ID")
+    os.environ["ROS_DOMAIN_ID"] = str(DOMAIN_ID)
+    procs, client = {}, None
+    with tempfile.TemporaryDirectory(prefix="bench_recorder_") as tmp:
+        try:
+            nodes = [n for n in graph.describe(True, "record", output_dir=tmp, speed_factor=1.0)
+                     if n.name in GRAPH_NODES]
+            procs = {n.name: _spawn(n, Path(tmp) / f"{n.name}.log") for n in nodes}
+            client = GraphClient("bench_recorder")
+            arrivals: list[float] = []
+            lock = threading.Lock()
+
+            def on_image(msg):
+                with lock:
+                    arrivals.append(stamp_to_sec(msg.header.stamp))
+            client.node.create_subscription(Image, topics.camera_topic("head", "color"), on_image, qos.SENSOR)
+            recorder = psutil.Process(procs["episode_recorder"].pid)
+            cpu0, wall0 = sum(recorder.cpu_times()[:2]), time.monotonic()
+            check = lambda: _check_alive(procs, Path(tmp))  # noqa: E731
+            runs = [_record_once(client, RECORD_SECONDS, arrivals, lock, check) for _ in range(repeats)]
+            cpu = (sum(recorder.cpu_times()[:2]) - cpu0) / (time.monotonic() - wall0)
+        finally:
+            if client is not None:
+                client.close()
+            for p in reversed(procs.values()):
+                stop_process(p, 30)
+            if saved_domain is None:
+                os.environ.pop("ROS_DOMAIN_ID", None)
+            else:
+                os.environ["ROS_DOMAIN_ID"] = saved_domain
+    frames = sum(r["frames"] for r in runs)
+    dropped = sum(r["dropped"] for r in runs)
+    expected = sum(r["camera_expected"] for r in runs)
+    missed = max(0, expected - sum(r["camera_seen"] for r in runs))
+    note = (f"{repeats} x {RECORD_SECONDS:g} sim-s episodes, 3 RGB-D cameras 320x240, sim speed 1; "
+            f"wall rate {statistics.median(r['wall_fps'] for r in runs):.2f} frames/s; "
+            f"recorder process CPU {100 * cpu:.0f}% of a core")
+    return [
+        Result("recorder_frames_per_s", statistics.median(r["fps"] for r in runs), "frames/s",
+               statistics.median(r["camera_fps"] for r in runs), "head camera images at a plain subscriber",
+               ">= 9.5", note=note),
+        Result("recorder_dropped_frames_pct", 100.0 * dropped / max(1, frames + dropped), "%",
+               100.0 * missed / max(1, expected), "head camera images missed by a plain subscriber",
+               "<= 1", higher_is_better=False, note=f"{dropped} of {frames + dropped} frames dropped"),
+    ]

@@ -1,0 +1,218 @@
+"""`brs record status|start|stop|discard|list|validate`: the episode recorder on the command line.
+
+status/start/stop/discard talk to a running `episode_recorder` node (brs.graph_client);
+list/validate only read files. Importing this module is cheap (registered in brs.cli).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+EXAMPLES = """\
+examples:
+  brs bringup use_sim:=true mode:=record            # terminal 1: sim + controller + JoyLo + recorder
+  brs record start                                  # terminal 2: new episode (or Joy-Con +)
+  brs record stop                                   # save it (Joy-Con -), or: brs record discard
+  brs record status                                 # live: episode, duration, frames, dropped
+  brs record list outputs/episodes                  # frames, duration, task, status per episode
+  brs record validate outputs/episodes/episode_000003.h5
+  brs record validate outputs/episodes              # every episode of a folder
+"""
+
+SERVICE_HELP = {
+    "start": "begin a new episode (the Joy-Con + button does the same)",
+    "stop": "finish the episode and save it as complete (Joy-Con -)",
+    "discard": "finish the episode and delete it (Joy-Con capture)",
+}
+
+
+def add_parser(sub) -> None:
+    """Register `record` and its subcommands on brs's subparsers."""
+    p = sub.add_parser(
+        "record", help="episode recorder: start/stop/discard, live status, list and validate episodes",
+        description="Control the episode recorder node of a running graph (mode:=record) and inspect "
+                    "the HDF5 episodes it writes (docs/teleop.md, 'Recording episodes').",
+        epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    cmds = p.add_subparsers(dest="record_command", required=True, metavar="command")
+
+    s = cmds.add_parser("status", help="live recorder status from /diagnostics (Ctrl-C quits)",
+                        description="Show the recorder's status (recording?, episode, duration, "
+                                    "frames, dropped frames, output dir) as it arrives on /diagnostics.",
+                        epilog="examples:\n  brs record status\n  brs record status --once   # one snapshot, for scripts",
+                        formatter_class=argparse.RawDescriptionHelpFormatter)
+    s.add_argument("--once", action="store_true", help="print the first status received and exit")
+    s.add_argument("--timeout", type=float, default=10.0,
+                   help="seconds to wait for the recorder's first status (default %(default)s)")
+    s.set_defaults(func=_status)
+
+    for name, text in SERVICE_HELP.items():
+        c = cmds.add_parser(name, help=text, description=f"{text[0].upper()}{text[1:]}: calls "
+                            f"/episode_recorder/{name} (std_srvs/Trigger) and prints its answer.",
+                            epilog=f"example:\n  brs record {name}",
+                            formatter_class=argparse.RawDescriptionHelpFormatter)
+        c.add_argument("--timeout", type=float, default=30.0,
+                       help="seconds to wait for the recorder (default %(default)s)")
+        c.set_defaults(func=_service, service=name)
+
+    ls = cmds.add_parser("list", help="episodes of a folder: frames, duration, task, status",
+                         description="List the episode files of DIR (complete and .partial).",
+                         epilog="example:\n  brs record list outputs/episodes",
+                         formatter_class=argparse.RawDescriptionHelpFormatter)
+    ls.add_argument("dir", type=Path, metavar="DIR")
+    ls.set_defaults(func=_list)
+
+    v = cmds.add_parser("validate", help="check episode files; exit 1 if any is invalid",
+                        description="Validate episode files (schema, completeness, shapes, finite "
+                                    "values, robot spec hash); a folder means all its episodes.",
+                        epilog="examples:\n  brs record validate outputs/episodes/episode_000003.h5\n"
+                               "  brs record validate outputs/episodes --any-spec",
+                        formatter_class=argparse.RawDescriptionHelpFormatter)
+    v.add_argument("paths", type=Path, nargs="+", metavar="FILE")
+    v.add_argument("--any-spec", action="store_true",
+                   help="accept episodes recorded with another robot spec (joints, limits, cameras)")
+    v.set_defaults(func=_validate)
+
+
+# ---- files -------------------------------------------------------------------------------------
+
+def _list(args) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from brs_teleop import episode as ep
+
+    if not args.dir.is_dir():
+        raise ValueError(f"{args.dir} is not a folder")
+    complete, incomplete = ep.list_episodes(args.dir)
+    rows = ep.summarize(sorted(complete + incomplete, key=ep.episode_index))
+    if not rows:
+        print(f"no episodes in {args.dir}")
+        return 0
+    table = Table(title=f"{args.dir}: {len(complete)} complete, {len(incomplete)} incomplete",
+                  title_justify="left")
+    for column in ("episode", "frames", "duration", "task", "source", "success", "status"):
+        table.add_column(column, justify="right" if column in ("frames", "duration") else "left",
+                         no_wrap=column == "episode")
+    success = {1: "yes", 0: "no"}
+    for r in rows:
+        style = {"complete": "", "incomplete": "yellow"}.get(r["status"], "red")
+        table.add_row(r["path"].name, str(r["n_frames"]), f"{r['duration']:.1f} s", r["task"],
+                      r["source"], success.get(r["success"], "?"),
+                      r["status"] + (f": {r['error']}" if r["error"] else ""), style=style)
+    Console(width=None if sys.stdout.isatty() else 160).print(table)  # piped: no truncation
+    return 0
+
+
+def _validate(args) -> int:
+    from brs_common.robot_spec import spec_hash
+    from brs_teleop import episode as ep
+
+    paths = []
+    for p in args.paths:
+        if p.is_dir():
+            complete, incomplete = ep.list_episodes(p)
+            paths += sorted(complete + incomplete, key=ep.episode_index)
+        else:
+            paths.append(p)
+    bad = 0
+    for path in paths:
+        try:
+            meta = ep.validate_episode(path, spec_hash=None if args.any_spec else spec_hash())
+        except ep.EpisodeError as exc:
+            bad += 1
+            print(f"INVALID {exc}")
+        else:
+            print(f"ok      {path}: {meta['n_frames']} frames, task {meta['task']!r}, "
+                  f"{meta['dropped_frames']} dropped")
+    if not paths:
+        print("no episode files given")
+    return 1 if bad or not paths else 0
+
+
+# ---- the running recorder ----------------------------------------------------------------------
+
+def _client():
+    from brs.graph_client import GraphClient
+
+    return GraphClient("brs_record")
+
+
+def _service(args) -> int:
+    from std_srvs.srv import Trigger
+
+    from brs_common import topics
+
+    name = {"start": topics.RECORDER_START, "stop": topics.RECORDER_STOP,
+            "discard": topics.RECORDER_DISCARD}[args.service]
+    client = _client()
+    try:
+        response = client.call(Trigger, name, timeout=args.timeout)
+    except RuntimeError as exc:
+        print(f"brs record {args.service}: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        client.close()
+    print(response.message, file=sys.stdout if response.success else sys.stderr)
+    return 0 if response.success else 1
+
+
+STATUS_NAME_SUFFIX = ": recorder"
+
+
+def status_table(message: str, values: dict):
+    from rich.table import Table
+
+    recording = values.get("recording") == "true"
+    table = Table(show_header=False, title="episode recorder", title_justify="left")
+    table.add_column(style="bold")
+    table.add_column()
+    dropped = int(values.get("dropped_frames", 0))
+    frames = int(values.get("frames", 0))
+    rows = [
+        ("state", f"[red]● recording[/] {values.get('episode', '')}" if recording else "idle"),
+        ("duration", f"{float(values.get('duration_s', 0)):.1f} s"),
+        ("frames", str(frames)),
+        ("dropped", f"{dropped} ({100.0 * dropped / max(1, frames + dropped):.1f} %): "
+                    f"stale {values.get('dropped_stale', 0)}, "
+                    f"queue full {values.get('dropped_queue_full', 0)}, invalid {values.get('dropped_invalid', 0)}"),
+        ("queued", values.get("queued", "0")),
+        ("output dir", values.get("output_dir", "")),
+        ("saved", f"{values.get('saved_episodes', 0)} this session; last {values.get('last_saved') or '-'}"),
+        ("message", message),
+    ]
+    for row in rows:
+        table.add_row(*row)
+    return table
+
+
+def _status(args) -> int:
+    from rich.console import Console
+    from rich.live import Live
+
+    from brs_common import topics
+
+    name = topics.RECORDER_NODE + STATUS_NAME_SUFFIX
+    client = _client()
+    try:
+        try:
+            client.wait_status(name, lambda v: True, args.timeout, "the episode recorder's status")
+        except TimeoutError:
+            print(f"no status from {topics.RECORDER_NODE} on /diagnostics within {args.timeout:g} s: "
+                  "is it running (brs bringup ... mode:=record) on this ROS_DOMAIN_ID?", file=sys.stderr)
+            return 1
+        if args.once:
+            Console().print(status_table(*client.status(name)))
+            return 0
+        with Live(status_table(*client.status(name)), refresh_per_second=4) as live:
+            try:
+                while True:
+                    time.sleep(0.25)
+                    live.update(status_table(*client.status(name)))
+            except KeyboardInterrupt:
+                pass
+        return 0
+    finally:
+        client.close()

@@ -1,0 +1,263 @@
+"""Episode recorder node against the real sim node and whole-body controller (separate processes):
+complete episodes, kill -9 safety, discard, Joy-Con buttons, Ctrl-C, bad parameters."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import signal
+import subprocess
+
+import numpy as np
+import pytest
+from diagnostic_msgs.msg import DiagnosticArray
+from sensor_msgs.msg import Joy
+from std_srvs.srv import Trigger
+
+from brs_common import qos, topics
+from brs_common import robot_spec as spec
+from brs_teleop import episode as ep
+from brs_teleop import joycon
+from conftest import harness_on_new_domain
+from rosutil import BIN, NodeProcess, wait_for
+
+RATE = 10.0
+# Sim speed factor. Faster runs fine on an idle machine, but with other work on 2 cores the
+# controller then falls behind sim time and its stale commands cost frames (counted, as designed).
+SPEED = 1.0
+STATUS_NAME = f"{topics.RECORDER_NODE}: recorder"
+
+
+def test_frame_from_messages_and_history():
+    """The pure parts: stream history lookup, message -> frame conversion (yaw, base action, encodings)."""
+    import math
+
+    from nav_msgs.msg import Odometry
+
+    from brs_common.convert import make_joint_state, numpy_to_image
+    from brs_teleop.recorder_node import StreamHistory, frame_from_messages
+
+    hist = StreamHistory(horizon=1.0)
+    for k in range(30):
+        hist.add(0.1 * k, k)
+    assert hist.at(2.45) == (pytest.approx(2.4), 24) and hist.at(5.0)[1] == 29
+    assert hist.at(0.7 * 3)[1] == 21  # 0.1 * 21 != 0.7 * 3 in floats: 1 us tolerance
+    assert hist.at(1.5) is None  # trimmed: more than the horizon behind the newest
+
+    n = len(spec.STATE_JOINTS)
+    odom = Odometry()
+    odom.pose.pose.position.x, odom.pose.pose.position.y = 1.5, -2.0
+    odom.pose.pose.orientation.z, odom.pose.pose.orientation.w = math.sin(1.2), math.cos(1.2)
+    odom.twist.twist.linear.x, odom.twist.twist.angular.z = 0.3, -0.4
+    commanded = make_joint_state(spec.ACTION_JOINTS, np.arange(21.0), vel=100 + np.arange(21.0))
+    rgb = np.random.default_rng(0).integers(0, 256, (240, 320, 3), dtype=np.uint8)
+    depth_mm = np.full((240, 320), 1500, np.uint16)
+    depth_mm[0, 0] = 0
+    msgs = {"joint_states": make_joint_state(list(reversed(spec.STATE_JOINTS)), np.arange(n)[::-1],
+                                             np.zeros(n), np.ones(n)),
+            "odom": odom, "action": commanded,
+            "head/color": numpy_to_image(rgb[..., ::-1], "bgr8"),
+            "head/depth": numpy_to_image(depth_mm, "16UC1")}
+    frame = frame_from_messages(5.0, msgs, ("head",))
+    np.testing.assert_array_equal(frame.joint_position, np.arange(n))  # reordered to STATE_JOINTS
+    np.testing.assert_allclose(frame.base_pose, [1.5, -2.0, 2.4])
+    np.testing.assert_allclose(frame.base_velocity, [0.3, 0.0, -0.4])
+    np.testing.assert_array_equal(frame.action[:3], [100, 101, 102])  # base: commanded velocities
+    np.testing.assert_array_equal(frame.action[3:], np.arange(3.0, 21.0))
+    color, depth = frame.images["head"]
+    np.testing.assert_array_equal(color, rgb)
+    assert depth.dtype == np.float32 and depth[0, 0] == 0 and depth[1, 1] == pytest.approx(1.5)
+
+
+@pytest.fixture(scope="module")
+def graph(tmp_path_factory):
+    """Sim node (3 cameras) + whole-body controller for the module; recorders per test."""
+    logs = tmp_path_factory.mktemp("recorder_graph")
+    with harness_on_new_domain() as h:
+        h.record(topics.DIAGNOSTICS, DiagnosticArray, qos.DIAGNOSTICS, keep=200)
+        h.logs = logs
+        h.spawn("sim_node", {"speed_factor": SPEED, "cameras_enabled": True}, log_path=logs / "sim.log")
+        h.spawn("whole_body_controller", {"use_sim_time": True}, log_path=logs / "controller.log")
+        yield h
+
+
+def recorder(h, out, name="recorder", **params) -> NodeProcess:
+    params = {"use_sim_time": True, "output_dir": str(out), "rate_hz": RATE, **params}
+    h.clear(topics.DIAGNOSTICS)  # no status of an earlier recorder
+    return h.spawn("episode_recorder", params, log_path=h.logs / f"{name}.log")
+
+
+def status(h) -> dict | None:
+    """Values of the recorder's latest /diagnostics status."""
+    with h.lock:
+        arrays = list(h.messages[topics.DIAGNOSTICS])
+    for msg in reversed(arrays):
+        for s in msg.status:
+            if s.name == STATUS_NAME:
+                return {kv.key: kv.value for kv in s.values}
+    return None
+
+
+def call(h, service, timeout=30.0) -> Trigger.Response:
+    """Trigger call through one client per service for the module: DDS can drop the response to
+    a brand-new client whose reader the server has not discovered yet (worse under load)."""
+    clients = h.__dict__.setdefault("trigger_clients", {})
+    if service not in clients:
+        clients[service] = h.node.create_client(Trigger, service)
+    client = clients[service]
+    wait_for(client.service_is_ready, timeout, message=f"service {service}")
+    future = client.call_async(Trigger.Request())
+    wait_for(future.done, timeout, message=f"response from {service}")
+    return future.result()
+
+
+def start(h, proc):
+    """Start an episode once the recorder has seen every camera_info (retries until then)."""
+    def attempt():
+        assert proc.proc.poll() is None, proc.log()
+        try:
+            return call(h, topics.RECORDER_START, timeout=5).success
+        except TimeoutError:  # a lost response: the status says whether it started
+            return (s := status(h)) is not None and s["recording"] == "true"
+    wait_for(attempt, 90, interval=0.5, message="recorder start")
+
+
+def frames_at_least(h, n, episode="episode_000000"):
+    wait_for(lambda: (s := status(h)) and s["episode"] == episode and int(s["frames"]) >= n,
+             60, message=f"{n} recorded frames of {episode}")
+
+
+def sha(path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def check_frames(e: ep.Episode, n: int):
+    """Whole frames: spaced 1/RATE in sim time, finite proprio, non-trivial equal-shaped images."""
+    t = e.time[:n]
+    assert np.all(np.isfinite(t))
+    slots = np.diff(t) * RATE  # exactly 1 apart; more where a frame was dropped (and counted)
+    np.testing.assert_allclose(slots, np.round(slots), atol=1e-6)
+    assert slots.min() >= 1 - 1e-6 and np.median(slots) == pytest.approx(1.0)
+    for values in (e.joint_position, e.action, e.base_pose):
+        assert np.all(np.isfinite(values[:n]))
+    for name in spec.CAMERAS:
+        cam = e.cameras[name]
+        for i in (0, n - 1):
+            color, depth = cam.color[i], cam.depth[i]
+            assert color.shape == (240, 320, 3) and depth.shape == (240, 320)
+            assert color.std() > 5, f"{name} color frame {i} is flat"
+            assert np.nanmax(depth) > 0.1, f"{name} depth frame {i} is empty"
+
+
+def test_episodes_survive_kill_9(graph, tmp_path):
+    h = graph
+    proc = recorder(h, tmp_path)
+    start(h, proc)
+    frames_at_least(h, 20)
+    reply = call(h, topics.RECORDER_STOP)
+    assert reply.success, reply.message
+    first = tmp_path / "episode_000000.h5"
+    assert str(first) in reply.message
+    meta = ep.validate_episode(first, spec_hash=spec.spec_hash())
+    with ep.read_episode(first) as e:
+        n = e.n_frames
+        assert n >= 20 and n == meta["n_frames"]
+        gaps = round(e.duration * RATE) + 1 - n
+        assert 0 <= gaps <= meta["dropped_frames"]  # every missing frame is counted
+        assert n >= 0.8 * (e.duration * RATE + 1), f"{gaps} of {n + gaps} frames dropped"
+        check_frames(e, n)
+    digest = sha(first)
+
+    # Episode 2: killed mid-recording once some frames are on disk.
+    assert call(h, topics.RECORDER_START).success
+    second = tmp_path / "episode_000001.h5.partial"
+    frames_at_least(h, 10, "episode_000001")
+    with ep.read_episode(second) as e:  # readable while being written
+        assert not e.complete and e.n_frames >= 5
+    os.killpg(proc.proc.pid, signal.SIGKILL)
+    proc.proc.wait(10)
+
+    assert sha(first) == digest
+    ep.validate_episode(first)
+    assert ep.list_episodes(tmp_path) == ([first], [second])
+    with pytest.raises(ep.EpisodeError, match="status is 'recording'"):
+        ep.validate_episode(second)
+    with ep.read_episode(second) as e:
+        assert e.metadata["status"] == "recording" and not e.complete
+        assert e.n_frames >= 10
+        check_frames(e, e.n_frames)
+
+    # A new recorder continues the numbering and leaves the crashed file alone; `brs record`
+    # shows its status and stops it.
+    proc = recorder(h, tmp_path, name="recorder_after_kill")
+    start(h, proc)
+    frames_at_least(h, 3, "episode_000002")
+    cli = subprocess.run([str(BIN / "brs"), "record", "status", "--once"], capture_output=True,
+                         text=True, timeout=60)
+    assert cli.returncode == 0 and "recording" in cli.stdout and "episode_000002" in cli.stdout, cli
+    cli = subprocess.run([str(BIN / "brs"), "record", "stop"], capture_output=True, text=True, timeout=60)
+    assert cli.returncode == 0 and "saved" in cli.stdout, cli
+    assert ep.list_episodes(tmp_path) == ([first, tmp_path / "episode_000002.h5"], [second])
+    cli = subprocess.run([str(BIN / "brs"), "record", "stop"], capture_output=True, text=True, timeout=60)
+    assert cli.returncode == 1 and "not recording" in cli.stderr, cli
+    assert proc.stop() == 0
+
+
+def joy(config, *pressed) -> Joy:
+    state = joycon.JoyConState(buttons={b: True for b in pressed})
+    return joycon.to_joy_msg(state, config)
+
+
+def test_joycon_buttons_discard_and_ctrl_c(graph, tmp_path):
+    h = graph
+    proc = recorder(h, tmp_path, name="recorder_joy", cameras=["head"], task="trash_to_spot", seed=4)
+    pub = h.node.create_publisher(Joy, topics.JOY, qos.SENSOR)
+    config = joycon.load_config()
+    wait_for(lambda: pub.get_subscription_count() > 0, 30, message="recorder subscribed to /joy")
+    start(h, proc)
+
+    # discard via the service: the file is gone (and its number is free again)
+    frames_at_least(h, 3)
+    reply = call(h, topics.RECORDER_DISCARD)
+    assert reply.success and "discarded episode_000000" in reply.message, reply.message
+    assert ep.list_episodes(tmp_path) == ([], [])
+    reply = call(h, topics.RECORDER_STOP)
+    assert not reply.success and reply.message == "not recording"
+
+    # Joy-Con: + starts (rising edge; the first message is only the baseline), - stops and saves
+    for buttons in ((), ("plus",), ("plus",), ()):
+        pub.publish(joy(config, *buttons))
+    frames_at_least(h, 5)
+    pub.publish(joy(config, "minus"))
+    wait_for(lambda: ep.list_episodes(tmp_path)[0], 30, message="episode saved by the - button")
+    pub.publish(joy(config))
+    first = tmp_path / "episode_000000.h5"
+    meta = ep.validate_episode(first)
+    assert meta["cameras"] == ["head"] and meta["task"] == "trash_to_spot" and meta["seed"] == 4
+
+    # capture discards, then Ctrl-C saves the running episode as complete
+    pub.publish(joy(config, "plus"))
+    frames_at_least(h, 3, "episode_000001")
+    pub.publish(joy(config))
+    pub.publish(joy(config, "capture"))
+    wait_for(lambda: status(h)["recording"] == "false", 30, message="discard by the capture button")
+    assert ep.list_episodes(tmp_path) == ([first], [])
+    pub.publish(joy(config))
+    pub.publish(joy(config, "plus"))
+    frames_at_least(h, 3, "episode_000001")
+    assert proc.stop(timeout=30) == 0, proc.log()
+    assert ep.list_episodes(tmp_path) == ([first, tmp_path / "episode_000001.h5"], [])
+    assert ep.validate_episode(tmp_path / "episode_000001.h5")["n_frames"] >= 3
+
+
+@pytest.mark.parametrize("params, message", [
+    ({"rate_hz": -5.0}, "rate_hz must be > 0, got -5.0"),
+    ({"cameras": ["head", "belly"]}, "unknown or repeated ['belly']"),
+    ({"max_age": 0.0}, "max_age must be > 0"),
+    ({"calibration_file": "/nonexistent/calib.yaml"}, "calibration_file '/nonexistent/calib.yaml' does not exist"),
+])
+def test_bad_parameters_fail_at_startup(ros_domain, tmp_path, params, message):
+    proc = NodeProcess("episode_recorder", {"output_dir": str(tmp_path), **params},
+                       log_path=tmp_path / "recorder.log")
+    assert proc.proc.wait(60) == 2
+    assert "configuration error" in proc.log() and message in proc.log(), proc.log()
