@@ -1,0 +1,398 @@
+"""Dataset exporters: real episode files -> LeRobot v3.0 and rosbag2 MCAP, read back with
+independent readers (pyarrow, imageio's ffmpeg, rosbags AnyReader)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from pathlib import Path
+
+import h5py
+import imageio_ffmpeg
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+
+from brs_common import robot_spec as spec
+from brs_common import topics
+from brs_teleop import episode as ep_format
+from brs_teleop.episode import CameraIntrinsics, EpisodeMetadata, EpisodeWriter, Frame
+from brs_teleop.export_common import ExportError
+from brs_teleop.export_lerobot import depth_to_mm, export_lerobot
+from brs_teleop.export_mcap import export_mcap
+
+H, W = 48, 64
+CAMERAS = ("head", "left_wrist")
+LENGTHS = (12, 7, 10)
+TASKS = ("put the cup in the sink", "", "put the cup in the sink")
+RATE = 10.0
+
+
+def _color(episode: int, k: int, camera: int) -> np.ndarray:
+    """A horizontal gradient over a per-frame base colour (so frames are told apart by colour)."""
+    base = np.array([30 + 12 * k, 210 - 9 * k - 40 * camera, 50 + 60 * episode], float)
+    x = np.linspace(0.0, 40.0, W)[None, :, None]
+    return np.clip(base + x + np.zeros((H, 1, 1)), 0, 255).astype(np.uint8)
+
+
+def _depth(k: int) -> np.ndarray:
+    y, x = np.mgrid[0:H, 0:W]
+    d = (0.4 + 0.05 * k + 0.002 * x + 0.001 * y).astype(np.float32)
+    d[0, :3] = (np.nan, 0.0, np.inf)  # invalid pixels as a camera publishes them
+    return d
+
+
+def _write_episode(folder: Path, index: int, n: int, task: str, *, close: bool = True):
+    rng = np.random.default_rng(index)
+    K = (40.0, 0.0, (W - 1) / 2, 0.0, 40.0, (H - 1) / 2, 0.0, 0.0, 1.0)
+    meta = EpisodeMetadata(
+        cameras={c: CameraIntrinsics(K=K, width=W, height=H, frame_id=spec.CAMERAS[c].optical_frame)
+                 for c in CAMERAS},
+        rate_hz=RATE, task=task, seed=index, source="teleop")
+    writer = EpisodeWriter(folder / ep_format.episode_name(index), meta)
+    for k in range(n):
+        writer.add_frame(Frame(
+            time=1000.0 + 60.0 * index + k / RATE + 0.003 * rng.standard_normal(),  # jittered
+            joint_position=rng.uniform(-1, 1, len(spec.STATE_JOINTS)),
+            joint_velocity=rng.uniform(-1, 1, len(spec.STATE_JOINTS)),
+            joint_effort=rng.uniform(-5, 5, len(spec.STATE_JOINTS)),
+            base_pose=rng.uniform(-2, 2, 3), base_velocity=rng.uniform(-0.3, 0.3, 3),
+            action=rng.uniform(-1, 1, spec.ACTION_DIM),
+            images={c: (_color(index, k, i), _depth(k)) for i, c in enumerate(CAMERAS)}))
+    return writer.close() if close else writer
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("demos")
+    for i, (n, task) in enumerate(zip(LENGTHS, TASKS)):
+        _write_episode(folder, i, n, task)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def source(dataset):
+    """Everything in the source episodes, read with the episode module."""
+    eps = []
+    for path in ep_format.list_episodes(dataset)[0]:
+        with ep_format.read_episode(path) as ep:
+            eps.append({"time": ep.time, "action": ep.action, "q": ep.joint_position,
+                        "qd": ep.joint_velocity, "tau": ep.joint_effort, "pose": ep.base_pose,
+                        "vel": ep.base_velocity, "task": ep.metadata["task"],
+                        "color": {c: ep.cameras[c].color[:] for c in CAMERAS},
+                        "depth": {c: ep.cameras[c].depth[:] for c in CAMERAS}})
+    return eps
+
+
+@pytest.fixture(scope="module")
+def lerobot_dir(dataset, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("lerobot") / "ds"
+    summary = export_lerobot(dataset, out, repo_id="test/brs", default_task="unnamed", progress=False)
+    assert (summary.episodes, summary.frames, summary.fps) == (3, sum(LENGTHS), 10)
+    return out
+
+
+def _digest(folder: Path) -> dict[str, str]:
+    """sha256 of every file under `folder`, by relative path."""
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+# ---- LeRobot ---------------------------------------------------------------------------------------
+
+def test_lerobot_info_and_tasks(lerobot_dir):
+    info = json.loads((lerobot_dir / "meta/info.json").read_text())
+    assert info["codebase_version"] == "v3.0"
+    totals = (info["fps"], info["total_episodes"], info["total_frames"], info["total_tasks"])
+    assert totals == (10, 3, 29, 2)
+    assert info["splits"] == {"train": "0:3"}
+    assert info["data_path"] == "data/chunk-{chunk_index:03d}/file-{file_index:03d}.parquet"
+    f = info["features"]
+    assert f["action"] == {"dtype": "float32", "shape": [21], "names": list(spec.ACTION_JOINTS)}
+    assert f["observation.state"]["names"] == [*spec.STATE_JOINTS, "base_vx", "base_vy", "base_wz"]
+    for cam in CAMERAS:
+        video = f[f"observation.images.{cam}"]
+        assert video["dtype"] == "video" and video["shape"] == [H, W, 3]
+        assert video["info"]["video.codec"] == "h264" and video["info"]["video.fps"] == 10
+        assert f[f"observation.depth.{cam}"]["dtype"] == "uint16"
+        path = info["video_path"].format(video_key=f"observation.images.{cam}", chunk_index=0, file_index=0)
+        assert (lerobot_dir / path).is_file()
+    tasks = pq.read_table(lerobot_dir / "meta/tasks.parquet").to_pydict()
+    assert tasks == {"task_index": [0, 1], "task": ["put the cup in the sink", "unnamed"]}
+    assert b"pandas" in pq.read_schema(lerobot_dir / "meta/tasks.parquet").metadata
+    assert "test/brs" in (lerobot_dir / "README.md").read_text()
+
+
+def test_lerobot_frames_match_the_source(lerobot_dir, source):
+    table = pq.read_table(lerobot_dir / "data/chunk-000/file-000.parquet")
+    assert table.num_rows == sum(LENGTHS)
+    d = table.to_pydict()
+    assert d["index"] == list(range(sum(LENGTHS)))
+    assert d["episode_index"] == [e for e, n in enumerate(LENGTHS) for _ in range(n)]
+    assert d["frame_index"] == [k for n in LENGTHS for k in range(n)]
+    np.testing.assert_allclose(d["timestamp"], np.array(d["frame_index"]) / 10.0, atol=1e-6)
+    assert d["task_index"] == [0] * 12 + [1] * 7 + [0] * 10
+    action = np.array(d["action"], dtype=np.float32)
+    state = np.array(d["observation.state"], dtype=np.float32)
+    np.testing.assert_array_equal(action, np.concatenate([s["action"] for s in source]))
+    np.testing.assert_array_equal(state, np.concatenate([np.hstack([s["q"], s["vel"]]) for s in source]))
+    np.testing.assert_array_equal(np.array(d["observation.effort"], np.float32),
+                                  np.concatenate([s["tau"] for s in source]))
+    depth = np.array(table.column("observation.depth.head").to_pylist(), dtype=np.uint16)
+    want = np.concatenate([depth_to_mm(s["depth"]["head"]) for s in source])
+    np.testing.assert_array_equal(depth, want)
+    assert list(depth[0, 0, :3]) == [0, 0, 0]  # nan, 0 and inf -> "no depth"
+    assert depth[0, 5, 10] == round(1000 * (0.4 + 0.002 * 10 + 0.001 * 5))
+
+
+def test_lerobot_episodes_and_stats(lerobot_dir, source):
+    eps = pq.read_table(lerobot_dir / "meta/episodes/chunk-000/file-000.parquet").to_pydict()
+    assert eps["episode_index"] == [0, 1, 2]
+    assert eps["length"] == list(LENGTHS)
+    assert eps["dataset_from_index"] == [0, 12, 19] and eps["dataset_to_index"] == [12, 19, 29]
+    assert eps["tasks"] == [["put the cup in the sink"], ["unnamed"], ["put the cup in the sink"]]
+    for cam in CAMERAS:
+        key = f"videos/observation.images.{cam}"
+        np.testing.assert_allclose(eps[f"{key}/from_timestamp"], [0.0, 1.2, 1.9])
+        np.testing.assert_allclose(eps[f"{key}/to_timestamp"], [1.2, 1.9, 2.9])
+    np.testing.assert_allclose(eps["stats/action/mean"][1], source[1]["action"].mean(axis=0), rtol=1e-5)
+    stats = json.loads((lerobot_dir / "meta/stats.json").read_text())
+    all_actions = np.concatenate([s["action"] for s in source]).astype(np.float64)
+    np.testing.assert_allclose(stats["action"]["mean"], all_actions.mean(axis=0), rtol=1e-6)
+    np.testing.assert_allclose(stats["action"]["std"], all_actions.std(axis=0), rtol=1e-5)
+    np.testing.assert_allclose(stats["action"]["max"], all_actions.max(axis=0), rtol=1e-6)
+    np.testing.assert_allclose(stats["action"]["q50"], np.median(all_actions, axis=0), rtol=1e-6)
+    assert stats["action"]["count"] == [29]
+    assert np.array(stats["observation.images.head"]["mean"]).shape == (3, 1, 1)
+    head = np.concatenate([s["color"]["head"] for s in source]).reshape(-1, 3) / 255.0
+    image_mean = np.ravel(stats["observation.images.head"]["mean"])
+    np.testing.assert_allclose(image_mean, head.mean(axis=0), atol=0.01)
+
+
+def _decode(path: Path) -> np.ndarray:
+    reader = imageio_ffmpeg.read_frames(str(path))
+    meta = next(reader)
+    w, h = meta["size"]
+    return np.stack([np.frombuffer(f, np.uint8).reshape(h, w, 3) for f in reader])
+
+
+def test_lerobot_videos_decode_with_the_right_frames(lerobot_dir, source):
+    for cam in CAMERAS:
+        frames = _decode(lerobot_dir / f"videos/observation.images.{cam}/chunk-000/file-000.mp4")
+        want = np.concatenate([s["color"][cam] for s in source])
+        assert frames.shape == want.shape  # 29 frames of 48x64 rgb
+        # lossy H.264 / yuv420p: each frame's mean colour within a few levels of the source
+        err = np.abs(frames.reshape(len(want), -1, 3).mean(1) - want.reshape(len(want), -1, 3).mean(1))
+        assert err.max() < 4.0, err.max()
+        assert np.abs(frames.astype(int) - want).mean() < 3.0
+
+
+def test_lerobot_lower_fps_picks_frames(dataset, source, tmp_path):
+    summary = export_lerobot(dataset, tmp_path / "ds5", fps=5, include_depth=False, progress=False)
+    assert (summary.fps, summary.frames) == (5, 6 + 4 + 5)
+    d = pq.read_table(tmp_path / "ds5/data/chunk-000/file-000.parquet").to_pydict()
+    assert "observation.depth.head" not in d
+    picked = np.concatenate([s["action"][::2] for s in source])  # 10 Hz -> every other frame
+    np.testing.assert_array_equal(np.array(d["action"], np.float32), picked)
+    assert len(_decode(tmp_path / "ds5/videos/observation.images.head/chunk-000/file-000.mp4")) == 15
+    with pytest.raises(ExportError, match="--fps 20 must be between 1 and"):
+        export_lerobot(dataset, tmp_path / "ds20", fps=20, progress=False)
+
+
+# ---- MCAP ------------------------------------------------------------------------------------------
+
+def _read_bag(bag: Path) -> dict[str, list]:
+    from rosbags.highlevel import AnyReader
+
+    out: dict[str, list] = {}
+    with AnyReader([bag]) as reader:
+        for conn, t_ns, raw in reader.messages():
+            out.setdefault(conn.topic, []).append((t_ns, reader.deserialize(raw, conn.msgtype)))
+    return out
+
+
+def test_mcap_bags_read_back_with_rosbags(dataset, source, tmp_path):
+    before = _digest(dataset)
+    summary = export_mcap(dataset, tmp_path / "bags", progress=False)
+    assert _digest(dataset) == before  # sources untouched
+    assert [b.name for b in summary.bags] == ["episode_000000", "episode_000001", "episode_000002"]
+    assert sorted(p.suffix for p in summary.bags[0].iterdir()) == [".mcap", ".yaml"]
+    streams = ("color", "depth", "color_info", "depth_info")
+    cam_topics = [topics.camera_topic(c, s) for c in CAMERAS for s in streams]
+    for bag, src, n in zip(summary.bags, source, LENGTHS):
+        msgs = _read_bag(bag)
+        assert set(msgs) == {topics.JOINT_STATES, topics.ODOM, topics.CONTROLLER_STATE, *cam_topics}
+        assert all(len(v) == n for v in msgs.values())
+        want_ns = np.rint(src["time"] * 1e9).astype(np.int64)
+        for topic, items in msgs.items():
+            stamps = [t for t, _ in items]
+            assert stamps == want_ns.tolist() and np.all(np.diff(stamps) > 0), topic
+            head = items[0][1].header.stamp
+            assert head.sec * 1_000_000_000 + head.nanosec == want_ns[0]
+        js = [m for _, m in msgs[topics.JOINT_STATES]]
+        assert js[0].name == list(spec.STATE_JOINTS)
+        np.testing.assert_array_equal(np.array([m.position for m in js], np.float32), src["q"])
+        np.testing.assert_array_equal(np.array([m.effort for m in js], np.float32), src["tau"])
+        cmd = [m for _, m in msgs[topics.CONTROLLER_STATE]]
+        assert cmd[0].name == list(spec.ACTION_JOINTS)
+        base = [spec.ACTION_JOINTS.index(j) for j in spec.BASE_JOINTS]
+        arm = spec.group_slice("left_arm")
+        position = np.array([m.position for m in cmd], np.float32)
+        velocity = np.array([m.velocity for m in cmd], np.float32)
+        np.testing.assert_array_equal(position[:, arm], src["action"][:, arm])
+        np.testing.assert_array_equal(velocity[:, base], src["action"][:, base])
+        assert not position[:, base].any() and np.isnan(velocity[:, arm]).all()  # as the controller
+        odom = [m for _, m in msgs[topics.ODOM]]
+        yaw = [2 * np.arctan2(m.pose.pose.orientation.z, m.pose.pose.orientation.w) for m in odom]
+        np.testing.assert_allclose(np.unwrap(yaw), np.unwrap(src["pose"][:, 2]), atol=1e-6)
+        np.testing.assert_allclose([m.twist.twist.angular.z for m in odom], src["vel"][:, 2], atol=1e-7)
+        assert (odom[0].header.frame_id, odom[0].child_frame_id) == (spec.FRAMES["odom"], spec.FRAMES["base"])
+        for cam in CAMERAS:
+            color = [m for _, m in msgs[topics.camera_topic(cam, "color")]]
+            assert color[0].encoding == "rgb8"
+            assert color[0].header.frame_id == spec.CAMERAS[cam].optical_frame
+            pixels = np.stack([m.data.reshape(H, W, 3) for m in color])
+            np.testing.assert_array_equal(pixels, src["color"][cam])
+            depth = [m for _, m in msgs[topics.camera_topic(cam, "depth")]]
+            assert depth[0].encoding == "32FC1" and depth[0].step == 4 * W
+            got = np.stack([m.data.view("<f4").reshape(H, W) for m in depth])
+            np.testing.assert_array_equal(got, src["depth"][cam])  # nan and inf kept as recorded
+            info = msgs[topics.camera_topic(cam, "color_info")][0][1]
+            assert (info.width, info.height) == (W, H) and info.k[0] == 40.0 and info.p[2] == (W - 1) / 2
+
+
+def test_mcap_single_episode(dataset, tmp_path):
+    summary = export_mcap(dataset / "episode_000001.h5", tmp_path / "one", progress=False)
+    assert [b.name for b in summary.bags] == ["episode_000001"]
+    assert summary.frames == LENGTHS[1]
+    meta = (summary.bags[0] / "metadata.yaml").read_text()
+    assert "storage_identifier: mcap" in meta and "version: 9" in meta and "brs.seed: '1'" in meta
+
+
+# ---- faults ----------------------------------------------------------------------------------------
+
+def _leftovers(parent: Path) -> list[str]:
+    return [p.name for p in parent.iterdir() if ".tmp-" in p.name or ".old-" in p.name]
+
+
+@pytest.fixture
+def with_partial(dataset, tmp_path) -> Path:
+    """A copy of the dataset plus a recording that crashed (left .partial)."""
+    folder = tmp_path / "demos"
+    shutil.copytree(dataset, folder)
+    writer = _write_episode(folder, 3, 4, "crashed", close=False)
+    writer._file.close()  # the process died here: no close(), the file stays .partial
+    assert (folder / "episode_000003.h5.partial").is_file()
+    return folder
+
+
+@pytest.mark.parametrize("fmt", ["lerobot", "mcap"])
+def test_incomplete_episode_is_refused_and_nothing_written(with_partial, tmp_path, fmt):
+    export = export_lerobot if fmt == "lerobot" else export_mcap
+    out = tmp_path / "out"
+    before = _digest(with_partial)
+    refusal = r"(?s)1 incomplete episode.*episode_000003\.h5\.partial.*--skip-incomplete"
+    with pytest.raises(ExportError, match=refusal):
+        export(with_partial, out, progress=False)
+    assert not out.exists() and not _leftovers(tmp_path)
+    with pytest.raises(ExportError, match="incomplete"):
+        export(with_partial / "episode_000003.h5.partial", out, progress=False)
+    summary = export(with_partial, out, skip_incomplete=True, progress=False)
+    assert summary.frames == sum(LENGTHS)
+    assert _digest(with_partial) == before
+
+
+def test_invalid_episode_is_listed(with_partial, tmp_path):
+    (with_partial / "episode_000003.h5.partial").unlink()
+    (with_partial / "episode_000004.h5").write_bytes(b"not an hdf5 file")
+    with pytest.raises(ExportError, match=r"(?s)1 invalid episode.*episode_000004\.h5"):
+        export_lerobot(with_partial, tmp_path / "out", progress=False)
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("fmt", ["lerobot", "mcap"])
+def test_existing_output_needs_overwrite(dataset, tmp_path, fmt):
+    export = export_lerobot if fmt == "lerobot" else export_mcap
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "keep.txt").write_text("mine")
+    with pytest.raises(ExportError, match="not empty; pass --overwrite"):
+        export(dataset, out, progress=False)
+    assert (out / "keep.txt").read_text() == "mine"
+    export(dataset, out, overwrite=True, progress=False)
+    assert not (out / "keep.txt").exists() and any(out.iterdir())
+    assert not _leftovers(tmp_path)
+    with pytest.raises(ExportError, match="contains the source episode"):
+        export(dataset, dataset.parent, overwrite=True, progress=False)
+
+
+def test_failure_midway_keeps_the_old_output(dataset, tmp_path, monkeypatch):
+    from brs_teleop import export_lerobot as module
+
+    out = tmp_path / "out"
+    export_lerobot(dataset, out, progress=False)
+    before = _digest(out)
+    calls = {"n": 0}
+    real_write = module._DataWriter.write
+
+    def failing_write(self, columns):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise OSError("disk full")
+        real_write(self, columns)
+
+    monkeypatch.setattr(module._DataWriter, "write", failing_write)
+    with pytest.raises(OSError, match="disk full"):
+        export_lerobot(dataset, out, overwrite=True, progress=False)
+    assert _digest(out) == before and not _leftovers(tmp_path)
+
+
+# ---- CLI -------------------------------------------------------------------------------------------
+
+def test_cli(dataset, tmp_path, capsys):
+    from brs import cli
+
+    assert cli.main(["export", "lerobot", str(dataset), str(tmp_path / "lr"), "--no-depth",
+                     "--repo-id", "me/demos", "--no-progress"]) == 0
+    assert "3 episodes, 29 frames at 10 fps" in capsys.readouterr().out
+    assert cli.main(["export", "mcap", str(dataset), str(tmp_path / "lr")]) == 2
+    assert "not empty; pass --overwrite" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        cli.main(["export", "mcap", "--help"])
+    assert "brs export mcap data/demos data/bags" in capsys.readouterr().out
+
+
+def test_lerobot_starts_new_files_when_full(dataset, source, tmp_path, monkeypatch):
+    from brs_teleop import export_lerobot as module
+
+    monkeypatch.setattr(module, "DATA_FILES_SIZE_IN_MB", 0)  # every episode in files of its own
+    monkeypatch.setattr(module, "VIDEO_FILES_SIZE_IN_MB", 0)
+    out = tmp_path / "ds"
+    export_lerobot(dataset, out, include_depth=False, progress=False)
+    info = json.loads((out / "meta/info.json").read_text())
+    eps = pq.read_table(out / "meta/episodes/chunk-000/file-000.parquet").to_pydict()
+    key = "videos/observation.images.head"
+    assert eps["data/file_index"] == [0, 1, 2] and eps[f"{key}/file_index"] == [0, 1, 2]
+    assert eps[f"{key}/from_timestamp"] == [0.0, 0.0, 0.0]
+    for e, n in enumerate(LENGTHS):
+        data = out / info["data_path"].format(chunk_index=0, file_index=e)
+        rows = pq.read_table(data).to_pydict()
+        assert rows["episode_index"] == [e] * n and rows["index"][0] == eps["dataset_from_index"][e]
+        np.testing.assert_array_equal(np.array(rows["action"], np.float32), source[e]["action"])
+        video = out / info["video_path"].format(video_key="observation.images.head",
+                                                chunk_index=0, file_index=e)
+        assert len(_decode(video)) == n
+
+
+def test_lerobot_reports_dropped_frames(tmp_path):
+    folder = tmp_path / "gappy"
+    path = _write_episode(folder, 0, 6, "task")
+    with ep_format.read_episode(path) as ep:  # rewrite the times: frames 3 and 4 were dropped
+        times = ep.time.copy()
+    with h5py.File(path, "r+") as f:
+        f["time"][3:] = times[3:] + 0.2
+    summary = export_lerobot(folder, tmp_path / "out", include_depth=False, progress=False)
+    assert summary.frames == 6
+    assert len(summary.warnings) == 1 and "episode_000000.h5: 1 gap(s)" in summary.warnings[0]
+    assert "after frame 2" in summary.warnings[0]
