@@ -18,12 +18,18 @@ from brs_common.process import stop_process
 
 BIN = Path(sys.executable).parent
 CHAINS = ("torso", "left_arm", "right_arm")
+JOYLO_CHAINS = ("joylo_left", "joylo_right")  # --joylo: the leader arms (the joylo node's ports)
 WHEEL_BOARDS = ("a", "b")
 
 
-def emulator_commands(directory: Path) -> tuple[list[list[str]], dict[str, str], list[Path]]:
+def emulator_commands(directory: Path, joylo: bool = False) -> tuple[list[list[str]], dict[str, str], list[Path]]:
     """(command lines, bringup port overrides, pty links) for every emulated device."""
     commands, overrides, links = [], {}, []
+    for chain in JOYLO_CHAINS if joylo else ():
+        link = directory / f"brs_dxl_{chain}"
+        commands.append([str(BIN / "dxl_emulator"), "--chain", chain, "--port-link", str(link)])
+        overrides[f"joylo.{chain.split('_')[1]}_port"] = str(link)
+        links.append(link)
     for chain in CHAINS:
         link = directory / f"brs_dxl_{chain}"
         commands.append([str(BIN / "dxl_emulator"), "--chain", chain, "--port-link", str(link)])
@@ -37,11 +43,12 @@ def emulator_commands(directory: Path) -> tuple[list[list[str]], dict[str, str],
     return commands, overrides, links + wheel_links
 
 
-def start(directory: Path, log_dir: Path | None = None) -> tuple[list[subprocess.Popen], dict[str, str], list[Path]]:
+def start(directory: Path, log_dir: Path | None = None,
+          joylo: bool = False) -> tuple[list[subprocess.Popen], dict[str, str], list[Path]]:
     """Start every emulator; returns the processes, bringup overrides and the pty links to wait for."""
     directory.mkdir(parents=True, exist_ok=True)
     configure_dds()
-    commands, overrides, links = emulator_commands(directory)
+    commands, overrides, links = emulator_commands(directory, joylo)
     procs = []
     for cmd, link in zip(commands, links):
         out = open(log_dir / f"{link.name}.log", "wb") if log_dir else subprocess.DEVNULL
@@ -57,10 +64,11 @@ def stop(procs: list[subprocess.Popen], timeout: float = 5.0) -> None:
         stop_process(proc, timeout)
 
 
-def main(directory: Path) -> int:
-    procs, overrides, _ = start(directory)
-    args = " ".join(f"'{k}:={v}'" for k, v in overrides.items())
-    print(f"emulating {len(CHAINS)} Dynamixel chains and {len(WHEEL_BOARDS)} wheel boards under {directory}")
+def main(directory: Path, joylo: bool = False) -> int:
+    procs, overrides, _ = start(directory, joylo=joylo)
+    args = ("mode:=teleop " if joylo else "") + " ".join(f"'{k}:={v}'" for k, v in overrides.items())
+    chains = len(CHAINS) + (len(JOYLO_CHAINS) if joylo else 0)
+    print(f"emulating {chains} Dynamixel chains and {len(WHEEL_BOARDS)} wheel boards under {directory}")
     print(f"run the real-mode graph against them:\n  brs bringup use_sim:=false {args}")
     print("Ctrl-C stops the emulators.")
     signals = {signal.SIGINT, signal.SIGTERM}

@@ -114,6 +114,21 @@ def _event_fields(event) -> tuple[str, dict]:
     return etype, fields
 
 
+def event_dict(event) -> dict:
+    """A joystick event (pygame or dict) as a JSON-able dict: type name, joy, axis/button, value."""
+    etype, f = _event_fields(event)
+    out: dict = {"type": etype}
+    who = f.get("instance_id", f.get("joy"))
+    if who is not None:
+        out["joy"] = int(who)
+    for key in ("axis", "button"):
+        if key in f:
+            out[key] = int(f[key])
+    if "value" in f:
+        out["value"] = float(f["value"])
+    return out
+
+
 def state_from_events(events, config: JoyConConfig, prev: JoyConState | None = None,
                       joy: int | None = None) -> JoyConState:
     """Fold joystick events into a new state (prev is not modified). Other event types are
@@ -196,13 +211,27 @@ class JoyConReader:
                      for i in range(pygame.joystick.get_count())]
             raise RuntimeError(f"no joystick whose name contains {want!r}; found {names}")
         self.state = JoyConState()
+        self.connected = True
 
     def poll(self) -> JoyConState:
+        return self.poll_events()[0]
+
+    def poll_events(self) -> tuple[JoyConState, list[dict]]:
+        """New state plus this joystick's events as dicts (what a log stores and replays).
+        Drains the whole SDL queue (so nothing piles up); the joystick's removal clears
+        `connected`."""
         pg = self._pygame
-        events = pg.event.get([pg.JOYAXISMOTION, pg.JOYBUTTONDOWN, pg.JOYBUTTONUP])
-        self.state = state_from_events(events, self.config, self.state,
-                                       joy=self.joystick.get_instance_id())
-        return self.state
+        joy = self.joystick.get_instance_id()
+        events = []
+        for e in pg.event.get():
+            if e.type == pg.JOYDEVICEREMOVED and e.dict.get("instance_id") == joy:
+                self.connected = False
+            elif e.type in (pg.JOYAXISMOTION, pg.JOYBUTTONDOWN, pg.JOYBUTTONUP):
+                d = event_dict(e)
+                if d.get("joy", joy) == joy:
+                    events.append(d)
+        self.state = state_from_events(events, self.config, self.state)
+        return self.state, events
 
     def close(self):
         self._pygame.joystick.quit()

@@ -132,7 +132,7 @@ def _make_node():
     from trajectory_msgs.msg import JointTrajectory
 
     from brs_common import qos, topics
-    from brs_common.convert import joint_state_to_dict, make_trajectory
+    from brs_common.convert import joint_state_to_dict
 
     class KeyboardTeleop(Node):
         def __init__(self):
@@ -195,16 +195,12 @@ def _make_node():
                 self.get_logger().warning("e-stop sent")
             if "quit" in events:
                 self.quit = True
-            period = 1.0 / self.rate_hz
-            row = self.targets[None]
-            self.pub.publish(make_trajectory(spec.ACTION_JOINTS, row, [period], velocities=row))
+            self.pub.publish(tm.command_msg(self.targets, 1.0 / self.rate_hz))
 
         def stop(self):
             if self.targets is not None:
                 self.targets[tm.BASE] = 0.0
-                row = self.targets[None]
-                self.pub.publish(make_trajectory(spec.ACTION_JOINTS, row, [1.0 / self.rate_hz],
-                                                 velocities=row))
+                self.pub.publish(tm.command_msg(self.targets, 1.0 / self.rate_hz))
             if self.saved_tty is not None:
                 termios.tcsetattr(self.fd, termios.TCSANOW, self.saved_tty)
 

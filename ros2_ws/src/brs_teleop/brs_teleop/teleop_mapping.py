@@ -130,3 +130,10 @@ def joycon_targets(targets, state, prev_state, dt: float, leader_arms=None,
     """Convenience: (next 21-D targets, events) for one Joy-Con tick."""
     cmd, events = joycon_command(state, prev_state, leader_arms, alt_mode, config)
     return step_targets(targets, cmd, dt, config), events
+
+
+def command_msg(targets, period: float):
+    """The teleop command of docs/teleop.md (brs_common.convert.whole_body_command_msg)."""
+    from brs_common.convert import whole_body_command_msg
+
+    return whole_body_command_msg(targets, period)

@@ -256,8 +256,10 @@ def save_calibration(cal: ChainCalibration, path: str | os.PathLike) -> None:
     os.replace(tmp, path)
 
 
-def device_id_of(port: str, by_id_dir: str = "/dev/serial/by-id") -> str | None:
-    """The /dev/serial/by-id name of the adapter behind `port`, if any."""
+def device_id_of(port: str, by_id_dir: str | None = None) -> str | None:
+    """The /dev/serial/by-id name of the adapter behind `port`, if any (`by_id_dir` default:
+    $BRS_SERIAL_BY_ID_DIR, else /dev/serial/by-id)."""
+    by_id_dir = by_id_dir or os.environ.get("BRS_SERIAL_BY_ID_DIR") or "/dev/serial/by-id"
     target = os.path.realpath(port)
     try:
         names = sorted(os.listdir(by_id_dir))

@@ -1,0 +1,415 @@
+"""joylo: JoyLo teleoperation node (two Joy-Cons on two Dynamixel leader arms).
+
+Every tick (`rate_hz`, 100 Hz, a dedicated thread on a steady absolute schedule): Joy-Con events
+(live through pygame/SDL2, or replayed from a log) + the leader arms (one sync read per arm,
+calibrated to robot joints) -> `teleop_mapping.joycon_targets` -> publishes
+  - the teleop command (docs/teleop.md) on topics.whole_body_command('teleop'),
+  - sensor_msgs/Joy on topics.JOY (the episode recorder reads its buttons),
+  - std_msgs/Bool(True) on topics.ESTOP on the e-stop button;
+then writes the haptic goals to the leader motors (leader_arms.haptic_command against the robot's
+/joint_states). The alt torso mode (X button) is kept here.
+
+Arm targets follow the leader at most `max_arm_speed` rad/s, so a leader that comes back after a
+bus fault (or a first reading far from the robot) never makes the command jump. While an arm is
+unreadable its targets are held and /diagnostics says so; the bus reconnects with backoff.
+Nothing is published before /joint_states and, with live leader arms, before the first complete
+leader reading (so the node never fights another teleop source while its arms are unplugged).
+
+Inputs without hardware: `record_file:=log.jsonl` logs each published tick (joylo_log.py);
+`input:=replay replay_file:=log.jsonl` replays it: same ticks in, same commands out. A log without
+leader values (a scripted Joy-Con sequence) takes the arms from the live leader.
+
+The tick logic is `JoyloCore` (pure, no ROS) so replays and tests run it directly.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+from collections import deque
+
+import numpy as np
+
+from brs_common import robot_spec as spec
+
+from . import joycon as jc
+from . import teleop_mapping as tm
+from .joylo_log import JoyloLogError, LogWriter, read_log
+from .leader_arms import ARM_JOINTS, SIDES, HapticConfig, LeaderArms, LeaderCalibrationError
+
+ARM_MAX_SPEED = float(spec.MAX_VELOCITY[tm.ARMS].min())
+
+
+class ConfigError(RuntimeError):
+    """Bad parameters: the node does not start (exit code 2, the message says why)."""
+
+
+class JoyloCore:
+    """One JoyLo tick, pure: (Joy-Con events, 12 leader values or NaN) -> (21-D target, events)."""
+
+    def __init__(self, joy_config: jc.JoyConConfig, rate_hz: float = spec.CONTROL_RATE_HZ,
+                 mapping: tm.MappingConfig = tm.MappingConfig(), max_arm_speed: float = ARM_MAX_SPEED):
+        if rate_hz <= 0 or max_arm_speed <= 0:
+            raise ValueError("rate_hz and max_arm_speed must be positive")
+        self.joy_config = joy_config
+        self.mapping = mapping
+        self.dt = 1.0 / rate_hz
+        self.max_step = max_arm_speed * self.dt
+        self.targets: np.ndarray | None = None
+        self.state = jc.JoyConState()
+        self.alt_mode = False
+
+    def start(self, joint_positions: dict[str, float] | None) -> np.ndarray:
+        self.targets = tm.initial_targets(joint_positions)
+        return self.targets
+
+    def step(self, events, leader) -> tuple[np.ndarray, list[str]]:
+        if self.targets is None:
+            raise RuntimeError("JoyloCore.step before start()")
+        prev = self.state
+        self.state = jc.state_from_events(events, self.joy_config, prev)
+        arms = self.targets[tm.ARMS].copy()
+        if leader is not None:
+            leader = np.asarray(leader, dtype=float)
+            ok = np.isfinite(leader)  # NaN: that arm is unreadable -> hold
+            arms[ok] += np.clip(leader[ok] - arms[ok], -self.max_step, self.max_step)
+        self.targets, events_out = tm.joycon_targets(self.targets, self.state, prev, self.dt,
+                                                     arms, self.alt_mode, self.mapping)
+        if tm.TOGGLE_MODE in events_out:
+            self.alt_mode = not self.alt_mode
+        return self.targets, events_out
+
+    def release_events(self) -> list[dict]:
+        """Events that return every input to rest (a disconnected Joy-Con must not keep driving)."""
+        trigger_axes = {i for kind, i in self.joy_config.triggers.values() if kind == "axis"}
+        out = [{"type": jc.AXIS, "axis": i, "value": -1.0 if i in trigger_axes else 0.0}
+               for i in sorted(self.state.raw_axes)]
+        out += [{"type": jc.BUTTON_UP, "button": i}
+                for i, down in sorted(self.state.raw_buttons.items()) if down]
+        return out
+
+
+class JoyConSource:
+    """Live Joy-Con events; opens (and reopens) the device every `retry_s` while it is absent."""
+
+    def __init__(self, config: jc.JoyConConfig, retry_s: float = 2.0):
+        self.config = config
+        self.retry_s = retry_s
+        self.reader: jc.JoyConReader | None = None
+        self.name = ""
+        self.error = "not opened yet"
+        self.next_try = 0.0
+        self.just_lost = False
+
+    @property
+    def connected(self) -> bool:
+        return self.reader is not None and self.reader.connected
+
+    def poll(self, now: float) -> list[dict]:
+        if self.reader is not None and not self.reader.connected:
+            self._drop("Joy-Con disconnected")
+        if self.reader is None:
+            if now < self.next_try:
+                return []
+            self.next_try = now + self.retry_s
+            try:
+                self.reader = jc.JoyConReader(self.config)
+                self.name = self.reader.joystick.get_name()
+                self.error = ""
+            except Exception as exc:  # RuntimeError (none found) or pygame.error
+                self.error = str(exc)
+                return []
+        try:
+            return self.reader.poll_events()[1]
+        except Exception as exc:  # SDL failure: treat as a disconnect
+            self._drop(f"Joy-Con read failed: {exc}")
+            return []
+
+    def _drop(self, why: str) -> None:
+        try:
+            self.reader.close()
+        except Exception:
+            pass
+        self.reader = None
+        self.error = why
+        self.just_lost = True
+
+    def close(self) -> None:
+        if self.reader is not None:
+            self.reader.close()
+            self.reader = None
+
+
+# ----------------------------------------------------------------------------- ROS node
+
+def _make_node():
+    from rclpy.duration import Duration
+    from rclpy.node import Node
+    from sensor_msgs.msg import Joy, JointState
+    from std_msgs.msg import Bool
+    from trajectory_msgs.msg import JointTrajectory
+
+    from brs_common import qos, topics
+    from brs_common.convert import joint_state_to_dict
+    from brs_common.diagnostics import ERROR, OK, WARN, DiagnosticsReporter
+
+    class JoyloNode(Node):
+        def __init__(self):
+            super().__init__("joylo")
+            p = lambda name, default: self.declare_parameter(name, default).value  # noqa: E731
+            self.rate_hz = float(p("rate_hz", spec.CONTROL_RATE_HZ))
+            self.input = str(p("input", "joycon"))
+            replay_file = str(p("replay_file", ""))
+            record_file = str(p("record_file", ""))
+            joycon_config = str(p("joycon_config", ""))
+            ports = {s: str(p(f"{s}_port", f"/dev/brs_joylo_{s}")) for s in SIDES}
+            files = {s: str(p(f"{s}_calibration", "")) for s in SIDES}
+            cal_dir = str(p("calibration_dir", ""))
+            haptics = HapticConfig(
+                enabled=bool(p("haptics", True)),
+                lag_deadband=float(p("haptic_lag_deadband", 0.15)),
+                lag_gain=float(p("haptic_lag_gain", 1.0)),
+                limit_margin=float(p("haptic_limit_margin", 0.15)),
+                limit_gain=float(p("haptic_limit_gain", 2.0)),
+                max_current=float(p("haptic_max_current", 0.35)),
+                free_current=float(p("haptic_free_current", 0.0)))
+            max_arm_speed = float(p("max_arm_speed", ARM_MAX_SPEED))
+            default_map = tm.MappingConfig()
+            mapping = tm.MappingConfig(base_max=tuple(p("base_max", list(default_map.base_max))),
+                                       torso_rate=float(p("torso_rate", default_map.torso_rate)))
+            retries = int(p("retries", 1))
+            latency = float(p("latency_timer_ms", -1.0))
+            margin = float(p("timeout_margin_ms", 2.0))
+            backoff_max = float(p("reconnect_backoff_max", 2.0))
+            if self.input not in ("joycon", "replay"):
+                raise ConfigError(f"input must be 'joycon' or 'replay', got {self.input!r}")
+            if self.rate_hz <= 0:
+                raise ConfigError(f"rate_hz must be positive, got {self.rate_hz}")
+
+            self.joy_config = jc.load_config(joycon_config or None)
+            self.core = JoyloCore(self.joy_config, self.rate_hz, mapping, max_arm_speed)
+            self.ticks = []
+            self.tick_index = 0
+            if self.input == "replay":
+                if not replay_file:
+                    raise ConfigError("input:=replay needs replay_file:=<log.jsonl> (written with "
+                                      "record_file:=...)")
+                _, self.ticks = read_log(replay_file, ARM_JOINTS)
+                self.replay_file = replay_file
+            needs_leader = self.input == "joycon" or any(isinstance(t.leader, str) for t in self.ticks)
+            self.leader: LeaderArms | None = None
+            if needs_leader:
+                self.leader = LeaderArms.from_parameters(
+                    ports, files, cal_dir or None, haptics, retries=retries,
+                    latency_timer_ms=None if latency < 0 else latency, timeout_margin_ms=margin,
+                    backoff_max=backoff_max)
+                self.leader.connect(scan=True)  # a wrong chain on a port refuses to start
+                bad = [a.mismatch for a in self.leader.arms.values() if a.mismatch]
+                if bad:
+                    self.leader.close()
+                    raise LeaderCalibrationError("; ".join(bad))
+            self.joycon = JoyConSource(self.joy_config) if self.input == "joycon" else None
+            self.log = LogWriter(record_file, self.rate_hz, ARM_JOINTS) if record_file else None
+
+            self.cmd_pub = self.create_publisher(JointTrajectory, topics.whole_body_command("teleop"),
+                                                 qos.COMMAND)
+            self.joy_pub = self.create_publisher(Joy, topics.JOY, qos.SENSOR)
+            self.estop_pub = self.create_publisher(Bool, topics.ESTOP, qos.COMMAND)
+            self.create_subscription(JointState, topics.JOINT_STATES, self._on_joint_states, qos.STATE)
+            self.diag = DiagnosticsReporter(self, hardware_id="joylo")
+            self.joint_positions: dict[str, float] | None = None
+            self.leader_seen = self.leader is None  # live arms: wait for one complete reading
+            self.publishing = False
+            self.tick_times: deque[float] = deque(maxlen=int(self.rate_hz * 2) + 2)
+            self.max_period = 0.0
+            self.overruns = 0
+            self.commands = 0
+            self.replay_done = False
+            self._last_diag = 0.0
+            self._stop = threading.Event()
+            self._thread = threading.Thread(target=self._loop, name="joylo_loop", daemon=True)
+            self._thread.start()
+            self.get_logger().info(
+                f"input {self.input}{' ' + replay_file if replay_file else ''}, {self.rate_hz:.0f} Hz, "
+                f"leader {'from the log' if self.leader is None else ports}, haptics "
+                f"{'on' if haptics.enabled and self.leader else 'off'}"
+                f"{', recording ' + record_file if record_file else ''}")
+
+        def _on_joint_states(self, msg):
+            self.joint_positions = joint_state_to_dict(msg)
+
+        # -------------------------------------------------------------- the loop
+
+        def _loop(self):
+            period = 1.0 / self.rate_hz
+            next_t = time.monotonic()
+            last = None
+            while not self._stop.is_set():
+                now = time.monotonic()
+                if last is not None:
+                    self.max_period = max(self.max_period, now - last)
+                last = now
+                self.tick_times.append(now)
+                try:
+                    self._tick(now)
+                except Exception as exc:  # report and keep the loop alive
+                    self.get_logger().error(f"tick failed: {exc!r}", throttle_duration_sec=1.0)
+                if now - self._last_diag >= 0.2:
+                    self._last_diag = now
+                    self._diagnostics(now)
+                next_t += period
+                delay = next_t - time.monotonic()
+                if delay < 0:  # overrun: skip the missed ticks, keep the schedule's phase
+                    self.overruns += 1
+                    next_t += period * np.ceil(-delay / period)
+                    delay = next_t - time.monotonic()
+                self._stop.wait(max(0.0, delay))
+
+        def _inputs(self, now: float):
+            """(events, leader 12 with NaN where unreadable | None when waiting) of this tick."""
+            if self.input == "replay":
+                if self.tick_index >= len(self.ticks):
+                    if not self.replay_done:
+                        self.replay_done = True
+                        self.get_logger().info(f"replay finished ({len(self.ticks)} ticks)")
+                    return None, None
+                tick = self.ticks[self.tick_index]
+                events = tick.events
+                if not isinstance(tick.leader, str):
+                    return events, tick.leader
+            else:
+                events = self.joycon.poll(now)
+                if self.joycon.just_lost:
+                    self.joycon.just_lost = False
+                    events = events + self.core.release_events()
+                    self.get_logger().warning(f"{self.joycon.error}: inputs released")
+            reading = self.leader.read(now)
+            self._reading = reading
+            leader = np.concatenate([reading.positions[s] if reading.positions[s] is not None
+                                     else np.full(6, np.nan) for s in SIDES])
+            if not self.leader_seen:
+                if not np.all(np.isfinite(leader)):
+                    return None, None
+                self.leader_seen = True
+                self.get_logger().info("leader arms read: publishing commands")
+            return events, leader
+
+        def _tick(self, now: float):
+            if self.core.targets is None:
+                if self.joint_positions is None:
+                    if self.leader is not None:
+                        self.leader.connect(now)
+                    return
+                self.core.start(self.joint_positions)
+            self._reading = None
+            events, leader = self._inputs(now)
+            if events is None:
+                return
+            if self.input == "replay":
+                self.tick_index += 1
+            targets, out = self.core.step(events, leader)
+            self.cmd_pub.publish(tm.command_msg(targets, 1.0 / self.rate_hz))
+            self.commands += 1
+            self.publishing = True
+            if self.input == "replay" or self.joycon.connected:
+                self.joy_pub.publish(jc.to_joy_msg(self.core.state, self.joy_config,
+                                                   stamp=self.get_clock().now()))
+            if tm.ESTOP in out:
+                self.estop_pub.publish(Bool(data=True))
+                self.get_logger().warning("e-stop sent")
+            if self.log is not None:
+                self.log.write(now, events, leader, targets)
+            if self._reading is not None and self.joint_positions is not None:
+                robot = {s: np.array([self.joint_positions.get(j, np.nan) for j in
+                                      spec.GROUPS[f"{s}_arm"].joints]) for s in SIDES}
+                self.leader.apply_haptics(self._reading, robot)
+
+        # -------------------------------------------------------------- diagnostics
+
+        def _diagnostics(self, now: float):
+            window = [t for t in self.tick_times if now - t <= 1.0]
+            rate = len(window)
+            loop = {"rate_hz": f"{rate:.0f}", "target_hz": f"{self.rate_hz:.0f}",
+                    "max_period_ms": f"{self.max_period * 1e3:.1f}", "overruns": self.overruns,
+                    "commands": self.commands, "publishing": self.publishing}
+            self.max_period = 0.0
+            level = OK if rate >= 0.9 * self.rate_hz else WARN
+            self.diag.set_status("loop", level, f"{rate} Hz (target {self.rate_hz:.0f})"
+                                 + ("" if self.publishing else "; waiting for /joint_states or the leader"),
+                                 loop)
+            self._leader_status()
+            self._input_status()
+
+        def _leader_status(self):
+            if self.leader is None:
+                self.diag.set_status("leader", OK, f"replayed from {self.replay_file}", {})
+                return
+            values, down = {}, []
+            for side, arm in self.leader.arms.items():
+                st = arm.bus.stats
+                values.update({f"{side}.port": arm.port, f"{side}.connected": arm.connected,
+                               f"{side}.calibration": arm.cal.path, f"{side}.fault": arm.fault})
+                values.update({f"{side}.bus.{k}": st.get(k, 0) for k in (
+                    "transactions", "timeouts", "corrupt", "disconnects", "retries", "reconnects")})
+                if not arm.connected:
+                    down.append(f"{side} arm unreadable ({arm.fault})")
+            if self.leader.haptics.enabled:
+                for side in SIDES:
+                    values[f"{side}.haptic_current_a"] = np.round(self.leader.last_current[side], 3).tolist()
+                    values[f"{side}.haptic_reason"] = self.leader.last_reason[side].tolist()
+            if down:
+                self.diag.set_status("leader", ERROR, "; ".join(down) + "; holding its last arm "
+                                     "targets, reconnecting", values)
+            else:
+                self.diag.set_status("leader", OK, "both leader arms read", values)
+
+        def _input_status(self):
+            if self.input == "replay":
+                msg = (f"replay finished ({len(self.ticks)} ticks)" if self.replay_done else
+                       f"replaying {self.tick_index}/{len(self.ticks)} ticks")
+                self.diag.set_status("joycon", OK, msg, {"connected": False, "replay": True})
+            elif self.joycon.connected:
+                self.diag.set_status("joycon", OK, f"connected: {self.joycon.name}",
+                                     {"connected": True, "alt_mode": self.core.alt_mode})
+            else:
+                self.diag.set_status("joycon", WARN, f"Joy-Con not connected ({self.joycon.error}); "
+                                     "base and torso at rest, retrying", {"connected": False})
+
+        # -------------------------------------------------------------- shutdown
+
+        def stop(self):
+            self._stop.set()
+            self._thread.join(timeout=2.0)
+            if self.publishing and self.core.targets is not None:
+                last = self.core.targets.copy()
+                last[tm.BASE] = 0.0
+                self.cmd_pub.publish(tm.command_msg(last, 1.0 / self.rate_hz))
+                self.cmd_pub.wait_for_all_acked(Duration(seconds=0.5))  # delivered before exit
+            if self.leader is not None:
+                self.leader.close()
+            if self.joycon is not None:
+                self.joycon.close()
+            if self.log is not None:
+                self.log.close()
+
+    return JoyloNode
+
+
+def main(args=None):
+    from brs_common.node_main import run_node
+
+    from brs_control.dynamixel.calibration import CalibrationError
+
+    node_class = _make_node()
+
+    def make():
+        return node_class()
+
+    make.__name__ = "joylo"
+    return run_node(make, args, on_stop=lambda node: node.stop(),
+                    config_errors=(ConfigError, CalibrationError, JoyloLogError, ValueError))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

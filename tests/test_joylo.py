@@ -1,0 +1,289 @@
+"""The joylo node over real DDS against emulated leader arms (Dynamixel protocol emulator on ptys).
+
+The Joy-Con comes from a scripted log (input:=replay, a log without leader values: the arms are
+read live from the emulated bus); the harness plays the robot (/joint_states at 100 Hz).
+Pure parts (JoyloCore, the log) are tested without ROS.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+
+import numpy as np
+import pytest
+from diagnostic_msgs.msg import DiagnosticArray
+from sensor_msgs.msg import Joy, JointState
+from std_msgs.msg import Bool
+from trajectory_msgs.msg import JointTrajectory
+
+from brs_common import qos, topics
+from brs_common import robot_spec as spec
+from brs_common.convert import make_joint_state
+from brs_common.diagnostics import ERROR, OK, level_value
+from brs_control.emulators.dynamixel_emulator import DynamixelEmulator
+from brs_teleop import joycon as jc
+from brs_teleop import teleop_mapping as tm
+from brs_teleop.joylo_log import LogWriter, read_log
+from brs_teleop.joylo_node import JoyloCore
+from brs_teleop.leader_arms import ARM_JOINTS
+from rosutil import BIN, wait_for
+from test_leader_arms import HOME_ARM, IDS, tick_of, write_cal
+
+CMD = topics.whole_body_command("teleop")
+J1 = spec.ACTION_JOINTS.index("left_arm_joint1")
+R1 = spec.ACTION_JOINTS.index("right_arm_joint1")
+MAX_STEP = 3.0 / 100  # rad per tick: spec arm speed at 100 Hz
+
+
+def axis(i, v):
+    return {"type": jc.AXIS, "joy": 0, "axis": i, "value": v}
+
+
+def button(i, down):
+    return {"type": jc.BUTTON_DOWN if down else jc.BUTTON_UP, "joy": 0, "button": i}
+
+
+def write_script(path, n, events_at):
+    """A Joy-Con-only log (no leader values: the live arms are read)."""
+    with open(path, "w") as f:
+        f.write(json.dumps({"format": "brs_joylo_log/1", "rate_hz": 100.0,
+                            "arm_joints": list(ARM_JOINTS)}) + "\n")
+        for k in range(n):
+            f.write(json.dumps({"t": k / 100, "events": events_at.get(k, [])}) + "\n")
+    return path
+
+
+# ----------------------------------------------------------------------------- pure
+
+def test_core_replay_of_a_log_gives_identical_targets(tmp_path):
+    cfg = jc.load_config()
+    rng = np.random.default_rng(0)
+    live = JoyloCore(cfg)
+    live.start({"left_arm_joint4": -1.2})
+    log = LogWriter(tmp_path / "log.jsonl", 100.0, ARM_JOINTS)
+    out = []
+    for k in range(200):
+        events = [axis(1, -0.8)] if k == 10 else [button(2, True)] if k == 20 else \
+            [button(2, False), axis(3, -1.0)] if k == 21 else []
+        leader = HOME_ARM.tolist() * 2 + rng.normal(0, 0.2, 12)
+        if 50 <= k < 60:
+            leader[:6] = np.nan  # left arm unreadable: held
+        targets, _ = live.step(events, leader)
+        log.write(k / 100, events, leader, targets)
+        out.append(targets.copy())
+    log.close()
+    assert live.alt_mode  # X toggled the torso mode
+    assert np.all(np.abs(np.diff(np.array(out)[:, tm.ARMS], axis=0)) <= MAX_STEP + 1e-12)
+    assert np.all(np.array(out)[50:60, J1] == out[49][J1])  # held while unreadable
+    _, ticks = read_log(tmp_path / "log.jsonl", ARM_JOINTS)
+    replay = JoyloCore(cfg)
+    replay.start({"left_arm_joint4": -1.2})
+    again = [replay.step(t.events, t.leader)[0].copy() for t in ticks]
+    assert np.array_equal(np.array(again), np.array(out))
+    assert np.array_equal(np.array([t.command for t in ticks]), np.array(out))
+
+
+def test_release_events_stop_a_lost_joycon():
+    core = JoyloCore(jc.load_config())
+    core.start(None)
+    core.step([axis(1, -1.0), axis(4, 1.0), button(9, True)], None)
+    assert core.targets[0] > 0 and core.state.zl == 1.0
+    targets, _ = core.step(core.release_events(), None)
+    assert targets[tm.BASE].tolist() == [0.0, 0.0, 0.0] and core.state.zl == 0.0
+
+
+# ----------------------------------------------------------------------------- the node
+
+@pytest.fixture
+def leaders(tmp_path):
+    emus = {}
+    for side in ("left", "right"):
+        home = {i: tick_of(h) for i, h in zip(IDS[side], HOME_ARM)}
+        emus[side] = DynamixelEmulator(IDS[side], "XL330-M288", link=str(tmp_path / f"joylo_{side}"),
+                                       positions=home, seed=0).start()
+        write_cal(tmp_path, side, emus[side].path, joints={0: {"sign": -1}} if side == "right" else None)
+    yield emus
+    for emu in emus.values():
+        emu.stop()
+
+
+class Robot:
+    """The harness plays the robot: /joint_states at 100 Hz; its arms follow the last teleop
+    command at once (a perfect robot) except the joints in `stuck`."""
+
+    def __init__(self, ros):
+        self.ros = ros
+        self.home = {j: spec.JOINT_BY_NAME[j].home for j in spec.STATE_JOINTS}
+        self.stuck: dict[str, float] = {}
+        pub = ros.node.create_publisher(JointState, topics.JOINT_STATES, qos.STATE)
+        ros.node.create_timer(0.01, lambda: pub.publish(self.state()))
+
+    def state(self):
+        q = dict(self.home)
+        last = self.ros.last(CMD)
+        if last is not None:
+            q.update((j, v) for j, v in zip(last.joint_names, last.points[0].positions) if j in ARM_JOINTS)
+        q.update(self.stuck)
+        return make_joint_state(spec.STATE_JOINTS, [q[j] for j in spec.STATE_JOINTS])
+
+
+def hold(emu, dxl_id, ticks):
+    """The operator's hand moves a leader motor to `ticks` and holds it there."""
+    emu.set_obstacle(dxl_id, None)
+    emu.set_position(dxl_id, ticks)
+    emu.set_obstacle(dxl_id, ticks)
+
+
+def spawn_joylo(ros, tmp_path, leaders, name="joylo.log", **params):
+    base = {"input": "replay", "calibration_dir": str(tmp_path), "timeout_margin_ms": 50.0,
+            "reconnect_backoff_max": 0.3}
+    if leaders:
+        base.update(left_port=leaders["left"].path, right_port=leaders["right"].path)
+    base.update(params)
+    return ros.spawn("joylo", base, log_path=tmp_path / name)
+
+
+def commands(ros) -> np.ndarray:
+    with ros.lock:
+        return np.array([p.positions for m in ros.messages[CMD] for p in m.points[:1]])
+
+
+def leader_status(ros):
+    with ros.lock:
+        msgs = list(ros.messages[topics.DIAGNOSTICS])
+    return [s for m in msgs for s in m.status if s.name == "joylo: leader"]
+
+
+def test_node_follows_leader_and_joycon_haptics_and_unplug(ros, tmp_path, leaders):
+    robot = Robot(ros)
+    for topic, kind, q in ((CMD, JointTrajectory, qos.COMMAND), (topics.JOY, Joy, qos.SENSOR),
+                           (topics.ESTOP, Bool, qos.COMMAND), (topics.DIAGNOSTICS, DiagnosticArray, qos.DIAGNOSTICS)):
+        ros.record(topic, kind, q, keep=5000)
+    script = write_script(tmp_path / "script.jsonl", 6000, {
+        30: [axis(1, -1.0)],  # left stick up: base forward
+        60: [axis(4, 1.0)],  # ZL: close the left gripper
+        90: [button(5, True)], 91: [button(5, False)],  # home: e-stop
+        120: [axis(1, 0.0)]})
+    proc = spawn_joylo(ros, tmp_path, leaders, replay_file=str(script),
+                       record_file=str(tmp_path / "rec.jsonl"))
+    wait_for(lambda: ros.count(CMD) > 150, 20, message=f"commands; log:\n{proc.log()}")
+
+    # the 21-D command as docs/teleop.md says, arms at the leader's (home) pose
+    msg = ros.last(CMD)
+    assert list(msg.joint_names) == list(spec.ACTION_JOINTS)
+    point = msg.points[0]
+    assert list(point.positions) == list(point.velocities)
+    assert point.time_from_start.nanosec == 10_000_000
+    cmds = commands(ros)
+    assert cmds[-1][tm.ARMS] == pytest.approx(np.r_[HOME_ARM, HOME_ARM], abs=2e-3)
+    # the scripted Joy-Con: base forward, gripper closed, e-stop, /joy
+    assert cmds[:, 0].max() == pytest.approx(0.3)
+    assert cmds[:, tm.LEFT_GRIPPER].min() == 0.0
+    wait_for(lambda: ros.count(topics.ESTOP) == 1, 5, message="e-stop")
+    assert ros.last(topics.ESTOP).data is True
+    assert len(ros.last(topics.JOY).axes) == 6
+
+    # arm entries follow the emulated leader (right joint 1 has sign -1 in its calibration)
+    hold(leaders["left"], 31, tick_of(0.5))
+    hold(leaders["right"], 41, tick_of(-0.4, sign=-1))
+    wait_for(lambda: abs(commands(ros)[-1][J1] - 0.5) < 2e-3 and abs(commands(ros)[-1][R1] + 0.4) < 2e-3,
+             5, message="left_arm_joint1 -> 0.5, right_arm_joint1 -> -0.4")
+
+    # haptics: the robot's left joint 2 lags (0.6 rad away) -> the leader motor resists
+    left = leaders["left"]
+    hold(left, 32, tick_of(0.0))
+    robot.stuck["left_arm_joint2"] = 0.6
+    wait_for(lambda: left.read(32, "Goal_Current") == 350 and left.read(32, "Goal_Position") == tick_of(0.6),
+             5, message="haptic goal on motor 32 (0.35 A toward the robot's 0.6 rad)")
+    robot.stuck.clear()
+    wait_for(lambda: left.read(32, "Goal_Current") == 0, 5, message="free again")
+
+    # unplug the left leader: hold its targets, report; replug: no jump, follows again
+    left.vanish()
+    wait_for(lambda: any(level_value(s.level) == ERROR and "left arm unreadable" in s.message
+                         and "holding" in s.message for s in leader_status(ros)), 5,
+             message="leader ERROR on /diagnostics")
+    n = ros.count(CMD)
+    hold(left, 31, tick_of(-0.5))  # moved while unplugged
+    wait_for(lambda: ros.count(CMD) > n + 50, 5, message="commands go on while unplugged")
+    assert np.all(commands(ros)[-50:, J1] == pytest.approx(0.5, abs=2e-3))
+    left.reappear()
+    wait_for(lambda: abs(commands(ros)[-1][J1] + 0.5) < 2e-3, 10, message="follows after replug")
+    wait_for(lambda: level_value(leader_status(ros)[-1].level) == OK, 5, message="leader OK")
+    steps = np.abs(np.diff(commands(ros)[:, tm.ARMS], axis=0))
+    assert steps.max() <= MAX_STEP + 1e-9  # never a jump, not even after the replug
+    with ros.lock:
+        stamps = np.array(ros.stamps[CMD])
+    # best 1 s window of the run: ~100 Hz when this shared 2-core machine lets it run (the node
+    # skips the ticks it misses under load instead of bursting; the benchmark reports the rate)
+    per_second = np.searchsorted(stamps, stamps + 1.0) - np.arange(len(stamps))
+    assert 85 <= per_second[stamps <= stamps[-1] - 1.0].max() <= 110, per_second
+    assert (len(stamps) - 1) / (stamps[-1] - stamps[0]) > 50
+    assert proc.stop() == 0
+    log = proc.log()
+    assert "leader arms read: publishing commands" in log
+
+
+def test_replay_of_a_recorded_run_gives_identical_commands(ros, tmp_path, leaders):
+    Robot(ros)
+    ros.record(CMD, JointTrajectory, qos.COMMAND, keep=5000)
+    script = write_script(tmp_path / "script.jsonl", 150, {10: [axis(0, 0.6)], 40: [button(2, True)],
+                                                          41: [button(2, False), axis(3, -0.9)]})
+    live = spawn_joylo(ros, tmp_path, leaders, "live.log", replay_file=str(script),
+                       record_file=str(tmp_path / "live.jsonl"))
+    wait_for(lambda: ros.count(CMD) > 20, 20, message=f"live commands:\n{live.log()}")
+    for k in range(1, 6):  # the operator moves the leader during the run
+        leaders["left"].set_position(31 + k % 6, tick_of(HOME_ARM[k % 6] + 0.1 * k))
+        leaders["right"].set_position(46, tick_of(-0.2 * k))
+    wait_for(lambda: "replay finished" in live.log(), 10, message="the script's end")
+    assert live.stop() == 0
+    _, recorded = read_log(tmp_path / "live.jsonl", ARM_JOINTS)
+    assert len(recorded) == 150 and not isinstance(recorded[0].leader, str)
+    ros.clear(CMD)
+    # replay: no leader hardware at all (the ports do not exist)
+    again = spawn_joylo(ros, tmp_path, None, "replay.log", replay_file=str(tmp_path / "live.jsonl"),
+                        record_file=str(tmp_path / "replay.jsonl"), left_port="/nonexistent/l",
+                        right_port="/nonexistent/r")
+    wait_for(lambda: "replay finished" in again.log(), 20, message=f"replay:\n{again.log()}")
+    assert again.stop() == 0
+    _, replayed = read_log(tmp_path / "replay.jsonl", ARM_JOINTS)
+    expected = np.array([t.command for t in recorded])
+    assert np.array_equal(np.array([t.command for t in replayed]), expected)
+    assert not np.allclose(expected[0], expected[-1])  # the run did move
+    wait_for(lambda: ros.count(CMD) >= 140, 5, message="replayed commands over DDS")
+    # what went out over DDS: the logged commands in order (a keep-last-10 reader under load may
+    # miss some, and those sent before it matched), then the exit command
+    got = commands(ros)
+    k = 0
+    for row in got[:-1]:
+        while k < len(expected) and not np.array_equal(expected[k], row):
+            k += 1
+        assert k < len(expected), "a replayed command that the log does not have, or out of order"
+        k += 1
+    assert np.array_equal(got[-1], np.r_[0, 0, 0, expected[-1][3:]])  # on exit: the base stops
+
+
+def test_missing_or_mismatched_calibration_refuses_to_start(tmp_path, leaders):
+    (tmp_path / "empty").mkdir()
+    env = {"ROS_DOMAIN_ID": "231"}
+
+    def start(**params):
+        args = [str(BIN / "joylo"), "--ros-args"]
+        for k, v in params.items():
+            args += ["-p", f"{k}:={v}"]
+        return subprocess.run(args, capture_output=True, text=True, timeout=30, env={**os.environ, **env})
+
+    res = start(calibration_dir=str(tmp_path / "empty"), left_port=leaders["left"].path,
+                right_port=leaders["right"].path)
+    assert res.returncode == 2
+    assert "no calibration for the left leader arm" in res.stderr
+    assert f"brs calibrate joylo --side left --port {leaders['left'].path}" in res.stderr
+    # the right chain answers on the left port: wrong ids
+    res = start(calibration_dir=str(tmp_path), left_port=leaders["right"].path,
+                right_port=leaders["right"].path, left_calibration=str(tmp_path / "joylo_left.yaml"),
+                timeout_margin_ms=20.0, retries=0)
+    assert res.returncode == 2, res.stderr
+    assert "joylo_left.yaml" in res.stderr and "do not answer" in res.stderr
+    assert "brs calibrate joylo --side left" in res.stderr
