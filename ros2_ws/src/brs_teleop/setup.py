@@ -11,7 +11,8 @@ setup(
         ("share/ament_index/resource_index/packages", [f"resource/{package_name}"]),
         (f"share/{package_name}", ["package.xml"]),
     ],
-    install_requires=["setuptools", "brs_common", "brs_control", "numpy", "h5py", "pygame", "pyyaml"],
+    install_requires=["setuptools", "brs_common", "brs_control", "numpy", "h5py", "pygame", "pyyaml",
+                      "pyarrow", "tqdm", "rosbags", "imageio-ffmpeg"],  # last four: exporters
     zip_safe=False,
     maintainer="BRS developers",
     maintainer_email="dev@brs.local",
@@ -20,6 +21,8 @@ setup(
     entry_points={
         "console_scripts": [
             "keyboard_teleop = brs_teleop.keyboard_teleop:main",
+            "joylo = brs_teleop.joylo_node:main",
+            "episode_recorder = brs_teleop.recorder_node:main",
         ],
     },
 )

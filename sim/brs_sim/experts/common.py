@@ -10,16 +10,13 @@ limiters, for fast tuning and success-rate sweeps) and in `expert_node` (through
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-os.environ.setdefault("MUJOCO_GL", "egl")  # headless rendering for rollout videos
+import mujoco
+import numpy as np
 
-import mujoco  # noqa: E402
-import numpy as np  # noqa: E402
-
-from brs_common import robot_spec as spec  # noqa: E402
+from brs_common import robot_spec as spec
 
 CONTROL_DT = 1.0 / spec.CONTROL_RATE_HZ
 EXPERT_RATE_HZ = 50.0  # how often an expert is asked for a target (the teleop send rate)

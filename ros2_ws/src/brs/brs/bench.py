@@ -21,6 +21,8 @@ BENCHMARK_MODULES = {
     "brs_sim.bench": "sim real-time factor with and without cameras",
     "brs_control.bench_dynamixel": "Dynamixel sync read + sync write cycle on the emulated bus",
     "brs_control.bench_controller": "whole-body controller: command-to-bus latency and CPU",
+    "brs_teleop.bench_teleop": "JoyLo: leader arm -> robot bus latency and loop rate",
+    "brs_teleop.bench_recorder": "episode recorder: frames/s and dropped frames, 3 cameras at 10 Hz",
 }
 
 

@@ -178,6 +178,50 @@ def _print_commands(nodes) -> int:
     return 0
 
 
+# ---- collect -----------------------------------------------------------------------------------
+
+def _add_collect(sub) -> None:
+    p = sub.add_parser(
+        "collect", help="record a dataset of scripted-expert episodes through the sim graph",
+        description="Bring up the sim graph with the task, the whole-body controller, the episode "
+                    "recorder and the task's scripted expert (mode:=collect), and record EPISODES "
+                    "episodes with seeds FIRST_SEED, FIRST_SEED+1, ...: one HDF5 file and one camera "
+                    "video per episode, and summary.json with the outcomes, under OUTPUT_DIR/TASK.",
+        epilog="example: brs collect --task bimanual_box --episodes 20\n"
+               "         brs collect --task trash_to_spot --episodes 3 --speed-factor 2 --output-dir /tmp/ds",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    from brs_sim.experts import EXPERTS
+
+    p.add_argument("--task", required=True, choices=sorted(EXPERTS), help="sim task (and its expert)")
+    p.add_argument("--episodes", type=int, default=5, help="number of episodes (default %(default)s)")
+    p.add_argument("--first-seed", type=int, default=0, help="seed of the first episode (default %(default)s)")
+    p.add_argument("--output-dir", type=Path, default=Path("outputs/collect"),
+                   help="dataset root; episodes go to OUTPUT_DIR/TASK/episodes (default %(default)s)")
+    p.add_argument("--speed-factor", type=float, default=1.0,
+                   help="sim time / wall time; the recorder must keep up (default %(default)s)")
+    p.add_argument("--no-record", dest="record", action="store_false", help="run the expert without recording")
+    p.add_argument("--no-video", dest="video", action="store_false", help="skip the per-episode videos")
+    _add_args(p)
+    p.set_defaults(func=_collect)
+
+
+def _collect(args) -> int:
+    from brs.collect import collect
+
+    if args.episodes < 1:
+        raise ValueError("--episodes must be at least 1")
+    outcomes = collect(args.task, args.episodes, args.first_seed, args.output_dir, args.speed_factor,
+                       args.record, args.video, parse_launch_arguments(args.arguments))
+    wins = sum(o.success for o in outcomes)
+    for o in outcomes:
+        print(f"episode {o.episode} seed {o.seed}: {'success' if o.success else 'FAIL'} "
+              f"({o.sim_seconds:.1f} s sim, {o.wall_seconds:.0f} s wall) {o.file} {o.video}")
+    print(f"{args.task}: {wins}/{len(outcomes)} successful; summary in "
+          f"{(args.output_dir / args.task / 'summary.json')}")
+    return 0 if outcomes else 1
+
+
 # ---- main --------------------------------------------------------------------------------------
 
 def _add_emulate(sub) -> None:
@@ -189,16 +233,37 @@ def _add_emulate(sub) -> None:
     )
     p.add_argument("--dir", type=Path, default=Path("/tmp/brs_emulated"),
                    help="folder for the pty symlinks (default /tmp/brs_emulated)")
+    p.add_argument("--joylo", action="store_true",
+                   help="also emulate the two JoyLo leader arms (for mode:=teleop / record)")
     p.set_defaults(func=_emulate)
 
 
 def _emulate(args) -> int:
     from brs import emulate
 
-    return emulate.main(args.dir)
+    return emulate.main(args.dir, joylo=args.joylo)
 
 
-SUBCOMMANDS = (_add_bringup, _add_demo, _add_graph, _add_emulate)
+def _add_export(sub) -> None:
+    from brs_teleop.export_cli import add_parser  # light: the exporters load when a command runs
+
+    add_parser(sub)
+
+
+def _add_calibrate(sub) -> None:
+    from brs_teleop.calibrate_cli import add_parser
+
+    add_parser(sub)
+
+
+def _add_record(sub) -> None:
+    from brs_teleop.record_cli import add_parser
+
+    add_parser(sub)
+
+
+SUBCOMMANDS = (_add_bringup, _add_demo, _add_graph, _add_emulate, _add_collect, _add_export,
+               _add_calibrate, _add_record)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 
-MODES = ("idle", "teleop", "policy", "rl", "record", "demo")
+MODES = ("idle", "teleop", "policy", "rl", "record", "demo", "collect")
 
 
 @dataclass(frozen=True)
@@ -39,7 +39,8 @@ LAUNCH_ARGUMENTS: tuple[LaunchArgument, ...] = (
         "mode", "idle",
         "which command sources and tools run on top of the hardware layer: "
         "idle (hardware layer only), teleop (JoyLo), policy (WB-VIMA), rl (RL/planning agent), "
-        "record (teleop + episode recorder), demo (scripted sim demo with video and plot)",
+        "record (teleop + episode recorder), demo (scripted sim demo with video and plot), "
+        "collect (scripted task expert + episode recorder; driven by `brs collect`)",
         MODES,
     ),
 )
@@ -97,14 +98,32 @@ COMMON_NODES: tuple[NodeDescription, ...] = (CONTROLLER,)
 
 # Which command source the controller executes in each mode (higher-priority sources preempt).
 ACTIVE_SOURCE = {"idle": "teleop", "teleop": "teleop", "record": "teleop", "policy": "policy",
-                 "rl": "rl", "demo": "demo"}
+                 "rl": "rl", "demo": "demo", "collect": "teleop"}
+
+# A scripted task expert: drives the robot through the teleop command, like an operator.
+EXPERT = NodeDescription(
+    "brs_sim", "expert_node", "expert",
+    description="scripted expert of the sim task: /joint_states, /odom, /sim/objects -> teleop command",
+)
+
+JOYLO = NodeDescription(
+    "brs_teleop", "joylo", "joylo",
+    description="JoyLo: Joy-Cons + leader arms -> teleop command, /joy, e-stop; haptics; 100 Hz",
+)
+
+# Episode recorder (config/recorder.yaml): saves the current episode on Ctrl-C, hence the time.
+RECORDER = NodeDescription(
+    "brs_teleop", "episode_recorder", "episode_recorder", stop_timeout=30.0,
+    description="synchronised frames -> HDF5 episodes; ~/start, ~/stop, ~/discard, Joy-Con +/-/capture",
+)
 
 MODE_NODES: dict[str, tuple[NodeDescription, ...]] = {
     "idle": (),
-    "teleop": (),
+    "teleop": (JOYLO,),
     "policy": (),
     "rl": (),
-    "record": (),
+    "record": (JOYLO, RECORDER),
+    "collect": (EXPERT, RECORDER),
     "demo": (
         NodeDescription(
             "brs", "demo_source", "demo_source", required=True,

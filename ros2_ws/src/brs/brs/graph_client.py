@@ -1,0 +1,94 @@
+"""A small rclpy client for tools that drive a running graph: service calls, parameters, and
+the latest /diagnostics status of each component. Runs its own context and executor thread."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+import rclpy
+from diagnostic_msgs.msg import DiagnosticArray
+from rclpy.context import Context
+from rclpy.executors import SingleThreadedExecutor
+from rclpy.parameter import Parameter
+from rclpy.parameter_client import AsyncParameterClient
+
+from brs_common import qos, topics
+from brs_common.dds import configure_dds
+
+
+class GraphClient:
+    def __init__(self, name: str = "brs_tool"):
+        configure_dds()
+        self.context = Context()
+        rclpy.init(context=self.context)
+        self.node = rclpy.create_node(name, context=self.context)
+        self.executor = SingleThreadedExecutor(context=self.context)
+        self.executor.add_node(self.node)
+        self._lock = threading.Lock()
+        self._status: dict[str, tuple[str, dict[str, str]]] = {}
+        self.node.create_subscription(DiagnosticArray, topics.DIAGNOSTICS, self._on_diagnostics, qos.DIAGNOSTICS)
+        self._clients: dict[str, Any] = {}
+        self._thread = threading.Thread(target=self._spin, daemon=True)
+        self._thread.start()
+
+    def _spin(self):
+        try:
+            self.executor.spin()
+        except Exception:  # shutdown races end the thread quietly
+            pass
+
+    def _on_diagnostics(self, msg: DiagnosticArray):
+        with self._lock:
+            for s in msg.status:
+                self._status[s.name] = (s.message, {kv.key: kv.value for kv in s.values})
+
+    def status(self, name: str) -> tuple[str, dict[str, str]] | None:
+        """(message, values) of the latest /diagnostics status called `name` ("node: component")."""
+        with self._lock:
+            return self._status.get(name)
+
+    def wait_status(self, name: str, predicate, timeout: float, what: str = "") -> dict[str, str]:
+        """Wait until status `name`'s values satisfy `predicate`; TimeoutError naming `what`."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            entry = self.status(name)
+            if entry is not None and predicate(entry[1]):
+                return entry[1]
+            time.sleep(0.02)
+        raise TimeoutError(f"timed out after {timeout:.0f} s waiting for {what or name} "
+                           f"(last status: {self.status(name)})")
+
+    def call(self, srv_type, service: str, request=None, timeout: float = 30.0):
+        """Call a service (waiting for it to appear); RuntimeError on timeout."""
+        client = self._clients.get(service)
+        if client is None:
+            client = self._clients[service] = self.node.create_client(srv_type, service)
+        if not client.wait_for_service(timeout_sec=timeout):
+            raise RuntimeError(f"service {service} is not available (is the graph running?)")
+        future = client.call_async(request if request is not None else srv_type.Request())
+        done = threading.Event()
+        future.add_done_callback(lambda _: done.set())
+        if not done.wait(timeout):
+            raise RuntimeError(f"service {service} did not answer within {timeout:.0f} s")
+        return future.result()
+
+    def set_parameters(self, node_name: str, values: dict[str, Any], timeout: float = 10.0) -> None:
+        client = AsyncParameterClient(self.node, node_name)
+        if not client.wait_for_services(timeout_sec=timeout):
+            raise RuntimeError(f"node {node_name} is not running (no parameter services)")
+        future = client.set_parameters([Parameter(k, value=v) for k, v in values.items()])
+        done = threading.Event()
+        future.add_done_callback(lambda _: done.set())
+        if not done.wait(timeout):
+            raise RuntimeError(f"setting parameters of {node_name} timed out")
+        for result, key in zip(future.result().results, values):
+            if not result.successful:
+                raise RuntimeError(f"{node_name} refused {key}: {result.reason}")
+
+    def close(self):
+        self.executor.shutdown(timeout_sec=1.0)
+        self.node.destroy_node()
+        rclpy.try_shutdown(context=self.context)
+        self._thread.join(timeout=2.0)
