@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import mujoco
 import numpy as np
+from brs_common import robot_spec as spec
 
 from .sim_core import SimCore
 
@@ -28,6 +29,13 @@ def _upright(data: mujoco.MjData, body: int, min_cos: float = 0.9) -> bool:
 
 def _at_rest(data: mujoco.MjData, body: int, max_speed: float = 0.05) -> bool:
     return np.linalg.norm(data.cvel[body][3:]) <= max_speed
+
+
+def _touches_robot(model: mujoco.MjModel, data: mujoco.MjData, body: int) -> bool:
+    """Whether `body` is in contact with any part of the robot (e.g. still held)."""
+    robot = mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_BODY, spec.FRAMES["base"])
+    bodies = model.geom_bodyid[data.contact.geom[:data.ncon]]  # (ncon, 2)
+    return bool(((bodies == body).any(axis=1) & (model.body_rootid[bodies] == robot).any(axis=1)).any())
 
 
 @dataclass(frozen=True)
@@ -80,7 +88,8 @@ class BimanualBox(Task):
         top, half = _geom_top(model, data, "table_top")
         x, y, z = data.xpos[box]
         on_top = abs(x - top[0]) < half[0] and abs(y - top[1]) < half[1] and z > top[2]
-        return bool(on_top and _upright(data, box) and _at_rest(data, box))
+        # released: a box held still over the table is not on it yet
+        return bool(on_top and _upright(data, box) and _at_rest(data, box) and not _touches_robot(model, data, box))
 
 
 class TrashToSpot(Task):
@@ -97,7 +106,8 @@ class TrashToSpot(Task):
         target = data.site_xpos[mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_SITE, "trash_target")]
         near = np.linalg.norm(data.xpos[bin_][:2] - target[:2]) < self.radius
         on_floor = data.xpos[bin_][2] < 0.02
-        return bool(near and on_floor and _upright(data, bin_) and _at_rest(data, bin_))
+        return bool(near and on_floor and _upright(data, bin_) and _at_rest(data, bin_)
+                    and not _touches_robot(model, data, bin_))  # set down and let go
 
 
 class FloorToTopShelf(Task):
@@ -112,7 +122,8 @@ class FloorToTopShelf(Task):
         top, half = _geom_top(model, data, "shelf_top")
         x, y, z = data.xpos[block]
         on_board = abs(x - top[0]) < half[0] and abs(y - top[1]) < half[1] and top[2] < z < top[2] + 0.1
-        return bool(on_board and _at_rest(data, block))
+        # released: a block held still over the board is not on it yet
+        return bool(on_board and _at_rest(data, block) and not _touches_robot(model, data, block))
 
 
 TASKS: dict[str, Task] = {
