@@ -10,26 +10,11 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
-import rclpy
-from rclpy.context import Context
-from rclpy.executors import SingleThreadedExecutor
-
 from brs.runner import format_value
+from brs_common.background import BackgroundNode, wait_for  # noqa: F401 (wait_for: for the tests)
 from brs_common.process import stop_process
 
 BIN = Path(sys.executable).parent
-
-
-def wait_for(predicate, timeout: float, interval: float = 0.01, message: str = "condition"):
-    """Poll `predicate` until it returns a truthy value; fail after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"timed out after {timeout:.1f}s waiting for {message}")
-        time.sleep(interval)
 
 
 class NodeProcess:
@@ -55,29 +40,15 @@ class NodeProcess:
         return self.log_path.read_text(errors="replace") if self.log_path else ""
 
 
-class RosHarness:
+class RosHarness(BackgroundNode):
     """In-process rclpy context spun in a background thread; records messages per topic."""
 
     def __init__(self, domain_id: int):
-        self.context = Context()
-        rclpy.init(context=self.context, domain_id=domain_id)
-        self.node = rclpy.create_node("test_harness", context=self.context)
-        self.executor = SingleThreadedExecutor(context=self.context)
-        self.executor.add_node(self.node)
         self.lock = threading.Lock()
         self.messages: dict[str, list] = defaultdict(list)
         self.stamps: dict[str, list] = defaultdict(list)
         self.processes: list[NodeProcess] = []
-        self._thread = threading.Thread(target=self._spin, daemon=True)
-        self._thread.start()
-
-    def _spin(self):
-        while self.context.ok():
-            try:
-                self.executor.spin_once(timeout_sec=0.05)
-            except Exception:  # context shut down while spinning
-                if self.context.ok():
-                    raise
+        super().__init__("test_harness", domain_id)
 
     def record(self, topic: str, msg_type, qos, keep: int = 1000):
         """Subscribe and keep the last `keep` messages plus their monotonic arrival times."""
@@ -122,6 +93,4 @@ class RosHarness:
     def close(self):
         for proc in self.processes:
             proc.stop()
-        self.node.destroy_node()
-        rclpy.shutdown(context=self.context)
-        self._thread.join(timeout=5)
+        super().close()

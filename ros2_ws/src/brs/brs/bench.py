@@ -75,7 +75,7 @@ def write_reports(results: list[Result], out_dir: Path, seconds: float) -> None:
     for r in results:
         r.machine = machine
         rows.append({**asdict(r), "ratio": r.ratio})
-    (out_dir / "benchmarks").mkdir(exist_ok=True)
+    (out_dir / "benchmarks").mkdir(parents=True, exist_ok=True)
     (out_dir / "benchmarks" / "results.json").write_text(json.dumps(rows, indent=2) + "\n")
     lines = [
         "# Benchmarks",

@@ -7,37 +7,21 @@ import threading
 import time
 from typing import Any
 
-import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
-from rclpy.context import Context
-from rclpy.executors import SingleThreadedExecutor
 from rclpy.parameter import Parameter
 from rclpy.parameter_client import AsyncParameterClient
 
 from brs_common import qos, topics
-from brs_common.dds import configure_dds
+from brs_common.background import BackgroundNode
 
 
-class GraphClient:
+class GraphClient(BackgroundNode):
     def __init__(self, name: str = "brs_tool"):
-        configure_dds()
-        self.context = Context()
-        rclpy.init(context=self.context)
-        self.node = rclpy.create_node(name, context=self.context)
-        self.executor = SingleThreadedExecutor(context=self.context)
-        self.executor.add_node(self.node)
         self._lock = threading.Lock()
         self._status: dict[str, tuple[str, dict[str, str]]] = {}
-        self.node.create_subscription(DiagnosticArray, topics.DIAGNOSTICS, self._on_diagnostics, qos.DIAGNOSTICS)
         self._clients: dict[str, Any] = {}
-        self._thread = threading.Thread(target=self._spin, daemon=True)
-        self._thread.start()
-
-    def _spin(self):
-        try:
-            self.executor.spin()
-        except Exception:  # shutdown races end the thread quietly
-            pass
+        super().__init__(name)
+        self.node.create_subscription(DiagnosticArray, topics.DIAGNOSTICS, self._on_diagnostics, qos.DIAGNOSTICS)
 
     def _on_diagnostics(self, msg: DiagnosticArray):
         with self._lock:
@@ -86,9 +70,3 @@ class GraphClient:
         for result, key in zip(future.result().results, values):
             if not result.successful:
                 raise RuntimeError(f"{node_name} refused {key}: {result.reason}")
-
-    def close(self):
-        self.executor.shutdown(timeout_sec=1.0)
-        self.node.destroy_node()
-        rclpy.try_shutdown(context=self.context)
-        self._thread.join(timeout=2.0)

@@ -28,6 +28,8 @@ import time
 
 import numpy as np
 
+from brs_common.background import BackgroundNode
+
 from brs_common.process import stop_process
 
 SAMPLES_PER_REPEAT = 100
@@ -95,13 +97,10 @@ def _stop(proc: subprocess.Popen) -> None:
 
 # ----------------------------------------------------------------------------- the measuring side
 
-class _Bench:
+class _Bench(BackgroundNode):
     """In-process rclpy node: publishes /joint_states and commands, records arrival times."""
 
     def __init__(self):
-        import rclpy
-        from rclpy.context import Context
-        from rclpy.executors import SingleThreadedExecutor
         from sensor_msgs.msg import JointState
         from std_msgs.msg import Float64MultiArray
         from trajectory_msgs.msg import JointTrajectory
@@ -110,11 +109,7 @@ class _Bench:
         from brs_common import robot_spec as spec
         from brs_common.convert import make_joint_state
 
-        self.context = Context()
-        rclpy.init(context=self.context, domain_id=DOMAIN_ID)
-        self.node = rclpy.create_node("bench_controller", context=self.context)
-        self.executor = SingleThreadedExecutor(context=self.context)
-        self.executor.add_node(self.node)
+        super().__init__("bench_controller", DOMAIN_ID)
         state = [j for j in spec.JOINTS if not j.velocity_controlled]
         self.home = np.array([j.home for j in state])
         self.j1 = spec.STATE_JOINTS.index("left_arm_joint1")
@@ -130,16 +125,6 @@ class _Bench:
         self.node.create_subscription(Float64MultiArray, topics.controller_command("left_arm"),
                                       self._on_arm, qos.COMMAND)
         self.node.create_subscription(Float64MultiArray, PONG, self._on_pong, qos.COMMAND)
-        self._thread = threading.Thread(target=self._spin, daemon=True)
-        self._thread.start()
-
-    def _spin(self):
-        while self.context.ok():
-            try:
-                self.executor.spin_once(timeout_sec=0.05)
-            except Exception:
-                if self.context.ok():
-                    raise
 
     def _on_arm(self, msg):
         t = time.perf_counter()
@@ -227,11 +212,7 @@ class _Bench:
                 time.sleep(delay)
 
     def close(self):
-        import rclpy
-
-        self.node.destroy_node()
-        rclpy.shutdown(context=self.context)
-        self._thread.join(timeout=5)
+        super().close()
 
 
 def _cpu_percent(proc: subprocess.Popen, seconds: float, load=None) -> float:

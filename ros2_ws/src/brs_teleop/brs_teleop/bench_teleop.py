@@ -34,6 +34,8 @@ from pathlib import Path
 
 import numpy as np
 
+from brs_common.background import BackgroundNode, wait_for
+
 from brs_common.process import stop_process
 
 SAMPLES_PER_REPEAT = 60
@@ -47,11 +49,8 @@ def _spawn(args: list[str], log: Path) -> subprocess.Popen:
                             stdout=open(log, "wb"), stderr=subprocess.STDOUT, start_new_session=True)
 
 
-class _Bench:
+class _Bench(BackgroundNode):
     def __init__(self, tmp: Path):
-        import rclpy
-        from rclpy.context import Context
-        from rclpy.executors import SingleThreadedExecutor
         from sensor_msgs.msg import JointState
         from trajectory_msgs.msg import JointTrajectory
 
@@ -76,11 +75,7 @@ class _Bench:
                     for n, j in zip(arm_joints(side), cal.joints)}
             self.leaders[side] = DynamixelEmulator(cal.ids, "XL330-M288", link=str(tmp / f"joylo_{side}"),
                                                    positions=home, seed=0).start()
-        self.context = Context()
-        rclpy.init(context=self.context, domain_id=DOMAIN_ID)
-        self.node = rclpy.create_node("bench_teleop", context=self.context)
-        self.executor = SingleThreadedExecutor(context=self.context)
-        self.executor.add_node(self.node)
+        super().__init__("bench_teleop", DOMAIN_ID)
         js = make_joint_state(spec.STATE_JOINTS, spec.HOME[[spec.ACTION_JOINTS.index(j) for j in spec.STATE_JOINTS]])
         js_pub = self.node.create_publisher(JointState, topics.JOINT_STATES, qos.STATE)
         self.lock = threading.Lock()
@@ -96,18 +91,8 @@ class _Bench:
         self.cmd_pub = self.node.create_publisher(JointTrajectory, topics.whole_body_command("teleop"), qos.COMMAND)
         self.node.create_subscription(JointTrajectory, topics.whole_body_command("teleop"),
                                       self._on_cmd, qos.COMMAND)
-        self._thread = threading.Thread(target=self._spin, daemon=True)
-        self._thread.start()
         self.j1 = spec.ACTION_JOINTS.index("left_arm_joint1")
         self.targets = spec.HOME.copy()
-
-    def _spin(self):
-        while self.context.ok():
-            try:
-                self.executor.spin_once(timeout_sec=0.05)
-            except Exception:
-                if self.context.ok():
-                    raise
 
     def _on_cmd(self, msg):
         with self.lock:
@@ -115,14 +100,7 @@ class _Bench:
 
     @staticmethod
     def wait(predicate, timeout: float, what: str):
-        deadline = time.monotonic() + timeout
-        while True:
-            value = predicate()
-            if value:
-                return value
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"bench: timed out waiting for {what}")
-            time.sleep(0.0003)
+        return wait_for(predicate, timeout, interval=0.0003, message=what)  # fine-grained: latencies
 
     def goal(self) -> int:
         return int(self.robot.read(11, "Goal_Position"))
@@ -191,11 +169,7 @@ class _Bench:
         stop.set()
 
     def close(self):
-        import rclpy
-
-        self.node.destroy_node()
-        rclpy.shutdown(context=self.context)
-        self._thread.join(timeout=5)
+        super().close()
         for emu in (self.robot, *self.leaders.values()):
             emu.stop()
 
