@@ -121,6 +121,25 @@ def test_bad_frames_are_refused_and_lose_nothing(tmp_path):
     assert ep.validate_episode(writer.close())["n_frames"] == 2
 
 
+def test_unmeasured_velocity_and_effort_may_be_nan(tmp_path):
+    """A driver without velocity/effort sensing (NaN, as JointState allows) loses no frames; a
+    NaN position still is refused."""
+    rng = np.random.default_rng(1)
+    writer = ep.EpisodeWriter(tmp_path, metadata())
+    frame = make_frame(0, rng)
+    frame.joint_velocity[:] = np.nan
+    frame.joint_effort[4] = np.nan
+    writer.add_frame(frame)
+    bad = make_frame(1, rng)
+    bad.joint_position[0] = np.nan
+    with pytest.raises(ValueError, match="joint_position: NaN"):
+        writer.add_frame(bad)
+    path = writer.close()
+    assert ep.validate_episode(path)["n_frames"] == 1
+    with ep.read_episode(path) as episode:
+        assert np.isnan(episode.joint_velocity).all() and np.isnan(episode.joint_effort[0, 4])
+
+
 def corrupt(path, edit):
     with h5py.File(path, "r+") as f:
         edit(f)
