@@ -20,8 +20,8 @@ from __future__ import annotations
 import mujoco
 import numpy as np
 
-from .cartesian_path import PhaseClock, min_jerk, rot_z
-from .common import ACTION_INDEX, BASE, Expert, Observation, WholeBodyIK, wrap_angle
+from .cartesian_path import min_jerk, rot_z
+from .common import ACTION_INDEX, BASE, Observation, PhasedExpert, wrap_angle
 from .waypoints import Waypoint, WaypointFollower
 
 BOX = "box"
@@ -66,29 +66,25 @@ def _table_top_z() -> float:
     return float(data.geom_xpos[g][2] + model.geom_size[g][2])
 
 
-class BimanualBoxExpert(Expert):
+class BimanualBoxExpert(PhasedExpert):
     task = "bimanual_box"
+    timeouts = TIMEOUTS
 
     def __init__(self):
         super().__init__()
-        self.ik = WholeBodyIK()
-        self.clock = PhaseClock(TIMEOUTS)
         self.table_z = _table_top_z()
         self.grippers = [ACTION_INDEX[f"{side}_gripper_joint"] for side, _ in SIDES]
 
     def reset(self, obs: Observation) -> None:
         super().reset(obs)
-        self.q = obs.positions()
         self.q[self.grippers] = FINGERS
         self.box, self.width, self.torso = (READY, 0.0), OPEN, self.q[3:7].copy()
-        self.tries = 0
         self._approach_box(obs)
 
     # ---- keyframe motion -----------------------------------------------------------------------
     def _enter(self, phase: str, obs: Observation, box=None, width=None, torso=None) -> None:
         """Start `phase`: blend the keyframe from where it is to (box, width, torso)."""
-        self.phase = phase
-        self.clock.enter(phase, obs.time)
+        self.enter(phase, obs)
         self.start = (self.box, self.width, self.torso)
         self.goal = (self.box if box is None else box, self.width if width is None else width,
                      self.torso if torso is None else torso)

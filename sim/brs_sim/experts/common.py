@@ -18,6 +18,8 @@ import numpy as np
 
 from brs_common import robot_spec as spec
 
+from .cartesian_path import PhaseClock
+
 CONTROL_DT = 1.0 / spec.CONTROL_RATE_HZ
 EXPERT_RATE_HZ = 50.0  # how often an expert is asked for a target (the teleop send rate)
 BASE = spec.group_slice("base")
@@ -78,6 +80,32 @@ class Expert:
 
     def act(self, obs: Observation) -> np.ndarray:
         raise NotImplementedError
+
+
+class PhasedExpert(Expert):
+    """An expert as a sequence of timed phases sharing one IK solver.
+
+    `self.q` holds the current 21-D targets (from the measured pose at reset), `enter()` starts a
+    phase (its clock; `self.move`, the phase's motion, cleared), `timeouts` are per phase (s).
+    """
+
+    timeouts: dict[str, float] = {}
+
+    def __init__(self):
+        super().__init__()
+        self.ik = WholeBodyIK()
+        self.clock = PhaseClock(self.timeouts)
+
+    def reset(self, obs: Observation) -> None:
+        super().reset(obs)
+        self.q = obs.positions()
+        self.tries = 0
+        self.move = None
+
+    def enter(self, phase: str, obs: Observation) -> None:
+        self.phase = phase
+        self.clock.enter(phase, obs.time)
+        self.move = None
 
 
 def wrap_angle(a):

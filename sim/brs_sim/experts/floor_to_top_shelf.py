@@ -16,8 +16,8 @@ import numpy as np
 
 from brs_common import robot_spec as spec
 
-from .cartesian_path import JointMove, PhaseClock, PoseMove, rot_z
-from .common import (ACTION_INDEX, BASE, POSITION, Expert, Observation, WholeBodyIK, base_velocity_to,
+from .cartesian_path import JointMove, PoseMove, rot_z
+from .common import (ACTION_INDEX, BASE, POSITION, Observation, PhasedExpert, base_velocity_to,
                      wrap_angle)
 
 BLOCK = "block_2"
@@ -49,31 +49,22 @@ TUCK = np.array([0.0, 0.0, 0.0, -2.6, 0.0, 0.0])  # idle arm folded along the ch
 # floor when the torso folds down, and of the shelf
 
 
-class FloorToTopShelfExpert(Expert):
+class FloorToTopShelfExpert(PhasedExpert):
     task = "floor_to_top_shelf"
+    timeouts = TIMEOUTS
 
     def __init__(self):
         super().__init__()
-        self.ik = WholeBodyIK()
-        self.clock = PhaseClock(TIMEOUTS)
         self.gripper = ACTION_INDEX[f"{SIDE}_gripper_joint"]
 
     # ---- bookkeeping -----------------------------------------------------------------------
     def reset(self, obs: Observation) -> None:
         super().reset(obs)
-        self.q = obs.positions()  # current position targets (base entries unused)
         self.q[self.gripper] = OPEN
         self.q[OTHER_ARM] = TUCK
-        self.move: PoseMove | JointMove | None = None
-        self.tries = 0
         self.in_hand = np.zeros(3)  # block centre in the hand frame, measured before placing
         self.stage = ""  # within `place`: slide | lower
-        self._enter("approach", obs)
-
-    def _enter(self, phase: str, obs: Observation) -> None:
-        self.phase = phase
-        self.clock.enter(phase, obs.time)
-        self.move = None
+        self.enter("approach", obs)
 
     def act(self, obs: Observation) -> np.ndarray:
         if self.phase == "done":
@@ -135,7 +126,7 @@ class FloorToTopShelfExpert(Expert):
     def _approach(self, obs):
         v, arrived = self._drive_to(obs, obs.object_xyz(BLOCK)[:2], GRASP_YAW, GRASP_AT)
         if arrived or self.clock.timed_out(obs.time):
-            self._enter("pre_grasp", obs)
+            self.enter("pre_grasp", obs)
         return v
 
     def _pre_grasp(self, obs):
@@ -145,7 +136,7 @@ class FloorToTopShelfExpert(Expert):
             self._start_move(obs, [block[0], block[1], HOVER_Z], self._grasp_rotation(obs), 2.5)
         self._follow(obs, use_torso=True)
         if self._settled(obs, 0.015):
-            self._enter("grasp", obs)
+            self.enter("grasp", obs)
         return np.zeros(3)
 
     def _grasp(self, obs):
@@ -157,7 +148,7 @@ class FloorToTopShelfExpert(Expert):
             self.q[self.gripper] = CLOSED
         if self.move.finished(obs.time - 0.8):
             if obs.joint(f"{SIDE}_gripper_joint") > 0.3 * HALF_BLOCK:  # fingers stopped on the block
-                self._enter("lift", obs)
+                self.enter("lift", obs)
             else:
                 self._retry(obs)
         return np.zeros(3)
@@ -169,7 +160,7 @@ class FloorToTopShelfExpert(Expert):
         self._follow(obs, use_torso=True)
         if self.move.finished(obs.time):
             if obs.object_xyz(BLOCK)[2] > LIFT_Z - 0.1:
-                self._enter("raise", obs)
+                self.enter("raise", obs)
             else:
                 self._retry(obs)
         return np.zeros(3)
@@ -188,7 +179,7 @@ class FloorToTopShelfExpert(Expert):
                                                 spec.MAX_VELOCITY[POSITION], min_duration=2.0)
         self.q[POSITION] = self.move.at(obs.time)
         if self.move.finished(obs.time + 0.2):
-            self._enter("turn", obs)
+            self.enter("turn", obs)
         return np.zeros(3)
 
     def _turn(self, obs):
@@ -197,14 +188,14 @@ class FloorToTopShelfExpert(Expert):
         if not self._holding(obs):
             return self._finish(obs)
         if arrived or self.clock.timed_out(obs.time):
-            self._enter("dock", obs)
+            self.enter("dock", obs)
         return v
 
     def _dock(self, obs):
         """Drive straight up to the shelf: the block passes over the top board's front edge."""
         v, arrived = self._drive_to(obs, PLACE_XY, PLACE_YAW, PLACE_AT)
         if arrived or self.clock.timed_out(obs.time):
-            self._enter("place", obs)
+            self.enter("place", obs)
         return v
 
     def _place(self, obs):
@@ -222,7 +213,7 @@ class FloorToTopShelfExpert(Expert):
             self.move = PoseMove(self.move.goal_xyz, rot, self._hand_for(SET_Z, rot), rot, obs.time, 1.0)
             self.stage = "lower"
         elif self.stage == "lower" and self.move.finished(obs.time - 0.3):
-            self._enter("release", obs)
+            self.enter("release", obs)
         return np.zeros(3)
 
     def _hand_for(self, block_z: float, rot) -> np.ndarray:
@@ -238,7 +229,7 @@ class FloorToTopShelfExpert(Expert):
         if self.move is not None:
             self._follow(obs, use_torso=False)
             if self.move.finished(obs.time - 0.1):
-                self._enter("retreat", obs)
+                self.enter("retreat", obs)
         return np.zeros(3)
 
     def _retreat(self, obs):
@@ -255,11 +246,11 @@ class FloorToTopShelfExpert(Expert):
         if self.tries >= MAX_GRASP_TRIES:
             self._finish(obs)
         else:
-            self._enter("pre_grasp", obs)
+            self.enter("pre_grasp", obs)
 
     def _finish(self, obs):
         """Stop here: finished, or given up (the task predicate tells which)."""
         self.done = True
-        self._enter("done", obs)
+        self.enter("done", obs)
         return np.zeros(3)
 

@@ -16,8 +16,8 @@ import numpy as np
 
 from brs_common import robot_spec as spec
 
-from .cartesian_path import PhaseClock, PoseMove, rot_z
-from .common import ACTION_INDEX, BASE, POSITION, Expert, Observation, WholeBodyIK
+from .cartesian_path import PoseMove, rot_z
+from .common import ACTION_INDEX, BASE, POSITION, Observation, PhasedExpert
 from .waypoints import Waypoint, WaypointFollower
 
 BIN = "trash_bin"
@@ -49,29 +49,21 @@ def _grasp_wall(obs: Observation) -> tuple[np.ndarray, float]:
     return c + WALL * np.array([np.cos(normal), np.sin(normal)]), float(normal + np.pi)
 
 
-class TrashToSpotExpert(Expert):
+class TrashToSpotExpert(PhasedExpert):
     task = "trash_to_spot"
+    timeouts = TIMEOUTS
 
     def __init__(self):
         super().__init__()
-        self.ik = WholeBodyIK()
-        self.clock = PhaseClock(TIMEOUTS)
         self.gripper = ACTION_INDEX[f"{SIDE}_gripper_joint"]
 
     def reset(self, obs: Observation) -> None:
         super().reset(obs)
-        self.q = obs.positions()
         self.q[self.gripper] = OPEN
-        self.tries = 0
         rim, heading = _grasp_wall(obs)
         stand = rim - (rot_z(heading) @ np.append(GRASP_AT, 0.0))[:2]
-        self._enter("navigate", obs)
+        self.enter("navigate", obs)
         self.route = WaypointFollower(DOOR_IN + [Waypoint(tuple(stand), heading, 0.012, 0.015)])
-
-    def _enter(self, phase: str, obs: Observation) -> None:
-        self.phase = phase
-        self.clock.enter(phase, obs.time)
-        self.move = None
 
     def act(self, obs: Observation) -> np.ndarray:
         base = np.zeros(3) if self.phase == "done" else getattr(self, f"_{self.phase}")(obs)
@@ -104,7 +96,7 @@ class TrashToSpotExpert(Expert):
     def _navigate(self, obs):
         v = self.route.step(obs)
         if self.route.finished or self.clock.timed_out(obs.time):
-            self._enter("pre_grasp", obs)
+            self.enter("pre_grasp", obs)
         return v
 
     def _pre_grasp(self, obs):
@@ -114,7 +106,7 @@ class TrashToSpotExpert(Expert):
             self._start_move(obs, [rim[0], rim[1], HOVER_Z], rot, 3.0)
         self._follow(obs)
         if self.move.finished(obs.time) or self.clock.timed_out(obs.time):
-            self._enter("grasp", obs)
+            self.enter("grasp", obs)
         return np.zeros(3)
 
     def _grasp(self, obs):
@@ -126,7 +118,7 @@ class TrashToSpotExpert(Expert):
             self.q[self.gripper] = CLOSED
         if self.move.finished(obs.time - 1.0):
             if obs.joint(f"{SIDE}_gripper_joint") > 0.002:  # fingers stopped on the wall
-                self._enter("lift", obs)
+                self.enter("lift", obs)
             else:
                 self._retry(obs)
         return np.zeros(3)
@@ -141,7 +133,7 @@ class TrashToSpotExpert(Expert):
                 bx, by, _ = obs.base_pose
                 self.route = WaypointFollower([Waypoint((bx, by), NORTH, 0.05, 0.05)] + DOOR_OUT,
                                               vmax=0.25, wmax=0.3, ramp=1.5)
-                self._enter("carry", obs)
+                self.enter("carry", obs)
             else:
                 self._retry(obs)
         return np.zeros(3)
@@ -153,13 +145,13 @@ class TrashToSpotExpert(Expert):
             offset = rot_z(EAST) @ obs.to_base(obs.object_xyz(BIN))
             goal = Waypoint(tuple(TARGET - offset[:2]), EAST, 0.01, 0.02)
             self.route = WaypointFollower([goal], vmax=0.25, wmax=0.3, ramp=1.5)
-            self._enter("to_spot", obs)
+            self.enter("to_spot", obs)
         return v
 
     def _to_spot(self, obs):
         v = self._check_held(obs, self.route.step(obs))
         if self.phase != "done" and (self.route.finished or self.clock.timed_out(obs.time)):
-            self._enter("place", obs)
+            self.enter("place", obs)
         return v
 
     def _place(self, obs):
@@ -168,13 +160,13 @@ class TrashToSpotExpert(Expert):
             self._start_move(obs, xyz - [0.0, 0.0, LIFT + 0.01], rot, 2.0)
         self._follow(obs)
         if self.move.finished(obs.time - 0.5) or self.clock.timed_out(obs.time):
-            self._enter("release", obs)
+            self.enter("release", obs)
         return np.zeros(3)
 
     def _release(self, obs):
         self.q[self.gripper] = OPEN
         if self.clock.elapsed(obs.time) > 1.0:
-            self._enter("retreat", obs)
+            self.enter("retreat", obs)
         return np.zeros(3)
 
     def _retreat(self, obs):
@@ -191,7 +183,7 @@ class TrashToSpotExpert(Expert):
             self.q = spec.HOME.copy()
             if np.abs(obs.positions() - self.q)[POSITION].max() < 0.05 or self.clock.timed_out(obs.time):
                 self.done = True
-                self._enter("done", obs)
+                self.enter("done", obs)
         return np.zeros(3)
 
     def _check_held(self, obs: Observation, v: np.ndarray) -> np.ndarray:
@@ -199,7 +191,7 @@ class TrashToSpotExpert(Expert):
         if obs.object_xyz(BIN)[2] > 0.03:
             return v
         self.done = True
-        self._enter("done", obs)
+        self.enter("done", obs)
         return np.zeros(3)
 
     def _retry(self, obs):
@@ -207,6 +199,6 @@ class TrashToSpotExpert(Expert):
         self.q[self.gripper] = OPEN
         if self.tries >= MAX_GRASP_TRIES:
             self.done = True
-            self._enter("done", obs)
+            self.enter("done", obs)
         else:
-            self._enter("pre_grasp", obs)
+            self.enter("pre_grasp", obs)
