@@ -72,9 +72,12 @@ class Collector:
     def run_episode(self, episode: int, seed: int) -> EpisodeOutcome:
         wall0 = time.monotonic()
         self._home()
+        before = self.client.status(SIM_TASK_STATUS)
+        before = float(before[1].get("elapsed", "inf")) if before else float("inf")
         self.client.set_parameters(topics.SIM_NODE, {"seed": seed})
-        self._trigger(topics.SIM_RESET)
-        self.client.wait_status(SIM_TASK_STATUS, lambda v: float(v.get("elapsed", 1e9)) < 1.5,
+        self._trigger(topics.SIM_RESET)  # returns once the sim has reset
+        # elapsed only grows within an episode: a smaller one is the new episode's status
+        self.client.wait_status(SIM_TASK_STATUS, lambda v: float(v.get("elapsed", "inf")) < before,
                                 self._wall(5.0), "the sim task to restart")
         if self.record:
             self.client.set_parameters(RECORDER, {"task": self.task.name, "seed": seed, "source": "expert"})
