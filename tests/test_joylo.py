@@ -29,7 +29,7 @@ from brs_teleop.joylo_log import LogWriter, read_log
 from brs_teleop.joylo_node import JoyloCore
 from brs_teleop.leader_arms import ARM_JOINTS
 from rosutil import BIN, wait_for
-from test_leader_arms import HOME_ARM, IDS, tick_of, write_cal
+from test_leader_arms import HOME_ARM, IDS, leader_emulators, tick_of, write_cal  # noqa: F401 (fixture)
 
 CMD = topics.whole_body_command("teleop")
 J1 = spec.ACTION_JOINTS.index("left_arm_joint1")
@@ -97,16 +97,11 @@ def test_release_events_stop_a_lost_joycon():
 # ----------------------------------------------------------------------------- the node
 
 @pytest.fixture
-def leaders(tmp_path):
-    emus = {}
-    for side in ("left", "right"):
-        home = {i: tick_of(h) for i, h in zip(IDS[side], HOME_ARM)}
-        emus[side] = DynamixelEmulator(IDS[side], "XL330-M288", link=str(tmp_path / f"joylo_{side}"),
-                                       positions=home, seed=0).start()
-        write_cal(tmp_path, side, emus[side].path, joints={0: {"sign": -1}} if side == "right" else None)
-    yield emus
-    for emu in emus.values():
-        emu.stop()
+def leaders(leader_emulators, tmp_path):
+    """The emulated leader chains with calibration files (the right shoulder mounted mirrored)."""
+    for side, emu in leader_emulators.items():
+        write_cal(tmp_path, side, emu.path, joints={0: {"sign": -1}} if side == "right" else None)
+    return leader_emulators
 
 
 class Robot:

@@ -51,7 +51,7 @@ def write_cal(directory, side, port, device_id="", joints=None):
 
 
 @pytest.fixture
-def leaders(tmp_path):
+def leader_emulators(tmp_path):
     """Both leader chains emulated, standing in the home pose."""
     emus = {}
     for side in ("left", "right"):
@@ -90,8 +90,8 @@ def test_haptic_law_free_lag_and_limit():
 
 # ----------------------------------------------------------------------------- reading + haptics
 
-def test_leader_arms_map_calibration_and_clamp_on_emulated_bus(leaders, tmp_path):
-    ports = {s: leaders[s].path for s in leaders}
+def test_leader_arms_map_calibration_and_clamp_on_emulated_bus(leader_emulators, tmp_path):
+    ports = {s: leader_emulators[s].path for s in leader_emulators}
     write_cal(tmp_path, "left", ports["left"],
               joints={1: {"sign": -1, "offset": 0.2}, 2: {"range": [-1.0, 1.0]}})
     write_cal(tmp_path, "right", ports["right"], joints={0: {"sign": -1}})
@@ -100,7 +100,7 @@ def test_leader_arms_map_calibration_and_clamp_on_emulated_bus(leaders, tmp_path
     try:
         arms.connect()
         assert all(a.connected for a in arms.arms.values()), [a.fault for a in arms.arms.values()]
-        left, right = leaders["left"], leaders["right"]
+        left, right = leader_emulators["left"], leader_emulators["right"]
         left.set_position(31, tick_of(0.5))
         left.set_position(32, tick_of(0.3, sign=-1, offset=0.2))  # sign and offset applied
         left.set_position(33, tick_of(1.5))  # beyond the calibration's range [-1, 1]
@@ -123,13 +123,13 @@ def test_leader_arms_map_calibration_and_clamp_on_emulated_bus(leaders, tmp_path
         arms.close()
 
 
-def test_haptics_reach_the_emulated_leader_motors(leaders, tmp_path):
-    ports = {s: leaders[s].path for s in leaders}
+def test_haptics_reach_the_emulated_leader_motors(leader_emulators, tmp_path):
+    ports = {s: leader_emulators[s].path for s in leader_emulators}
     for side in ports:
         write_cal(tmp_path, side, ports[side], joints={1: {"sign": -1}} if side == "left" else None)
     cfg = HapticConfig(lag_deadband=0.1, lag_gain=1.0, limit_margin=0.15, limit_gain=2.0, max_current=0.3)
     arms = LeaderArms.from_parameters(ports, directory=tmp_path, haptics=cfg, timeout_margin_ms=50.0)
-    left = leaders["left"]
+    left = leader_emulators["left"]
     left.set_obstacle(32, tick_of(0.0, sign=-1))  # the operator's hand holds joint 2 at 0
     try:
         arms.connect()
@@ -164,8 +164,8 @@ def test_haptics_reach_the_emulated_leader_motors(leaders, tmp_path):
 
 # ----------------------------------------------------------------------------- calibration checks
 
-def test_missing_and_mismatched_calibration_name_file_and_fix(leaders, tmp_path, monkeypatch):
-    port = leaders["left"].path
+def test_missing_and_mismatched_calibration_name_file_and_fix(leader_emulators, tmp_path, monkeypatch):
+    port = leader_emulators["left"].path
     with pytest.raises(LeaderCalibrationError, match=r"no calibration for the left leader arm.*"
                        r"brs calibrate joylo --side left --port " + port):
         load_leader_calibration("left", port, directory=tmp_path)
@@ -187,7 +187,7 @@ def test_missing_and_mismatched_calibration_name_file_and_fix(leaders, tmp_path,
     monkeypatch.delenv("BRS_SERIAL_BY_ID_DIR")
     cal = load_calibration(write_cal(tmp_path, "left", port))
     for dxl_id in (34, 35, 36):
-        leaders["left"].set_responsive(dxl_id, False)
+        leader_emulators["left"].set_responsive(dxl_id, False)
     arm = LeaderArm("left", cal, port, retries=0, timeout_margin_ms=20.0)
     with pytest.raises(LeaderCalibrationError, match=r"motors \[34, 35, 36\] do not answer.*"
                        r"\[31, 32, 33\] do: the chain does not match"):
@@ -204,8 +204,8 @@ def calibrate_args(tmp_path, port, **kw):
     return argparse.Namespace(**ns)
 
 
-def test_calibrate_joylo_writes_offsets_and_signs(leaders, tmp_path, monkeypatch):
-    emu = leaders["left"]
+def test_calibrate_joylo_writes_offsets_and_signs(leader_emulators, tmp_path, monkeypatch):
+    emu = leader_emulators["left"]
     by_id = tmp_path / "by-id"
     by_id.mkdir()
     device = "usb-FTDI_USB__-__Serial_Converter_FTJOYLO1-if00-port0"
