@@ -175,7 +175,7 @@ def test_drive_forward_odometry_and_wheel_states(rig, ros):
     odom = ros.last(topics.ODOM)
     x, y = odom.pose.pose.position.x, odom.pose.pose.position.y
     assert x == pytest.approx(0.2 * duration, rel=0.03), (x, duration)
-    assert x == pytest.approx(0.2, abs=0.02)
+    assert 0.15 < x < 0.35  # ~1 s of streaming; a loaded machine stretches it (the line above is exact)
     assert abs(y) < 2e-3 and abs(odom.pose.pose.orientation.z) < 5e-3
     assert odom.header.frame_id == spec.FRAMES["odom"] and odom.child_frame_id == spec.FRAMES["base"]
     # during the motion the odom twist (base_link frame) showed 0.2 m/s forward
