@@ -111,6 +111,13 @@ JOYLO = NodeDescription(
     description="JoyLo: Joy-Cons + leader arms -> teleop command, /joy, e-stop; haptics; 100 Hz",
 )
 
+# Point-cloud perception (config/perception.yaml, docs/perception.md). Runs in policy mode only:
+# at 10 Hz it costs ~20-40 % of a core here, which the sim demo and teleop modes do not need.
+PERCEPTION = NodeDescription(
+    "brs_policy", "perception_node", "perception",
+    description="3 RGB-D cameras + /joint_states -> fused 4096-point cloud in base_link on /perception/points",
+)
+
 # Episode recorder (config/recorder.yaml): saves the current episode on Ctrl-C, hence the time.
 RECORDER = NodeDescription(
     "brs_teleop", "episode_recorder", "episode_recorder", stop_timeout=30.0,
@@ -120,7 +127,7 @@ RECORDER = NodeDescription(
 MODE_NODES: dict[str, tuple[NodeDescription, ...]] = {
     "idle": (),
     "teleop": (JOYLO,),
-    "policy": (),
+    "policy": (PERCEPTION,),
     "rl": (),
     "record": (JOYLO, RECORDER),
     "collect": (EXPERT, RECORDER),

@@ -1,0 +1,230 @@
+"""Perception node: RGB-D cameras + /joint_states -> /perception/points (fused cloud in base_link).
+
+Subscribes /cameras/<name>/{color,depth}/image_raw (SensorDataQoS) of the configured cameras and
+/joint_states. When every camera has a colour and a depth image of the same capture (stamps within
+`sync_slop`), it takes the joint state closest to the image stamp, runs
+`brs_policy.perception.fuse_point_cloud` and publishes a PointCloud2 (x, y, z, rgb) in base_link
+on /perception/points, stamped with the image time. So it runs at the camera rate.
+
+Bad input never crashes it: wrong image sizes or encodings, missing or stale joint states and
+empty crops are counted on /diagnostics (component "input"); component "pipeline" reports
+latency (compute and image age), processed and dropped frame sets.
+
+Parameters (config/perception.yaml): cameras, crop (task name of perception.CROP_BOXES or six
+numbers "xmin,xmax,ymin,ymax,zmin,zmax"), n_points, pixel_stride, sample_seed, sync_slop,
+max_joint_state_age.
+"""
+
+from __future__ import annotations
+
+import bisect
+import time
+from collections import deque
+
+import numpy as np
+from diagnostic_msgs.msg import DiagnosticStatus
+from rclpy.node import Node
+from sensor_msgs.msg import Image, JointState, PointCloud2
+
+from brs_common import qos, topics
+from brs_common import robot_spec as spec
+from brs_common.convert import image_to_numpy, joint_state_arrays, points_to_cloud, stamp_to_sec
+from brs_common.diagnostics import DiagnosticsReporter
+from brs_common.node_main import run_node
+
+from .perception import CROP_BOXES, N_POINTS, PIXEL_STRIDE, PointCloudFuser, crop_box
+
+NODE_NAME = "perception"
+COLOR_ENCODINGS = ("rgb8", "bgr8", "rgba8", "bgra8")
+DEPTH_ENCODINGS = ("32FC1", "16UC1")  # metres / millimetres (REP 118)
+
+
+def color_to_rgb(msg: Image) -> np.ndarray:
+    """(H, W, 3) uint8 RGB of a colour Image; ValueError for other encodings."""
+    if msg.encoding not in COLOR_ENCODINGS:
+        raise ValueError(f"colour encoding {msg.encoding!r} not supported; use one of {COLOR_ENCODINGS}")
+    a = image_to_numpy(msg)
+    if msg.encoding.startswith("bgr"):
+        a = a[:, :, 2::-1]
+    return a[:, :, :3]
+
+
+def depth_to_metres(msg: Image) -> np.ndarray:
+    """(H, W) float32 metres of a depth Image (NaN / 0 invalid); ValueError for other encodings."""
+    if msg.encoding not in DEPTH_ENCODINGS:
+        raise ValueError(f"depth encoding {msg.encoding!r} not supported; use one of {DEPTH_ENCODINGS}")
+    a = image_to_numpy(msg)
+    if msg.encoding == "16UC1":
+        return a.astype(np.float32) * np.float32(1e-3)
+    return a
+
+
+def parse_crop(text: str):
+    """Task name or "xmin,xmax,ymin,ymax,zmin,zmax" -> what perception.crop_box takes."""
+    text = text.strip()
+    if not text or text in CROP_BOXES:
+        return text or "default"
+    try:
+        values = [float(v) for v in text.replace("[", "").replace("]", "").split(",")]
+    except ValueError:
+        raise ValueError(f"crop {text!r}: neither a task name ({', '.join(CROP_BOXES)}) nor six "
+                         "comma-separated numbers") from None
+    crop_box(values)  # validates
+    return values
+
+
+class PerceptionNode(Node):
+    def __init__(self, **kwargs):
+        super().__init__(NODE_NAME, **kwargs)
+        p = {x.name: x.value for x in self.declare_parameters("", [
+            ("cameras", list(spec.CAMERAS)),
+            ("crop", "default"),
+            ("n_points", N_POINTS),
+            ("pixel_stride", PIXEL_STRIDE),
+            ("sample_seed", 0),
+            ("sync_slop", 0.02),
+            ("max_joint_state_age", 0.05),
+        ])}
+        self.cameras = tuple(p["cameras"])
+        unknown = [c for c in self.cameras if c not in spec.CAMERAS]
+        if unknown or not self.cameras:
+            raise ValueError(f"cameras {list(self.cameras)}: need a non-empty subset of {list(spec.CAMERAS)}")
+        self.crop = parse_crop(p["crop"])
+        self.n_points = int(p["n_points"])
+        if self.n_points < 1:
+            raise ValueError(f"n_points must be >= 1, got {self.n_points}")
+        self.pixel_stride = max(1, int(p["pixel_stride"]))
+        self.seed = int(p["sample_seed"])  # the same every frame: what dataset building uses
+        self.sync_slop = float(p["sync_slop"])
+        self.max_js_age = float(p["max_joint_state_age"])
+        self.fuser = PointCloudFuser(self.cameras)
+
+        self.latest: dict[tuple[str, str], Image] = {}
+        self.js_stamps: deque[float] = deque(maxlen=300)
+        self.js_pos: deque[np.ndarray] = deque(maxlen=300)
+        self.last_processed = -float("inf")
+        self.pending: set[float] = set()  # capture stamps seen but not processed yet
+        self.processed = 0
+        self.dropped = 0
+        self.compute_ms: deque[float] = deque(maxlen=100)
+        self.age_ms: deque[float] = deque(maxlen=100)
+
+        self.diag = DiagnosticsReporter(self, hardware_id="perception")
+        self.diag.set_status("pipeline", DiagnosticStatus.WARN, "waiting for images and joint states")
+        self.pub = self.create_publisher(PointCloud2, topics.POINTS, qos.SENSOR)
+        self.create_subscription(JointState, topics.JOINT_STATES, self._on_joint_state, qos.STATE)
+        for cam in self.cameras:
+            for stream in ("color", "depth"):
+                self.create_subscription(
+                    Image, topics.camera_topic(cam, stream),
+                    lambda msg, key=(cam, stream): self._on_image(key, msg), qos.SENSOR)
+        self.get_logger().info(
+            f"perception: cameras={list(self.cameras)} crop={p['crop']!r} n_points={self.n_points} "
+            f"pixel_stride={self.pixel_stride} -> {topics.POINTS}")
+
+    # ------------------------------------------------------------------ inputs
+    def _on_joint_state(self, msg: JointState):
+        try:
+            pos, _, _ = joint_state_arrays(msg, spec.STATE_JOINTS)
+        except (KeyError, ValueError) as exc:
+            self.diag.reject("bad_joint_state", str(exc))
+            return
+        if not np.all(np.isfinite(pos)):
+            self.diag.reject("bad_joint_state", "NaN/inf position")
+            return
+        t = stamp_to_sec(msg.header.stamp)
+        if self.js_stamps and t < self.js_stamps[-1]:  # time went back (sim restarted): start over
+            self.js_stamps.clear()
+            self.js_pos.clear()
+        self.js_stamps.append(t)
+        self.js_pos.append(pos)
+
+    def joint_state_at(self, t: float):
+        """Positions of the joint state closest to `t` and its time offset, or (None, inf)."""
+        if not self.js_stamps:
+            return None, float("inf")
+        stamps = self.js_stamps
+        i = bisect.bisect_left(stamps, t)
+        best = min((j for j in (i - 1, i) if 0 <= j < len(stamps)), key=lambda j: abs(stamps[j] - t))
+        return self.js_pos[best], abs(stamps[best] - t)
+
+    def _on_image(self, key, msg: Image):
+        self.latest[key] = msg
+        t = stamp_to_sec(msg.header.stamp)
+        if t > self.last_processed:
+            self.pending.add(round(t, 6))
+        self._try_process()
+
+    # ------------------------------------------------------------------ processing
+    def _frame_set(self):
+        """{camera: (color, depth)} of one capture, or None while incomplete/out of sync."""
+        msgs = {}
+        stamps = []
+        for cam in self.cameras:
+            color, depth = self.latest.get((cam, "color")), self.latest.get((cam, "depth"))
+            if color is None or depth is None:
+                return None
+            tc, td = stamp_to_sec(color.header.stamp), stamp_to_sec(depth.header.stamp)
+            if abs(tc - td) > self.sync_slop:
+                return None
+            msgs[cam] = (color, depth)
+            stamps += [tc, td]
+        if max(stamps) - min(stamps) > self.sync_slop or max(stamps) <= self.last_processed:
+            return None
+        return msgs, max(stamps)
+
+    def _try_process(self):
+        found = self._frame_set()
+        if found is None:
+            return
+        msgs, t = found
+        self.last_processed = t
+        # capture stamps that arrived but never formed a complete set before this one: dropped
+        older = [s for s in self.pending if s < t - self.sync_slop]
+        self.dropped += len(older)
+        self.pending = {s for s in self.pending if s > t + self.sync_slop}
+        q, offset = self.joint_state_at(t)
+        if q is None:
+            self.diag.reject("no_joint_state", "no /joint_states received yet")
+            return
+        if offset > self.max_js_age:
+            self.diag.reject("stale_joint_state", f"nearest joint state {offset * 1e3:.0f} ms from the images")
+            return
+        t0 = time.perf_counter()
+        try:
+            images = {cam: (color_to_rgb(c), depth_to_metres(d)) for cam, (c, d) in msgs.items()}
+            cloud = self.fuser.fuse(images, q, self.crop, self.n_points, self.seed,
+                                    pixel_stride=self.pixel_stride)
+        except ValueError as exc:
+            self.diag.reject("bad_image", str(exc))
+            return
+        except Exception as exc:  # never take the node down; count and report it
+            self.get_logger().error(f"perception failed: {exc!r}")
+            self.diag.reject("internal_error", repr(exc))
+            return
+        if not np.any(cloud[:, :3]):
+            self.diag.reject("empty_cloud", "no valid depth inside the crop box")
+            return
+        rgb = np.clip(np.rint(cloud[:, 3:] * 255.0), 0, 255).astype(np.uint8)
+        self.pub.publish(points_to_cloud(cloud[:, :3], rgb, spec.FRAMES["base"], msgs[self.cameras[0]][1].header.stamp))
+        compute = (time.perf_counter() - t0) * 1e3
+        age = (self.get_clock().now().nanoseconds * 1e-9 - t) * 1e3
+        self.processed += 1
+        self.compute_ms.append(compute)
+        self.age_ms.append(age)
+        self.diag.set_status("pipeline", DiagnosticStatus.OK, f"{self.processed} clouds published", {
+            "compute_ms_p50": f"{np.median(self.compute_ms):.1f}",
+            "compute_ms_max": f"{max(self.compute_ms):.1f}",
+            "age_ms_p50": f"{np.median(self.age_ms):.1f}",
+            "processed": self.processed,
+            "dropped_frames": self.dropped,
+            "joint_state_offset_ms": f"{offset * 1e3:.1f}",
+        })
+
+
+def main(args=None):
+    return run_node(lambda: PerceptionNode(), args, config_errors=(ValueError,))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

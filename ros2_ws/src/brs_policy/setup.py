@@ -1,0 +1,28 @@
+from glob import glob
+
+from setuptools import find_packages, setup
+
+package_name = "brs_policy"
+
+setup(
+    name=package_name,
+    version="0.1.0",
+    packages=find_packages(exclude=["test"]),
+    data_files=[
+        ("share/ament_index/resource_index/packages", [f"resource/{package_name}"]),
+        (f"share/{package_name}", ["package.xml"]),
+        (f"share/{package_name}/config", glob("config/*.yaml")),
+    ],
+    install_requires=["setuptools", "brs_common", "brs_sim", "brs_teleop", "numpy", "torch", "matplotlib",
+                      "diffusers", "tqdm", "h5py"],
+    zip_safe=False,
+    maintainer="BRS developers",
+    maintainer_email="dev@brs.local",
+    description="Point-cloud perception and the WB-VIMA policy (model, training, inference node).",
+    license="Apache-2.0",
+    entry_points={
+        "console_scripts": [
+            "perception_node = brs_policy.perception_node:main",
+        ],
+    },
+)

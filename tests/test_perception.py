@@ -1,0 +1,184 @@
+"""Perception function: geometry against MuJoCo ground truth, FPS quality, input checks.
+
+Real MuJoCo renders of the household scene (SimCore + RgbdRenderer); the truth comes from the
+scene's own body poses (data.xpos / data.xmat of the box and of base_link).
+"""
+
+from __future__ import annotations
+
+import mujoco
+import numpy as np
+import pytest
+
+from brs_common import robot_spec as spec
+from brs_policy import fps
+from brs_policy.perception import (CROP_BOXES, PointCloudFuser, crop_box, fuse_point_cloud,
+                                   render_sim_images, typical_pose)
+from brs_sim.camera_renderer import RgbdRenderer
+from brs_sim.sim_core import SimCore
+from brs_sim.tasks import get_task, set_free_pose
+
+BASE_POSE = (-0.3, 0.5, 1.4)  # base_x, base_y, base_yaw: base_link is NOT the world frame
+VIEW_DISTANCE = {"head": 1.1, "left_wrist": 0.55, "right_wrist": 0.55}
+
+
+@pytest.fixture(scope="module")
+def scene():
+    sim = SimCore("scene", seed=0)
+    renderer = RgbdRenderer(sim.model)
+    fuser = PointCloudFuser()
+    yield sim, renderer, fuser
+    renderer.close()
+
+
+def _body(model, name):
+    return mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_BODY, name)
+
+
+@pytest.mark.parametrize("camera", list(spec.CAMERAS))
+def test_box_top_face_lands_at_its_true_place_in_base_link(scene, camera):
+    sim, renderer, fuser = scene
+    model, data = sim.model, sim.data
+    q = typical_pose()
+    sim.joints.set_state_qpos(data, q)
+    data.qpos[sim.joints.base_qpos] = BASE_POSE
+    mujoco.mj_forward(model, data)
+    # Put the box so that the centre of its top face sits on this camera's optical axis.
+    box = _body(model, "box")
+    half = model.geom_size[model.body_geomadr[box]]  # (0.12, 0.15, 0.10)
+    cid = sim.joints.cameras[camera]
+    axis = -data.cam_xmat[cid].reshape(3, 3)[:, 2]  # MuJoCo cameras look along -z
+    assert axis[2] < -0.3, f"{camera} must look down at this pose (axis {axis})"
+    top_world = data.cam_xpos[cid] + VIEW_DISTANCE[camera] * axis
+    set_free_pose(model, data, "box", top_world - [0, 0, half[2]], yaw=0.3)
+    mujoco.mj_forward(model, data)
+
+    rgb, depth = renderer.render(data, camera)
+    cloud = fuse_point_cloud({camera: (rgb, depth)}, data.qpos[sim.joints.state_qpos], crop="default",
+                             n_points=16384, fuser=fuser, pixel_stride=1)
+    assert cloud.shape == (16384, 6) and cloud.dtype == np.float32
+
+    # Truth in base_link from the scene's body poses.
+    base = _body(model, spec.FRAMES["base"])
+    Rb, pb = data.xmat[base].reshape(3, 3), data.xpos[base]
+    Rbox, pbox = data.xmat[box].reshape(3, 3), data.xpos[box]
+    top_centre = Rb.T @ (pbox + Rbox @ [0, 0, half[2]] - pb)
+    R = Rb.T @ Rbox  # box axes in base_link
+    local = (cloud[:, :3].astype(np.float64) - top_centre) @ R  # points in the top-face frame
+    inner = (np.abs(local[:, 0]) < half[0] - 0.01) & (np.abs(local[:, 1]) < half[1] - 0.01)
+    on_face = inner & (np.abs(local[:, 2]) < 0.05)  # above the face's interior: only the face
+    pts = local[on_face]
+    assert len(pts) > 100, f"{camera}: only {len(pts)} points above the box top"
+    # height: every point over the face's interior within 1 cm of the true plane
+    assert np.abs(pts[:, 2]).max() < 0.01, f"{camera}: top face off by {np.abs(pts[:, 2]).max():.4f} m"
+    # position in the plane: the face's edges where they truly are (within 1 cm)
+    plane = local[(np.abs(local[:, 2]) < 0.005) & (np.abs(local[:, 0]) < half[0] + 0.05)
+                  & (np.abs(local[:, 1]) < half[1] + 0.05)]
+    for k in range(2):
+        assert abs(plane[:, k].max() - half[k]) < 0.01, (camera, k, plane[:, k].max(), half[k])
+        assert abs(plane[:, k].min() + half[k]) < 0.01, (camera, k, plane[:, k].min(), -half[k])
+    err = np.abs(pts[:, 2]).max()
+    print(f"{camera}: {len(pts)} top-face points, max height error {err * 1000:.2f} mm, "
+          f"edge errors {[round(float(e) * 1000, 2) for e in (plane[:, 0].max() - half[0], plane[:, 0].min() + half[0], plane[:, 1].max() - half[1], plane[:, 1].min() + half[1])]} mm")
+    # colour: the cardboard, not the floor (brown: r > b)
+    face_rgb = cloud[on_face, 3:]
+    assert np.median(face_rgb[:, 0]) > np.median(face_rgb[:, 2])
+
+
+def test_fused_cloud_shape_crop_and_padding(scene):
+    sim, renderer, fuser = scene
+    get_task("bimanual_box").reset(sim, 0)  # the bench's scene, whatever ran before
+    images, q, _ = render_sim_images(task="bimanual_box", renderer=renderer, sim=sim)
+    box = crop_box("bimanual_box")
+    cloud = fuse_point_cloud(images, q, crop="bimanual_box", fuser=fuser, pixel_stride=2)
+    assert cloud.shape == (4096, 6) and cloud.dtype == np.float32
+    xyz = cloud[:, :3]
+    assert np.all(xyz >= box[:, 0] - 1e-6) and np.all(xyz <= box[:, 1] + 1e-6)
+    assert 0.0 <= cloud[:, 3:].min() and cloud[:, 3:].max() <= 1.0
+    assert abs(xyz[:, 2].min()) < 0.01  # the floor is in view
+    assert len(np.unique(xyz, axis=0)) == 4096  # no repeats when there is plenty to choose from
+    # deterministic for a seed
+    again = fuse_point_cloud(images, q, crop="bimanual_box", fuser=fuser, pixel_stride=2)
+    np.testing.assert_array_equal(cloud, again)
+    # a tiny crop with few points: padded by repetition to exactly n_points
+    tiny = fuse_point_cloud(images, q, crop=((0.4, 0.45), (-0.05, 0.0), (-0.05, 0.05)),
+                            fuser=fuser, pixel_stride=4)
+    assert tiny.shape == (4096, 6)
+    assert 0 < len(np.unique(tiny[:, :3], axis=0)) < 4096
+    assert set(CROP_BOXES) >= {"default", "bimanual_box", "trash_to_spot", "floor_to_top_shelf"}
+
+
+def test_bad_input_is_refused_with_a_clear_error(scene):
+    _, _, fuser = scene
+    cam = spec.CAMERAS["head"]
+    rgb = np.zeros((cam.height, cam.width, 3), np.uint8)
+    depth = np.ones((cam.height, cam.width), np.float32)
+    q = typical_pose()
+    with pytest.raises(ValueError, match="head: colour"):
+        fuser.fuse({"head": (rgb[:100], depth)}, q)
+    with pytest.raises(ValueError, match="head: depth"):
+        fuser.fuse({"head": (rgb, depth.astype(np.uint16))}, q)
+    with pytest.raises(ValueError, match="unknown camera"):
+        fuser.fuse({"tail": (rgb, depth)}, q)
+    with pytest.raises(ValueError, match="joint_positions"):
+        fuser.fuse({"head": (rgb, depth)}, q[:5])
+    with pytest.raises(ValueError, match="unknown crop"):
+        fuser.fuse({"head": (rgb, depth)}, q, crop="kitchen")
+    # invalid depth everywhere: an all-zero cloud, no exception
+    nan = np.full_like(depth, np.nan)
+    assert not fuser.fuse({"head": (rgb, nan)}, q).any()
+
+
+def test_exact_fps_known_answer():
+    # points on a line at 0, 1, 2, 3, 4, 10: from 0 the farthest is 10, then 4 (6 from 10,
+    # 4 from 0), then 2 (2 from 0 and from 4; the lower index wins ties)
+    pts = np.array([[0, 0, 0], [1, 0, 0], [2, 0, 0], [3, 0, 0], [4, 0, 0], [10, 0, 0]], float)
+    idx, radius = fps.exact_fps(pts, 4, return_radius=True)
+    assert idx.tolist() == [0, 5, 4, 2]
+    assert radius == pytest.approx(1.0)
+    # corners of a square plus its centre: corners first, centre last
+    sq = np.array([[0.5, 0.5, 0], [0, 0, 0], [1, 0, 0], [0, 1, 0], [1, 1, 0]], float)
+    assert fps.exact_fps(sq, 5, start=1).tolist() == [1, 4, 2, 3, 0]
+    # fewer points than asked: every point, then repeats
+    assert sorted(set(fps.exact_fps(sq, 8).tolist())) == [0, 1, 2, 3, 4]
+    assert fps.covering_radius(pts, pts[[0, 5, 4, 2]]) == pytest.approx(1.0)
+
+
+def test_voxel_downsample_keeps_one_point_per_voxel():
+    rng = np.random.default_rng(1)
+    pts = rng.uniform(0, 1, (20000, 3))
+    idx = fps.voxel_downsample(pts, 0.1)
+    keys = np.floor((pts - pts.min(0)) / 0.1).astype(int)
+    assert len(idx) == len(np.unique(keys, axis=0))
+    assert len(np.unique(keys[idx], axis=0)) == len(idx)
+
+
+def test_fast_fps_coverage_close_to_exact_on_a_fused_cloud(scene):
+    sim, renderer, fuser = scene
+    get_task("bimanual_box").reset(sim, 0)  # the bench's scene, whatever ran before
+    images, q, _ = render_sim_images(task="bimanual_box", renderer=renderer, sim=sim)
+    xyz, _ = fuser.back_project(images, q, "bimanual_box", pixel_stride=2)
+    assert len(xyz) > 15000
+    _, r_exact = fps.exact_fps(xyz, 4096, return_radius=True)
+    fast = fps.fast_fps(xyz, 4096)
+    assert len(fast) == 4096 and len(np.unique(fast)) == 4096
+    r_fast = fps.covering_radius(xyz, xyz[fast])
+    r_random = fps.covering_radius(xyz, xyz[np.random.default_rng(0).choice(len(xyz), 4096, replace=False)])
+    ratio = r_fast / r_exact
+    print(f"covering radius: exact {r_exact * 100:.2f} cm, fast {r_fast * 100:.2f} cm ({ratio:.2f}x), "
+          f"random {r_random * 100:.2f} cm ({r_random / r_exact:.2f}x)")
+    assert ratio <= FAST_FPS_MAX_RATIO
+    assert r_fast < 0.5 * r_random
+
+
+# Design target 1.2; measured 1.14-1.21 on the scenes of docs/perception.md (a max statistic: some slack).
+FAST_FPS_MAX_RATIO = 1.25
+
+
+def test_torch_backend_matches_numpy():
+    pytest.importorskip("torch")
+    rng = np.random.default_rng(0)
+    pts = rng.normal(size=(6000, 3)).astype(np.float32)
+    a = fps.fast_fps(pts, 512, backend="numpy")
+    b = fps.fast_fps(pts, 512, backend="torch", device="cpu")
+    assert np.array_equal(np.sort(a), np.sort(b))
