@@ -1,0 +1,23 @@
+from setuptools import find_packages, setup
+
+package_name = "rl_agents"
+
+setup(
+    name=package_name,
+    version="0.1.0",
+    packages=find_packages(exclude=["test"]),
+    data_files=[
+        ("share/ament_index/resource_index/packages", [f"resource/{package_name}"]),
+        (f"share/{package_name}", ["package.xml"]),
+    ],
+    install_requires=["setuptools", "brs_common", "numpy", "torch", "gymnasium", "tqdm", "matplotlib"],
+    zip_safe=False,
+    maintainer="BRS developers",
+    maintainer_email="dev@brs.local",
+    description="RL and planning agents (MR.Q, PLDM), environment adapters and their ROS nodes.",
+    license="Apache-2.0",
+    entry_points={
+        "console_scripts": [
+        ],
+    },
+)
