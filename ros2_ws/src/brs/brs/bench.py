@@ -23,6 +23,8 @@ BENCHMARK_MODULES = {
     "brs_control.bench_controller": "whole-body controller: command-to-bus latency and CPU",
     "brs_teleop.bench_teleop": "JoyLo: leader arm -> robot bus latency and loop rate",
     "brs_teleop.bench_recorder": "episode recorder: frames/s and dropped frames, 3 cameras at 10 Hz",
+    "brs_policy.bench_wbvima": "WB-VIMA inference latency (To=2, Ta=8, 16 DDIM steps, 4096 points)",
+    "brs_policy.bench_perception": "perception: 3 RGB-D cameras -> fused 4096-point cloud; FPS vs exact and open3d",
 }
 
 

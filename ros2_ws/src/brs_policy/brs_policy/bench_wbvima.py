@@ -1,0 +1,96 @@
+"""Benchmark: WB-VIMA inference latency (To=2, Ta=8, 16 DDIM steps, 4096 points, default config).
+
+`wbvima_infer_ms_p50`: one `policy.predict` per control step as the policy node calls it, a rolling
+observation window (each call brings one new 4096-point frame, the other was seen in the previous
+call), the optimised path: observation tokens of the previous frame reused, FiLM parameters of
+all 16 DDIM steps computed in one pass per part, DDIM steps from precomputed coefficients,
+convolutions as im2col matmuls, inference_mode.
+Baseline (same run, same weights, same 16 steps): the straightforward path, i.e. every frame
+encoded again, each DDIM step through diffusers' `DDIMScheduler.step` and the full UNet forward
+(conditioning MLPs per step).
+Also reported: the cold path (both frames encoded) and the parameter count.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+import numpy as np
+
+from brs.bench import Result
+
+
+def _policy(seed: int = 0, **overrides):
+    import torch
+
+    from brs_policy.wbvima import WBVIMAConfig, WBVIMAPolicy
+
+    torch.manual_seed(seed)
+    model = WBVIMAPolicy(WBVIMAConfig(**overrides))
+    rng = np.random.default_rng(seed)
+    model.action_normalizer.fit(rng.normal(size=(256, 21)))
+    model.proprio_normalizer.fit(rng.normal(size=(256, 21)))
+    return model.eval()
+
+
+def _frames(n: int, points: int, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    clouds = rng.uniform([0, -1, -0.5, 0, 0, 0], [4, 1, 1.6, 1, 1, 1], size=(n, points, 6)).astype(np.float32)
+    proprio = rng.normal(size=(n, 21)).astype(np.float32)
+    return clouds, proprio
+
+
+def measure(model, calls: int, mode: str, steps: int | None = None) -> list[float]:
+    """Per-call latencies (s) over a rolling window. mode: fast | cold | reference."""
+    import torch
+
+    clouds, proprio = _frames(calls + 1, model.config.n_points)
+    model.clear_cache()
+    model.token_cache = mode == "fast"
+    times = []
+    for i in range(1, calls + 1):
+        obs = {"points": clouds[i - 1:i + 1], "proprio": proprio[i - 1:i + 1]}
+        t0 = time.perf_counter()
+        if mode == "reference":
+            with torch.inference_mode():
+                pts = torch.as_tensor(obs["points"])[None]
+                prop = torch.as_tensor(obs["proprio"])[None]
+                readout = model.encode(pts, prop)[:, -1]
+                chunk = model.sample(readout, steps, use_diffusers=True)[:, : model.config.n_action_steps]
+                model.action_normalizer.unnormalize(chunk)[0].numpy()
+        else:
+            model.predict(obs, steps=steps)
+        times.append(time.perf_counter() - t0)
+    model.token_cache = True
+    return times
+
+
+def run(repeats: int = 3) -> list[Result]:
+    import torch
+
+    from brs_policy.wbvima import count_parameters
+
+    threads = int(os.environ.get("BRS_BENCH_TORCH_THREADS", "0")) or torch.get_num_threads()
+    torch.set_num_threads(threads)
+    model = _policy()
+    calls = max(5, 4 * repeats)
+    measure(model, 2, "fast")  # warm up (allocator, DDIM tables)
+    measure(model, 1, "reference")
+    fast, cold, ref = [], [], []
+    for _ in range(repeats):  # interleaved so load changes hit all paths alike
+        fast += measure(model, calls, "fast")[1:]  # the first call of a window has nothing cached
+        cold += measure(model, max(3, calls // 2), "cold")
+        ref += measure(model, max(3, calls // 2), "reference")
+    p50 = lambda xs: float(np.median(xs) * 1000)  # noqa: E731
+    note = (f"To=2 Ta=8 16 DDIM steps, 4096 pts, {count_parameters(model) / 1e6:.2f}M params, "
+            f"{threads} torch threads, CPU; rolling window (1 new frame per call); "
+            f"cold path (both frames encoded) {p50(cold):.1f} ms")
+    return [Result("wbvima_infer_ms_p50", p50(fast), "ms", p50(ref),
+                   "reference path: diffusers DDIM step loop, full UNet per step, no token cache",
+                   "<= 40", higher_is_better=False, note=note)]
+
+
+if __name__ == "__main__":
+    for r in run(1):
+        print(r)

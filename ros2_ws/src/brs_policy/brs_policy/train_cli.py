@@ -1,0 +1,93 @@
+"""`brs train`: train a WB-VIMA policy on recorded episodes. Importing this module is cheap.
+
+Also runnable as `python -m brs_policy.train_cli ...` (and under torchrun for multi-GPU DDP).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+EXAMPLES = """\
+examples:
+  # CPU scale (this 2-core machine): 1024 points, batch 16, 2k steps, smaller warmup
+  brs train --data outputs/collect/bimanual_box/episodes --out outputs/wbvima/bimanual_box \\
+            --points 1024 --batch 16 --steps 2000 --threads 2
+  brs train --data ... --out outputs/wbvima/bimanual_box --steps 4000 --resume   # continue
+  # public scale on a GPU: 4096 points, batch 256, 300k steps (the defaults)
+  brs train --data DIR --out DIR --device cuda
+  # several GPUs (DistributedDataParallel, batch split across ranks)
+  torchrun --nproc_per_node 4 -m brs_policy.train_cli --data DIR --out DIR
+  # tiny smoke run (small model, 256 points)
+  brs train --data DIR --out /tmp/wbvima_smoke --tiny --points 256 --batch 8 --steps 50
+"""
+
+
+def add_parser(sub) -> None:
+    """Register `train` on brs's subparsers."""
+    p = sub.add_parser("train", help="train a WB-VIMA policy on recorded episodes",
+                       description="Train WB-VIMA (docs/wbvima.md): point clouds are computed once per "
+                                   "episode with the stack's perception and cached next to the data.",
+                       epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    _arguments(p)
+    p.set_defaults(func=run)
+
+
+def _arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data", required=True, nargs="+", help="dataset folder(s) or episode files")
+    p.add_argument("--out", required=True, help="output folder (checkpoints, policy.pt, loss.png)")
+    p.add_argument("--steps", type=int, default=300_000, help="training steps (default: public 300k)")
+    p.add_argument("--batch", type=int, default=256, help="batch size, all ranks together (default 256)")
+    p.add_argument("--points", type=int, default=4096, help="points per cloud fed to the model (default 4096)")
+    p.add_argument("--lr", type=float, default=7e-4)
+    p.add_argument("--warmup", type=int, default=None, help="warmup steps (default min(1000, steps/20))")
+    p.add_argument("--ckpt-every", type=int, default=1000)
+    p.add_argument("--val-every", type=int, default=500)
+    p.add_argument("--val-episodes", type=int, default=None, help="held-out episodes (default 10%%)")
+    p.add_argument("--crop", default=None, help="perception crop: task name (default: the episodes' task)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoints/last.pt")
+    p.add_argument("--tiny", action="store_true", help="a small model (smoke tests on a CPU)")
+    p.add_argument("--no-autoregressive", action="store_true",
+                   help="ablation: every part's denoiser sees only the transformer readout")
+    p.add_argument("--no-progress", action="store_true")
+
+
+def config_from_args(args):
+    from .train import TrainConfig
+    from .wbvima import WBVIMAConfig
+
+    model = {}
+    if args.tiny:
+        tiny = WBVIMAConfig.tiny().to_dict()
+        model = {k: v for k, v in tiny.items() if k not in ("parts", "xyz_box", "n_points")}
+    if args.no_autoregressive:
+        model["autoregressive"] = False
+    return TrainConfig(data=args.data, out=args.out, steps=args.steps, batch=args.batch, points=args.points,
+                       lr=args.lr, warmup_steps=args.warmup, ckpt_every=args.ckpt_every,
+                       val_every=args.val_every, val_episodes=args.val_episodes, crop=args.crop,
+                       seed=args.seed, device=args.device, threads=args.threads, resume=args.resume,
+                       model=model, progress=not args.no_progress)
+
+
+def run(args) -> int:
+    from .train import train
+
+    metrics = train(config_from_args(args))
+    summary = {k: v for k, v in metrics.items() if k not in ("history", "val_history")}
+    print(json.dumps(summary, indent=1))
+    return 0
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="brs train", epilog=EXAMPLES,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    _arguments(p)
+    return run(p.parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,104 @@
+"""WB-VIMA model configuration. Defaults = the public BRS config (REFERENCE: WB-VIMA section)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, fields
+
+from brs_common import robot_spec as spec
+
+
+def _parts() -> dict[str, tuple[int, int]]:
+    """Kinematic-tree parts of the 21-D action, in denoising order: name -> (start, stop)."""
+    base = spec.group_slice("base")
+    torso = spec.group_slice("torso")
+    # arms + grippers: everything after the torso (left_arm, left_gripper, right_arm, right_gripper)
+    return {"base": (base.start, base.stop), "torso": (torso.start, torso.stop),
+            "arms": (torso.stop, spec.ACTION_DIM)}
+
+
+@dataclass
+class WBVIMAConfig:
+    # observation / action windows
+    obs_window: int = 2  # To
+    horizon: int = 8  # T: actions predicted per observation step (public WB-VIMA: 8)
+    n_action_steps: int = 8  # Ta: actions executed per prediction (<= horizon)
+    action_dim: int = spec.ACTION_DIM
+    proprio_dim: int = spec.ACTION_DIM  # base velocity 3 + torso 4 + arms 6+6 + grippers 1+1
+    n_points: int = 4096
+    point_dim: int = 6  # xyz (m, base_link) + rgb (0..1)
+    # xyz normalisation box in base_link ((xmin, xmax), (ymin, ymax), (zmin, zmax)); the crop box
+    xyz_box: tuple = ((0.0, 4.0), (-1.0, 1.0), (-0.5, 1.6))
+    # encoders
+    pointnet_hidden: int = 256
+    pointnet_depth: int = 2
+    proprio_hidden: int = 256
+    proprio_depth: int = 2
+    # transformer
+    embed_dim: int = 256
+    n_layers: int = 2
+    n_heads: int = 8
+    dropout: float = 0.1
+    geglu: bool = True
+    # diffusion heads
+    unet_down_dims: tuple = (64, 128)
+    unet_kernel_size: int = 5
+    unet_n_groups: int = 8
+    unet_cond_predict_scale: bool = True
+    diffusion_step_embed_dim: int = 128
+    num_train_timesteps: int = 100
+    num_inference_steps: int = 16
+    beta_schedule: str = "squaredcos_cap_v2"
+    prediction_type: str = "epsilon"
+    clip_sample: bool = True
+    autoregressive: bool = True  # False: the ablation, every part sees only the readout
+    # normalisers: "minmax" (to [-1, 1]) or "meanstd"
+    action_norm: str = "minmax"
+    proprio_norm: str = "minmax"
+    parts: dict = field(default_factory=_parts)
+
+    def __post_init__(self):
+        self.xyz_box = tuple(tuple(float(v) for v in pair) for pair in self.xyz_box)
+        self.unet_down_dims = tuple(int(d) for d in self.unet_down_dims)
+        self.parts = {k: tuple(int(i) for i in v) for k, v in self.parts.items()}
+        if not 1 <= self.n_action_steps <= self.horizon:
+            raise ValueError(f"n_action_steps {self.n_action_steps} must be in 1..horizon {self.horizon}")
+        if self.horizon % (2 ** (len(self.unet_down_dims) - 1)):
+            raise ValueError(f"horizon {self.horizon} must be divisible by "
+                             f"{2 ** (len(self.unet_down_dims) - 1)} (UNet downsampling)")
+        if self.embed_dim % self.n_heads:
+            raise ValueError(f"embed_dim {self.embed_dim} not divisible by n_heads {self.n_heads}")
+        for name in ("action_norm", "proprio_norm"):
+            if getattr(self, name) not in ("minmax", "meanstd"):
+                raise ValueError(f"{name} must be 'minmax' or 'meanstd', got {getattr(self, name)!r}")
+        covered = sorted(i for a, b in self.parts.values() for i in range(a, b))
+        if covered != list(range(self.action_dim)):
+            raise ValueError(f"parts {self.parts} must tile the {self.action_dim}-D action exactly")
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        return json.loads(json.dumps(d))  # tuples -> lists, plain JSON types only
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict())
+
+    @classmethod
+    def from_dict(cls, d: dict) -> WBVIMAConfig:
+        known = {f.name for f in fields(cls)}
+        unknown = set(d) - known
+        if unknown:
+            raise ValueError(f"unknown WB-VIMA config keys {sorted(unknown)}")
+        return cls(**d)
+
+    @classmethod
+    def from_json(cls, s: str) -> WBVIMAConfig:
+        return cls.from_dict(json.loads(s))
+
+    @classmethod
+    def tiny(cls, **overrides) -> WBVIMAConfig:
+        """A small model for tests and CPU smoke runs (same structure, fewer channels/points)."""
+        kw = dict(n_points=128, pointnet_hidden=32, proprio_hidden=32, embed_dim=32, n_heads=4,
+                  unet_down_dims=(16, 32), unet_n_groups=4, diffusion_step_embed_dim=16,
+                  num_inference_steps=8)
+        kw.update(overrides)
+        return cls(**kw)

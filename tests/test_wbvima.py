@@ -1,0 +1,354 @@
+"""WB-VIMA: model shapes, autoregressive conditioning, DDIM, normaliser, checkpoints, dataset
+windows, a tiny training run and exact resume. CPU, tiny configs, synthetic episodes."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from brs_common import robot_spec as spec  # noqa: E402
+from brs_policy.dataset import WindowDataset  # noqa: E402
+from brs_policy.train import TrainConfig, train  # noqa: E402
+from brs_policy.wbvima import (CheckpointError, Normalizer, WBVIMAConfig, WBVIMAPolicy,  # noqa: E402
+                               load_policy, save_checkpoint)
+from brs_teleop.episode import CameraIntrinsics, EpisodeMetadata, EpisodeWriter, Frame  # noqa: E402
+
+torch.set_num_threads(1)
+N_STATE = len(spec.STATE_JOINTS)
+CLOUD = 48  # points per synthetic cloud
+
+
+def tiny_model(**kw) -> WBVIMAPolicy:
+    torch.manual_seed(0)
+    m = WBVIMAPolicy(WBVIMAConfig.tiny(n_points=32, **kw))
+    rng = np.random.default_rng(0)
+    m.action_normalizer.fit(rng.normal(size=(200, 21)))
+    m.proprio_normalizer.fit(rng.normal(size=(200, 21)))
+    return m.eval()
+
+
+def points_fn(images, q):
+    """Deterministic synthetic cloud: a grid shifted by the first joint, coloured by the image."""
+    color, depth = images["head"]
+    g = np.linspace(-0.5, 0.5, CLOUD, dtype=np.float32)
+    xyz = np.stack([1.0 + g + 0.3 * q[0], g[::-1], 0.5 + float(depth.mean()) * g], axis=1)
+    rgb = np.broadcast_to(color.reshape(-1, 3).mean(0) / 255.0, (CLOUD, 3))
+    return np.concatenate([xyz, rgb], axis=1).astype(np.float32)
+
+
+points_fn.cache_key = "test-synthetic-v1"
+points_fn.calls = 0
+
+
+def counting_points_fn(images, q):
+    counting_points_fn.calls += 1
+    return points_fn(images, q)
+
+
+counting_points_fn.cache_key = "test-synthetic-v1"
+counting_points_fn.calls = 0
+
+
+def write_episodes(folder, n_episodes=3, n_frames=30):
+    """Episodes whose actions follow a smooth, phase-dependent whole-body motion."""
+    paths = []
+    for e in range(n_episodes):
+        meta = EpisodeMetadata(cameras={"head": CameraIntrinsics(K=(8, 0, 4, 0, 8, 3, 0, 0, 1), width=8,
+                                                                 height=6)}, task="synthetic", seed=e)
+        w = EpisodeWriter(folder, meta)
+        phase = 0.4 * e
+        for t in range(n_frames):
+            s = t / n_frames
+            action = np.concatenate([
+                [0.2 * np.sin(2 * np.pi * s + phase), 0.1, 0.3 * np.cos(2 * np.pi * s)],
+                0.5 * np.sin(np.pi * s + np.arange(4) + phase),
+                0.8 * np.sin(np.pi * s + np.arange(14) * 0.3 + phase),
+            ]).astype(np.float32)
+            q = np.concatenate([action[3:]]).astype(np.float32)  # state follows the command
+            color = np.full((6, 8, 3), int(255 * s), np.uint8)
+            depth = np.full((6, 8), 1.0 + s, np.float32)
+            w.add_frame(Frame(time=0.1 * t, joint_position=q, joint_velocity=np.zeros(N_STATE),
+                              joint_effort=np.zeros(N_STATE), base_pose=np.zeros(3),
+                              base_velocity=action[:3], action=action, images={"head": (color, depth)}))
+        paths.append(w.close())
+    return paths
+
+
+@pytest.fixture(scope="module")
+def episodes(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("episodes")
+    return folder, write_episodes(folder)
+
+
+def tiny_train_config(folder, out, **kw) -> TrainConfig:
+    base = dict(data=str(folder), out=str(out), steps=100, batch=16, points=32, val_episodes=1,
+                ckpt_every=50, val_every=50, val_batches=1, seed=0, device="cpu", progress=False,
+                plot=True, model={"n_points": 32, **WBVIMAConfig.tiny().__dict__ | {"n_points": 32}})
+    base["model"] = {k: v for k, v in base["model"].items() if k not in ("parts", "xyz_box")}
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+# ---- model -----------------------------------------------------------------------------------------
+
+def test_default_config_is_the_public_one():
+    c = WBVIMAConfig()
+    assert (c.obs_window, c.horizon, c.n_action_steps, c.n_points) == (2, 8, 8, 4096)
+    assert (c.pointnet_hidden, c.pointnet_depth, c.proprio_hidden, c.proprio_depth) == (256, 2, 256, 2)
+    assert (c.embed_dim, c.n_layers, c.n_heads, c.dropout, c.geglu) == (256, 2, 8, 0.1, True)
+    assert c.unet_down_dims == (64, 128) and (c.unet_kernel_size, c.unet_n_groups) == (5, 8)
+    assert (c.diffusion_step_embed_dim, c.num_train_timesteps, c.num_inference_steps) == (128, 100, 16)
+    assert c.parts == {"base": (0, 3), "torso": (3, 7), "arms": (7, 21)}
+    assert WBVIMAConfig.from_json(c.to_json()) == c
+
+
+def test_shapes_and_predict():
+    m = tiny_model()
+    b, cfg = 3, m.config
+    batch = {"points": torch.rand(b, 2, 32, 6), "proprio": torch.randn(b, 2, 21),
+             "actions": torch.randn(b, 2, cfg.horizon, 21)}
+    m.train()
+    loss, parts = m.compute_loss(batch)
+    assert loss.shape == () and set(parts) == {"base", "torso", "arms"}
+    loss.backward()
+    assert all(p.grad is not None for p in m.heads.parameters())
+    assert m.encode(batch["points"], batch["proprio"]).shape == (b, 2, cfg.embed_dim)
+    obs = {"points": np.random.rand(2, 50, 6).astype(np.float32), "proprio": np.zeros((2, 21), np.float32)}
+    out = m.predict(obs)
+    assert out.shape == (cfg.n_action_steps, 21) and out.dtype == np.float32 and np.isfinite(out).all()
+    assert not m.training
+    with pytest.raises(ValueError, match="observation steps"):
+        m.predict({"points": obs["points"][:1], "proprio": obs["proprio"][:1]})
+    bad = {"points": obs["points"], "proprio": obs["proprio"].copy()}
+    bad["proprio"][1, 5] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        m.predict(bad)
+
+
+def test_token_cache_gives_the_same_actions():
+    """The rolling-window token cache (inference fast path) must not change the result."""
+    m = tiny_model()
+    rng = np.random.default_rng(0)
+    clouds = rng.random((4, 32, 6)).astype(np.float32)
+    prop = rng.normal(size=(4, 21)).astype(np.float32)
+    outs = {}
+    for cache in (True, False):
+        m.token_cache = cache
+        m.clear_cache()
+        outs[cache] = [m.predict({"points": clouds[i:i + 2], "proprio": prop[i:i + 2]},
+                                 generator=torch.Generator().manual_seed(i)) for i in range(3)]
+    for a, b in zip(outs[True], outs[False]):
+        np.testing.assert_allclose(a, b, atol=1e-4)  # float noise of batching 1 vs 2 frames
+    m.token_cache = True
+    with torch.no_grad():  # new weights must not be served from stale tokens
+        m.pointnet.head[1].bias.add_(1.0)
+    m.load_state_dict(m.state_dict())
+    assert not m._token_cache
+
+
+def test_train_cli_arguments():
+    import argparse
+
+    from brs_policy import train_cli
+
+    parser = argparse.ArgumentParser()
+    train_cli.add_parser(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(["train", "--data", "d1", "d2", "--out", "o", "--steps", "5", "--batch", "4",
+                              "--points", "1024", "--resume", "--tiny", "--no-autoregressive"])
+    cfg = train_cli.config_from_args(args)
+    assert cfg.data == ["d1", "d2"] and (cfg.steps, cfg.batch, cfg.points, cfg.resume) == (5, 4, 1024, True)
+    assert cfg.model["autoregressive"] is False and cfg.model["embed_dim"] == 32
+    assert args.func is train_cli.run
+
+
+def test_observation_is_causal_over_time():
+    """The readout of step 1 must not depend on step 2's observation."""
+    m = tiny_model()
+    pts, prop = torch.rand(1, 2, 32, 6), torch.randn(1, 2, 21)
+    r1 = m.encode(pts, prop)
+    pts2, prop2 = pts.clone(), prop.clone()
+    pts2[:, 1] += 1.0
+    prop2[:, 1] += 1.0
+    r2 = m.encode(pts2, prop2)
+    assert torch.allclose(r1[:, 0], r2[:, 0], atol=1e-6)
+    assert not torch.allclose(r1[:, 1], r2[:, 1], atol=1e-3)
+
+
+def _record_conditioning(model):
+    seen = {name: [] for name in model.part_names}
+    for name, head in model.heads.items():
+        orig = head.film_table
+
+        def wrapped(timesteps, cond, _orig=orig, _name=name):
+            seen[_name].append(cond.clone())
+            return _orig(timesteps, cond)
+
+        head.film_table = wrapped
+    return seen
+
+
+@pytest.mark.parametrize("autoregressive", [True, False])
+def test_autoregressive_conditioning(autoregressive):
+    m = tiny_model(autoregressive=autoregressive)
+    seen = _record_conditioning(m)
+    cfg = m.config
+    readout = torch.randn(2, cfg.embed_dim)
+    g = torch.Generator().manual_seed(3)
+    noise = {n: torch.randn(2, cfg.horizon, b - a, generator=g) for n, (a, b) in cfg.parts.items()}
+    base_a = torch.full((2, cfg.horizon, 3), -0.5)
+    base_b = torch.full((2, cfg.horizon, 3), 0.7)
+    out_a = m.sample(readout, noise=noise, fixed={"base": base_a})
+    out_b = m.sample(readout, noise=noise, fixed={"base": base_b})
+    assert torch.equal(out_a[..., :3], base_a) and torch.equal(out_b[..., :3], base_b)
+    torso_a, torso_b = seen["torso"]
+    arms_a, arms_b = seen["arms"]
+    if autoregressive:
+        assert torso_a.shape[-1] == cfg.embed_dim + cfg.horizon * 3
+        assert arms_a.shape[-1] == cfg.embed_dim + cfg.horizon * 7
+        assert not torch.equal(torso_a, torso_b) and not torch.equal(arms_a, arms_b)
+        assert not torch.allclose(out_a[..., 3:7], out_b[..., 3:7], atol=1e-5)  # torso reacts
+        assert not torch.allclose(out_a[..., 7:], out_b[..., 7:], atol=1e-5)  # arms react
+        # changing only the torso changes the arms' conditioning, not the base's
+        seen["arms"].clear()
+        seen["base"].clear()
+        fixed_t = torch.zeros(2, cfg.horizon, 4)
+        m.sample(readout, noise=noise, fixed={"torso": fixed_t})
+        m.sample(readout, noise=noise, fixed={"torso": fixed_t + 0.5})
+        assert torch.equal(seen["base"][0], seen["base"][1])
+        assert not torch.equal(seen["arms"][0], seen["arms"][1])
+    else:
+        for cond in (torso_a, torso_b, arms_a, arms_b):
+            assert cond.shape[-1] == cfg.embed_dim
+        assert torch.equal(torso_a, torso_b) and torch.equal(arms_a, arms_b)
+        assert torch.equal(out_a[..., 3:], out_b[..., 3:])
+
+
+def test_fast_ddim_matches_diffusers():
+    m = tiny_model()
+    readout = torch.randn(3, m.config.embed_dim)
+    for steps in (16, 8):
+        a = m.sample(readout, steps=steps, generator=torch.Generator().manual_seed(1))
+        b = m.sample(readout, steps=steps, generator=torch.Generator().manual_seed(1), use_diffusers=True)
+        assert torch.allclose(a, b, atol=1e-4), (steps, (a - b).abs().max())
+        assert a.abs().max() <= 1.0 + 1e-5  # clip_sample keeps normalised actions in range
+
+
+@pytest.mark.parametrize("mode", ["minmax", "meanstd"])
+def test_normalizer_round_trip(mode):
+    rng = np.random.default_rng(0)
+    data = rng.normal(size=(500, 5)) * [1, 10, 0.01, 3, 1] + [0, 5, -2, 1, 0]
+    data[:, 4] = 0.25  # a constant dimension (e.g. an unused joint)
+    n = Normalizer(5, mode).fit(data)
+    x = torch.as_tensor(data, dtype=torch.float32)
+    y = n.normalize(x)
+    assert torch.allclose(n.unnormalize(y), x, atol=1e-4)
+    assert torch.isfinite(y).all() and torch.allclose(y[:, 4], torch.zeros(500))
+    if mode == "minmax":
+        assert y.min() >= -1 - 1e-5 and y.max() <= 1 + 1e-5
+    else:
+        assert torch.allclose(y[:, :4].mean(0), torch.zeros(4), atol=1e-4)
+    m = Normalizer(5, mode)
+    m.load_state_dict(n.state_dict())  # stats travel in the state_dict
+    assert torch.equal(m.normalize(x), y) and bool(m.fitted)
+    with pytest.raises(ValueError):
+        Normalizer(5, mode).fit(np.full((3, 5), np.nan))
+
+
+# ---- checkpoints -----------------------------------------------------------------------------------
+
+def test_checkpoint_round_trip_and_errors(tmp_path):
+    m = tiny_model()
+    path = save_checkpoint(tmp_path / "p.pt", m, extra={"note": "x"})
+    raw = torch.load(path, weights_only=True)  # plain tensors and containers only
+    assert raw["robot_spec_hash"] == spec.spec_hash() and "config_json" in raw
+    loaded = load_policy(path, device="cpu")
+    assert loaded.config == m.config and not loaded.training
+    for k, v in m.state_dict().items():
+        assert torch.equal(loaded.state_dict()[k], v), k
+    obs = {"points": np.random.rand(2, 32, 6).astype(np.float32), "proprio": np.random.randn(2, 21).astype(np.float32)}
+    a = m.predict(obs, generator=torch.Generator().manual_seed(0))
+    b = loaded.predict(obs, generator=torch.Generator().manual_seed(0))
+    np.testing.assert_allclose(a, b, atol=1e-6)
+
+    garbage = tmp_path / "garbage.pt"
+    garbage.write_bytes(b"\x00not a checkpoint" * 100)
+    with pytest.raises(CheckpointError, match="not a readable WB-VIMA checkpoint"):
+        load_policy(garbage)
+    other = tmp_path / "other.pt"
+    torch.save({"hello": torch.zeros(2)}, other)
+    with pytest.raises(CheckpointError, match="not a WB-VIMA checkpoint"):
+        load_policy(other)
+    raw["robot_spec_hash"] = "0123456789abcdef"
+    wrong = tmp_path / "wrong_spec.pt"
+    torch.save(raw, wrong)
+    with pytest.raises(CheckpointError, match="robot spec hash"):
+        load_policy(wrong)
+    assert load_policy(wrong, check_spec=False).config == m.config
+    with pytest.raises(CheckpointError, match="no such"):
+        load_policy(tmp_path / "missing.pt")
+
+
+# ---- dataset ---------------------------------------------------------------------------------------
+
+def test_dataset_windows_and_cache(episodes):
+    folder, paths = episodes
+    counting_points_fn.calls = 0
+    ds = WindowDataset(paths[:1], obs_window=2, horizon=8, points_fn=counting_points_fn, n_points=32)
+    n = ds.episodes[0].n
+    assert len(ds) == n and ds.cloud_points == CLOUD
+    calls = counting_points_fn.calls
+    assert calls in (0, n)  # computed once (or cached by an earlier test)
+    first = ds.sample(0)
+    assert first["points"].shape == (2, 32, 6) and first["proprio"].shape == (2, 21)
+    assert first["actions"].shape == (2, 8, 21)
+    ep = ds.episodes[0]
+    np.testing.assert_array_equal(first["proprio"][0], first["proprio"][1])  # padded start
+    np.testing.assert_array_equal(first["actions"][1], ep.actions[:8])
+    last = ds.sample(n - 1)
+    np.testing.assert_array_equal(last["actions"][1, 0], ep.actions[-1])
+    np.testing.assert_array_equal(last["actions"][1, -1], ep.actions[-1])  # repeated past the end
+    mid = ds.sample(10)
+    np.testing.assert_array_equal(mid["actions"][0], ep.actions[9:17])
+    np.testing.assert_array_equal(mid["proprio"][1, 3:], ep.proprio[10, 3:])
+    assert list((folder / ".wbvima_cache").glob(f"{paths[0].name}.*.npz"))
+    counting_points_fn.calls = 0
+    WindowDataset(paths[:1], points_fn=counting_points_fn, n_points=32)
+    assert counting_points_fn.calls == 0  # served from the cache
+    batch = ds.batch([0, 5, 9], np.random.default_rng(0))
+    assert batch["points"].shape == (3, 2, 32, 6)
+
+
+# ---- training --------------------------------------------------------------------------------------
+
+def test_tiny_training_lowers_loss(episodes, tmp_path):
+    folder, _ = episodes
+    metrics = train(tiny_train_config(folder, tmp_path / "run", steps=100, lr=3e-3), points_fn=points_fn)
+    assert metrics["step"] == 100 and metrics["val_episodes"] == 1
+    losses = np.array([h[1] for h in metrics["history"]])
+    first, last = losses[:10].mean(), losses[-10:].mean()
+    assert last < 0.7 * first, (first, last)  # measured here: 1.08 -> 0.63
+    assert metrics["val_loss"] is not None and np.isfinite(metrics["val_loss"])
+    assert (tmp_path / "run" / "loss.png").stat().st_size > 1000
+    policy = load_policy(metrics["policy"], device="cpu")
+    obs = {"points": np.random.rand(2, 32, 6).astype(np.float32), "proprio": np.zeros((2, 21), np.float32)}
+    assert policy.predict(obs).shape == (8, 21)
+
+
+def test_resume_matches_uninterrupted_run(episodes, tmp_path):
+    folder, _ = episodes
+    kw = dict(steps=12, ckpt_every=4, val_every=6, plot=False)
+    full = train(tiny_train_config(folder, tmp_path / "full", **kw), points_fn=points_fn)
+    part = train(tiny_train_config(folder, tmp_path / "resumed", stop_at=8, **kw), points_fn=points_fn)
+    assert part["step"] == 8 and "policy" not in part
+    resumed = train(tiny_train_config(folder, tmp_path / "resumed", resume=True, **kw), points_fn=points_fn)
+    assert resumed["step"] == 12 and resumed["steps_run"] == 4
+    np.testing.assert_allclose([h[1] for h in resumed["history"]], [h[1] for h in full["history"]], rtol=1e-4)
+    a = torch.load(full["policy"], weights_only=True)
+    b = torch.load(resumed["policy"], weights_only=True)
+    for key in ("model",):
+        for k, v in a[key].items():
+            assert torch.allclose(v, b[key][k], atol=1e-5), k
+    for k, v in a["ema"]["model"].items():
+        assert torch.allclose(v, b["ema"]["model"][k], atol=1e-5), k
