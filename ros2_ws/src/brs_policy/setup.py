@@ -23,6 +23,7 @@ setup(
     entry_points={
         "console_scripts": [
             "perception_node = brs_policy.perception_node:main",
+            "policy_node = brs_policy.policy_node:main",
         ],
     },
 )

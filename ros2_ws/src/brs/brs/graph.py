@@ -118,6 +118,13 @@ PERCEPTION = NodeDescription(
     description="3 RGB-D cameras + /joint_states -> fused 4096-point cloud in base_link on /perception/points",
 )
 
+# The WB-VIMA policy (config/policy.yaml, docs/wbvima.md): clouds + proprio -> action chunks on the
+# policy command. Needs checkpoint:=PATH; without a usable one it exits with code 2 and says why.
+POLICY = NodeDescription(
+    "brs_policy", "policy_node", "policy",
+    description="WB-VIMA: /perception/points + /joint_states + /odom -> 8-action chunks on /whole_body/policy/command",
+)
+
 # Episode recorder (config/recorder.yaml): saves the current episode on Ctrl-C, hence the time.
 RECORDER = NodeDescription(
     "brs_teleop", "episode_recorder", "episode_recorder", stop_timeout=30.0,
@@ -127,7 +134,7 @@ RECORDER = NodeDescription(
 MODE_NODES: dict[str, tuple[NodeDescription, ...]] = {
     "idle": (),
     "teleop": (JOYLO,),
-    "policy": (PERCEPTION,),
+    "policy": (PERCEPTION, POLICY),
     "rl": (),
     "record": (JOYLO, RECORDER),
     "collect": (EXPERT, RECORDER),

@@ -1,0 +1,251 @@
+"""`brs eval`: closed-loop evaluation of a WB-VIMA checkpoint in the sim, through the full graph.
+
+The graph is `brs bringup use_sim:=true mode:=policy task:=TASK checkpoint:=PATH` (sim with the
+task, whole-body controller with the policy as active source, perception cropped to the task's
+box, the policy node with autostart off), plus the episode recorder with --record-failures. For
+every episode this tool, like `brs collect` does with the expert: homes the robot through the
+policy node's ~/home, reseeds and resets the sim, starts the recorder (if recording), calls
+/policy/start, waits until the sim's task status (topics.SIM_TASK_STATUS) says success or the
+task's time limit passed, calls /policy/stop and keeps the recording of a failed episode (with a
+camera video, brs.collect.episode_video) or discards a successful one. It prints the success rate
+with a Wilson 95 % confidence interval and writes summary.json.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import threading
+import time
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+from std_srvs.srv import Trigger
+
+from brs import graph
+from brs_common import topics
+
+SIM_TASK_STATUS = topics.SIM_TASK_STATUS
+POLICY = "policy"
+POLICY_STATUS = f"{POLICY}: policy"
+RECORDER = topics.RECORDER_NODE
+
+
+def wilson_interval(successes: int, n: int, z: float = 1.959963984540054) -> tuple[float, float]:
+    """Wilson score interval of a binomial proportion (default 95 %); (0, 1) for n = 0."""
+    if n <= 0:
+        return 0.0, 1.0
+    if not 0 <= successes <= n:
+        raise ValueError(f"successes {successes} must be in 0..{n}")
+    p = successes / n
+    z2 = z * z
+    centre = (p + z2 / (2 * n)) / (1 + z2 / n)
+    half = z / (1 + z2 / n) * math.sqrt(p * (1 - p) / n + z2 / (4 * n * n))
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+@dataclass
+class EvalOutcome:
+    episode: int
+    seed: int
+    success: bool
+    sim_seconds: float
+    wall_seconds: float
+    chunks: int = 0
+    file: str = ""
+    video: str = ""
+
+
+class Evaluator:
+    """Drives a running policy graph through episodes (see the module doc)."""
+
+    def __init__(self, client, task: str, output_dir: Path, record_failures: bool, speed_factor: float,
+                 stop: threading.Event, time_limit: float | None = None, video: bool = True):
+        from brs_sim.tasks import get_task
+
+        self.client, self.task = client, get_task(task)
+        self.output_dir, self.record, self.video = output_dir, record_failures, video
+        self.speed = speed_factor if speed_factor > 0 else 1.0
+        self.time_limit = float(time_limit) if time_limit else float(self.task.time_limit)
+        self.stop = stop
+
+    def _wall(self, sim_seconds: float) -> float:
+        return sim_seconds / self.speed * 3.0 + 20.0  # generous: slow machines run below speed
+
+    def _trigger(self, service: str) -> str:
+        response = self.client.call(Trigger, service)
+        if not response.success:
+            raise RuntimeError(f"{service} refused: {response.message}")
+        return response.message
+
+    def wait_for_graph(self, timeout: float = 120.0) -> None:
+        """Until the sim, the policy and (when recording) the recorder report on /diagnostics."""
+        names = [SIM_TASK_STATUS, POLICY_STATUS] + ([f"{RECORDER}: recorder"] if self.record else [])
+        for name in names:
+            self.client.wait_status(name, lambda v: True, timeout, f"{name.split(':')[0]} to come up")
+
+    def _policy_value(self, key: str, default: str = "") -> str:
+        entry = self.client.status(POLICY_STATUS)
+        return entry[1].get(key, default) if entry else default
+
+    def home(self) -> None:
+        self._trigger(f"/{POLICY}/home")
+        self.client.wait_status(POLICY_STATUS, lambda v: v.get("state") == "home", self._wall(10.0),
+                                "the robot to reach its home pose")
+
+    def run_episode(self, episode: int, seed: int) -> EvalOutcome:
+        wall0 = time.monotonic()
+        self.home()
+        before = self.client.status(SIM_TASK_STATUS)
+        before = float(before[1].get("elapsed", "inf")) if before else float("inf")
+        self.client.set_parameters(topics.SIM_NODE, {"seed": seed})
+        self._trigger(topics.SIM_RESET)
+        # elapsed only grows within an episode: a smaller one is the new episode's status
+        self.client.wait_status(SIM_TASK_STATUS, lambda v: float(v.get("elapsed", "inf")) < before,
+                                self._wall(5.0), "the sim task to restart")
+        if self.record:
+            self.client.set_parameters(RECORDER, {"task": self.task.name, "seed": seed, "source": "policy"})
+            self._trigger(topics.RECORDER_START)
+        chunks0 = int(self._policy_value("chunks_published", "0"))
+        self._trigger(f"/{POLICY}/start")
+        deadline = time.monotonic() + self._wall(self.time_limit)
+        success, status = False, {}
+        while time.monotonic() < deadline and not self.stop.is_set():
+            entry = self.client.status(SIM_TASK_STATUS)
+            status = entry[1] if entry else {}
+            success = status.get("success") == "True"
+            if success or float(status.get("elapsed", 0.0)) >= self.time_limit:
+                break
+            time.sleep(0.05)
+        self._trigger(f"/{POLICY}/stop")
+        outcome = EvalOutcome(episode, seed, success, float(status.get("elapsed", 0.0)),
+                              time.monotonic() - wall0,
+                              int(self._policy_value("chunks_published", "0")) - chunks0)
+        if self.record:
+            if success:
+                self.client.call(Trigger, topics.RECORDER_DISCARD)
+            else:
+                response = self.client.call(Trigger, topics.RECORDER_STOP)
+                if not response.success:
+                    raise RuntimeError(f"the recorder could not save episode {episode}: {response.message}")
+                outcome.file = response.message.rsplit(" ", 1)[-1]
+                if self.video and outcome.file:
+                    from brs.collect import episode_video
+
+                    outcome.video = str(episode_video(Path(outcome.file), self.output_dir / "videos"))
+        return outcome
+
+
+def check_checkpoint(path: str | Path) -> Path:
+    """The checkpoint's absolute path; ValueError saying why it is unusable (before any node starts)."""
+    from .wbvima import CheckpointError, read_checkpoint
+
+    path = Path(path).expanduser().resolve()
+    try:
+        read_checkpoint(path)
+    except CheckpointError as exc:
+        raise ValueError(str(exc)) from None
+    return path
+
+
+def eval_nodes(task: str, checkpoint: Path, speed_factor: float, record_dir: Path | None,
+               arguments: dict[str, str] | None = None):
+    """The node descriptions: the policy graph for `task` (+ the episode recorder)."""
+    arguments = dict(arguments or {})
+    recorder_overrides = {k.split(".", 1)[1]: v for k, v in arguments.items() if k.startswith(f"{RECORDER}.")}
+    arguments = {k: v for k, v in arguments.items() if not k.startswith(f"{RECORDER}.")}
+    for key in ("use_sim", "mode"):
+        if key in arguments and arguments[key] != {"use_sim": "true", "mode": "policy"}[key]:
+            raise ValueError(f"brs eval always runs use_sim:=true mode:=policy (got {key}:={arguments[key]})")
+    args = {"perception.crop": task, **arguments, "use_sim": "true", "mode": "policy", "task": task,
+            "checkpoint": str(checkpoint), "policy.autostart": "false", "speed_factor": str(speed_factor)}
+    nodes = graph.describe_from_arguments(args)
+    if record_dir is not None:
+        params = {**graph.load_parameters().get(RECORDER, {}), "output_dir": str(record_dir)}
+        for key, value in recorder_overrides.items():
+            if key not in params:
+                raise ValueError(f"unknown argument {RECORDER}.{key}: the recorder has no such parameter")
+            params[key] = graph._coerce(f"{RECORDER}.{key}", params[key], value)
+        params["use_sim_time"] = True
+        nodes.append(replace(graph.RECORDER, parameters=params))
+    elif recorder_overrides:
+        raise ValueError("episode_recorder.* arguments need --record-failures")
+    return nodes
+
+
+def evaluate(task: str, episodes: int, checkpoint: str | Path, first_seed: int = 0,
+             output_dir: Path = Path("outputs/eval"), record_failures: bool = False,
+             speed_factor: float = 1.0, time_limit: float | None = None, video: bool = True,
+             arguments: dict[str, str] | None = None, progress: bool = True) -> dict:
+    """Bring up the policy graph, run the episodes, shut the graph down; returns the summary
+    (also written to OUTPUT_DIR/TASK/summary.json)."""
+    from tqdm import tqdm
+
+    from brs.graph_client import GraphClient
+    from brs.runner import Runner
+
+    if episodes < 1:
+        raise ValueError("--episodes must be at least 1")
+    checkpoint = check_checkpoint(checkpoint)
+    out = Path(output_dir).resolve() / task
+    out.mkdir(parents=True, exist_ok=True)
+    nodes = eval_nodes(task, checkpoint, speed_factor, out / "episodes" if record_failures else None, arguments)
+    log = open(out / "graph.log", "w")
+    runner = Runner(nodes, log_dir=out / "logs", live=False, out=log)
+    outcomes: list[EvalOutcome] = []
+    errors: list[BaseException] = []
+    stop = threading.Event()
+    evaluator_box: list[Evaluator] = []
+
+    def orchestrate():
+        client = GraphClient("brs_eval")
+        try:
+            ev = Evaluator(client, task, out, record_failures, speed_factor, stop, time_limit, video)
+            evaluator_box.append(ev)
+            ev.wait_for_graph()
+            bar = tqdm(range(episodes), desc=f"eval {task}", unit="ep", disable=not progress)
+            for i in bar:
+                if stop.is_set():
+                    break
+                outcomes.append(ev.run_episode(i, first_seed + i))
+                wins = sum(o.success for o in outcomes)
+                bar.set_postfix(success=f"{wins}/{len(outcomes)}", last=f"{outcomes[-1].sim_seconds:.0f}s")
+        except BaseException as exc:  # reported by the main thread after shutdown
+            errors.append(exc)
+        finally:
+            client.close()
+            runner.stop()
+
+    worker = threading.Thread(target=orchestrate, daemon=True)
+    worker.start()
+    try:
+        rc = runner.run()
+    finally:
+        stop.set()
+        worker.join(timeout=30)
+        log.close()
+    wins, n = sum(o.success for o in outcomes), len(outcomes)
+    lo, hi = wilson_interval(wins, n)
+    summary = {
+        "task": task, "checkpoint": str(checkpoint), "first_seed": first_seed,
+        "time_limit": evaluator_box[0].time_limit if evaluator_box else time_limit,
+        "episodes_run": n, "successes": wins, "success_rate": wins / n if n else None,
+        "wilson_95": [lo, hi] if n else None,
+        "episodes": [asdict(o) for o in outcomes],
+    }
+    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    if errors:
+        graph_state = f"; the graph exited with code {rc}" if rc else ""
+        raise RuntimeError(f"eval stopped: {errors[0]}{graph_state} (node logs: {out / 'logs'})") from errors[0]
+    if rc not in (0, None) and n < episodes:
+        raise RuntimeError(f"the graph stopped with exit code {rc} (node logs: {out / 'logs'})")
+    return summary
+
+
+def format_summary(summary: dict) -> str:
+    n, wins = summary["episodes_run"], summary["successes"]
+    if not n:
+        return f"{summary['task']}: no episode finished"
+    lo, hi = summary["wilson_95"]
+    return (f"{summary['task']}: {wins}/{n} successful = {100 * wins / n:.1f} % "
+            f"(Wilson 95 % CI {100 * lo:.1f}-{100 * hi:.1f} %)")

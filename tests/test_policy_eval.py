@@ -1,0 +1,75 @@
+"""`brs eval`: the Wilson interval, the eval graph, and one short closed-loop episode end to end
+(sim + controller + perception + policy node with a tiny random checkpoint + recorder): the
+outcome is read from the sim's task status, the failure is recorded with a video, summary.json."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+
+from brs.cli import main as brs_main
+from brs_policy.evaluate import eval_nodes, evaluate, format_summary, wilson_interval
+from brs_teleop.episode import read_episode, validate_episode
+from test_policy_node import make_tiny_checkpoint
+
+
+def test_wilson_interval_known_values():
+    # textbook values (z = 1.96): Wilson (1927); e.g. Newcombe (1998) table I
+    for (k, n), (lo, hi) in {(0, 10): (0.0, 0.2775), (10, 10): (0.7225, 1.0), (5, 10): (0.2366, 0.7634),
+                              (3, 10): (0.1078, 0.6032), (81, 263): (0.2553, 0.3662),
+                              (15, 148): (0.0624, 0.1605)}.items():
+        got = wilson_interval(k, n)
+        assert got == pytest.approx((lo, hi), abs=1e-4), (k, n)
+    assert wilson_interval(0, 0) == (0.0, 1.0)
+    lo, hi = wilson_interval(1, 1, z=1.0)
+    assert lo == pytest.approx(0.5) and hi == 1.0
+    with pytest.raises(ValueError):
+        wilson_interval(5, 3)
+    assert math.isclose(sum(wilson_interval(7, 20)) / 2, (7 + 1.96**2 / 2) / (20 + 1.96**2), rel_tol=1e-3)
+
+
+def test_eval_graph_is_the_policy_graph_with_the_task_and_the_recorder(tmp_path):
+    ckpt = tmp_path / "p.pt"
+    nodes = {n.name: n for n in eval_nodes("bimanual_box", ckpt, 1.0, tmp_path / "ep",
+                                           {"episode_recorder.rate_hz": "5.0", "policy.device": "cpu"})}
+    assert set(nodes) == {"sim", "whole_body_controller", "perception", "policy", "episode_recorder"}
+    assert nodes["whole_body_controller"].parameters["active_source"] == "policy"
+    assert nodes["sim"].parameters["task"] == "bimanual_box"
+    assert nodes["perception"].parameters["crop"] == "bimanual_box"
+    assert nodes["policy"].parameters["checkpoint"] == str(ckpt)
+    assert nodes["policy"].parameters["autostart"] is False and nodes["policy"].parameters["device"] == "cpu"
+    assert nodes["episode_recorder"].parameters["rate_hz"] == 5.0
+    assert nodes["episode_recorder"].parameters["use_sim_time"] is True
+    assert "episode_recorder" not in {n.name for n in eval_nodes("bimanual_box", ckpt, 1.0, None)}
+    with pytest.raises(ValueError, match="mode:=policy"):
+        eval_nodes("bimanual_box", ckpt, 1.0, None, {"mode": "teleop"})
+
+
+def test_eval_cli_rejects_a_garbage_checkpoint(tmp_path, capsys):
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"garbage")
+    assert brs_main(["eval", "--task", "bimanual_box", "--episodes", "1", "--checkpoint", str(bad)]) == 2
+    assert "not a readable WB-VIMA checkpoint" in capsys.readouterr().err
+
+
+def test_one_short_eval_episode_end_to_end(ros_domain, tmp_path):
+    ckpt = make_tiny_checkpoint(tmp_path / "policy.pt")
+    summary = evaluate("bimanual_box", 1, ckpt, first_seed=3, output_dir=tmp_path / "eval",
+                       record_failures=True, time_limit=3.0, progress=False,
+                       arguments={"policy.device": "cpu", "perception.n_points": "1024"})
+    written = json.loads((tmp_path / "eval" / "bimanual_box" / "summary.json").read_text())
+    assert written == summary
+    assert summary["episodes_run"] == 1 and summary["successes"] == 0 and summary["success_rate"] == 0.0
+    assert summary["wilson_95"] == pytest.approx(list(wilson_interval(0, 1)))
+    (episode,) = summary["episodes"]
+    assert episode["seed"] == 3 and episode["success"] is False
+    assert episode["sim_seconds"] >= 3.0  # the outcome was read from the sim's task status at the limit
+    assert episode["chunks"] > 0  # the policy acted during the episode
+    validate_episode(episode["file"])
+    with read_episode(episode["file"]) as ep:
+        assert ep.metadata["task"] == "bimanual_box" and ep.metadata["seed"] == 3
+        assert ep.metadata["source"] == "policy" and ep.metadata["success"] == 0
+    assert episode["video"].endswith(".mp4")
+    assert "0/1 successful" in format_summary(summary)
