@@ -1,0 +1,196 @@
+"""Training (offline, reward-free), checkpoints, the planning agent and evaluation."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from rl_agents.pldm.model import PLDM, PLDMConfig, pldm_loss
+from rl_agents.pldm.planner import MPPI, MPPIConfig
+from rl_agents.two_rooms import Layout, TwoRoomsEnv, render_batch, wall_image
+
+
+@dataclass
+class TrainConfig:
+    steps: int = 5000
+    batch_size: int = 64
+    seq_len: int = 8  # predicted steps per training sequence (frames = seq_len + 1)
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    seed: int = 0
+    use_vicreg: bool = True
+    use_idm: bool = True
+    checkpoint_every: int = 0  # 0: only at the end
+    grad_clip: float = 10.0
+
+
+def pick_device(device: str | None = None) -> torch.device:
+    if device:
+        return torch.device(device)
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+class SequenceSampler:
+    """Samples (obs, actions) sub-sequences from a Two Rooms dataset, rendering frames on the fly."""
+
+    def __init__(self, data: dict, img_size: int, seed: int = 0):
+        meta = data["meta"]
+        self.pos = np.asarray(data["positions"])
+        self.act = np.asarray(data["actions"]) / float(meta["max_step"])  # unit-disc actions
+        self.layout = Layout(**meta["layout"])
+        self.img_size = img_size
+        self.walls = wall_image(self.layout, img_size)
+        self.rng = np.random.default_rng(seed)
+
+    def sample(self, batch: int, seq_len: int) -> tuple[np.ndarray, np.ndarray]:
+        e, length = self.act.shape[:2]
+        if seq_len > length:
+            raise ValueError(f"seq_len {seq_len} > episode length {length}")
+        ei = self.rng.integers(0, e, batch)
+        t0 = self.rng.integers(0, length - seq_len + 1, batch)
+        idx = t0[:, None] + np.arange(seq_len + 1)
+        pos = self.pos[ei[:, None], idx]
+        act = self.act[ei[:, None], idx[:, :-1]]
+        return render_batch(pos, self.layout, self.img_size, walls=self.walls), act.astype(np.float32)
+
+
+def save_checkpoint(path: str | Path, model: PLDM, step: int, extra: dict | None = None) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    torch.save({"model": model.state_dict(), "config": asdict(model.cfg), "step": step, **(extra or {})}, tmp)
+    tmp.replace(path)
+
+
+def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> PLDM:
+    ck = torch.load(path, map_location=device, weights_only=True)
+    model = PLDM(PLDMConfig(**ck["config"])).to(device)
+    model.load_state_dict(ck["model"])
+    model.eval()
+    return model
+
+
+def train(data: dict, model_cfg: PLDMConfig | None = None, cfg: TrainConfig | None = None,
+          device: str | None = None, out: str | Path | None = None, progress: bool = True) -> tuple[PLDM, list]:
+    """Train PLDM on a dataset dict (from two_rooms_data.generate/load). Returns (model, loss log)."""
+    cfg = cfg or TrainConfig()
+    model_cfg = model_cfg or PLDMConfig(img_size=int(data["meta"].get("img_size", 64)))
+    dev = pick_device(device)
+    torch.manual_seed(cfg.seed)
+    model = PLDM(model_cfg).to(dev)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    sampler = SequenceSampler(data, model_cfg.img_size, cfg.seed)
+    log = []
+    bar = tqdm(range(cfg.steps), desc="pldm train", disable=not progress)
+    for step in bar:
+        obs, act = sampler.sample(cfg.batch_size, cfg.seq_len)
+        obs = torch.from_numpy(obs).to(dev)
+        act = torch.from_numpy(act).to(dev)
+        loss, parts = pldm_loss(model, obs, act, cfg.use_vicreg, cfg.use_idm)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+        opt.step()
+        log.append(parts)
+        if step % 50 == 0:
+            bar.set_postfix({k: f"{v:.3f}" for k, v in parts.items()})
+        if out and cfg.checkpoint_every and (step + 1) % cfg.checkpoint_every == 0:
+            save_checkpoint(out, model, step + 1)
+    if out:
+        save_checkpoint(out, model, cfg.steps)
+    model.eval()
+    return model, log
+
+
+class PLDMAgent:
+    """Encodes observation and goal, plans with MPPI in latent space, returns the first action."""
+
+    def __init__(self, model: PLDM, max_step: float, mppi: MPPIConfig | None = None, seed: int = 0):
+        self.model = model.eval()
+        self.device = next(model.parameters()).device
+        self.max_step = max_step
+        self.planner = MPPI(self.model.predictor, model.cfg.action_dim, mppi, self.device, seed)
+        self._goal_key = None
+        self._zg = None
+
+    def reset(self) -> None:
+        self.planner.reset()
+        self._goal_key = None
+
+    @torch.no_grad()
+    def act(self, obs: np.ndarray, goal_obs: np.ndarray) -> np.ndarray:
+        key = goal_obs.tobytes()
+        if key != self._goal_key:  # the goal is encoded once per goal
+            self._zg = self.model.encoder(torch.from_numpy(goal_obs).to(self.device))
+            self._goal_key = key
+        z0 = self.model.encoder(torch.from_numpy(obs).to(self.device))
+        plan = self.planner.plan(z0, self._zg)
+        return plan[0].cpu().numpy().astype(np.float64) * self.max_step
+
+
+def evaluate(env: TwoRoomsEnv, policy, episodes: int, seed: int = 0, progress: bool = False) -> dict:
+    """policy(obs, goal_obs, info) -> action, or "random". Success = within the env's radius."""
+    rng = np.random.default_rng(seed)
+    succ, final_d, t0 = [], [], time.monotonic()
+    for ep in tqdm(range(episodes), desc="eval", disable=not progress):
+        obs, info = env.reset(seed=seed + ep)
+        if hasattr(policy, "reset"):
+            policy.reset()
+        done = False
+        while not done:
+            if policy == "random":
+                a = rng.uniform(-1, 1, 2) * env.max_step
+            else:
+                a = policy.act(obs, info["goal_obs"])
+            obs, _, term, trunc, info = env.step(a)
+            done = term or trunc
+        succ.append(info["success"])
+        final_d.append(info["dist"])
+    return {"success_rate": float(np.mean(succ)), "mean_final_dist": float(np.mean(final_d)),
+            "episodes": episodes, "seconds": time.monotonic() - t0}
+
+
+def main(argv=None) -> None:
+    """python -m rl_agents.pldm.train --data data/tr --out outputs/pldm/tr.pt [--eval-episodes 20]"""
+    import argparse
+    import json
+
+    from rl_agents.two_rooms_data import load
+
+    p = argparse.ArgumentParser(description="Train PLDM on a Two Rooms dataset, then evaluate MPPI vs random.")
+    p.add_argument("--data", required=True, help="dataset path without suffix (from rl_agents.two_rooms_data)")
+    p.add_argument("--out", required=True, help="checkpoint file (.pt)")
+    p.add_argument("--steps", type=int, default=5000)
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--seq-len", type=int, default=8)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--checkpoint-every", type=int, default=1000)
+    p.add_argument("--device", default=None)
+    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch default)")
+    p.add_argument("--eval-episodes", type=int, default=20)
+    p.add_argument("--goal-mode", choices=("any", "same_room", "other_room"), default="any")
+    p.add_argument("--max-episode-steps", type=int, default=100)
+    a = p.parse_args(argv)
+    if a.threads:
+        torch.set_num_threads(a.threads)
+    data = load(a.data)
+    meta = data["meta"]
+    model, _ = train(data, PLDMConfig(img_size=int(meta["img_size"])),
+                     TrainConfig(a.steps, a.batch_size, a.seq_len, a.lr, seed=a.seed,
+                                 checkpoint_every=a.checkpoint_every), a.device, a.out)
+    if a.eval_episodes:
+        env = TwoRoomsEnv(Layout(**meta["layout"]), int(meta["img_size"]), float(meta["max_step"]),
+                          a.max_episode_steps, goal_mode=a.goal_mode, min_goal_dist=0.3)
+        res = {"pldm": evaluate(env, PLDMAgent(model, env.max_step, seed=a.seed), a.eval_episodes, 10_000, True),
+               "random": evaluate(env, "random", a.eval_episodes, 10_000)}
+        print(json.dumps(res, indent=2))
+
+
+if __name__ == "__main__":
+    main()
