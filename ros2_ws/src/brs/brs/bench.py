@@ -25,6 +25,8 @@ BENCHMARK_MODULES = {
     "brs_teleop.bench_recorder": "episode recorder: frames/s and dropped frames, 3 cameras at 10 Hz",
     "brs_policy.bench_wbvima": "WB-VIMA inference latency (To=2, Ta=8, 16 DDIM steps, 4096 points)",
     "brs_policy.bench_perception": "perception: 3 RGB-D cameras -> fused 4096-point cloud; FPS vs exact and open3d",
+    "rl_agents.bench_pldm": "PLDM: MPPI planning time per step (Two Rooms, default config) vs unbatched MPPI",
+    "rl_agents.bench_mrq": "MR.Q training steps/s, default config, DMC cheetah-run, vs the reference",
 }
 
 

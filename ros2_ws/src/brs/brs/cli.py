@@ -268,6 +268,12 @@ def _add_train(sub) -> None:
     add_parser(sub)
 
 
+def _add_rl(sub) -> None:
+    from rl_agents.mrq.cli import add_parser
+
+    add_parser(sub)
+
+
 def _add_eval(sub) -> None:
     from brs_policy.eval_cli import add_parser
 
@@ -275,7 +281,7 @@ def _add_eval(sub) -> None:
 
 
 SUBCOMMANDS = (_add_bringup, _add_demo, _add_graph, _add_emulate, _add_collect, _add_export,
-               _add_calibrate, _add_record, _add_train, _add_eval)
+               _add_calibrate, _add_record, _add_train, _add_eval, _add_rl)
 
 
 def build_parser() -> argparse.ArgumentParser:
