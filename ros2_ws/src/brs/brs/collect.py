@@ -131,41 +131,36 @@ def episode_video(episode_file: Path, out_dir: Path) -> Path:
     return path
 
 
-def collect(task: str, episodes: int, first_seed: int = 0, output_dir: Path = Path("outputs/collect"),
-            speed_factor: float = 1.0, record: bool = True, video: bool = True,
-            arguments: dict[str, str] | None = None, progress: bool = True) -> list[EpisodeOutcome]:
-    """Bring up the collect graph, run the episodes, shut the graph down; returns the outcomes."""
+def drive_episodes(nodes, out: Path, client_name: str, make_driver, episodes: int, first_seed: int,
+                   desc: str, progress: bool = True):
+    """Run the graph `nodes` (logs under `out`) in this thread while a worker thread drives it:
+    `make_driver(client, stop)` gives an object with `wait_for_graph()` and
+    `run_episode(index, seed) -> outcome` (with `.success`, `.sim_seconds`).
+    Returns (outcomes, errors raised by the driver, the graph's exit code)."""
     from tqdm import tqdm
 
     from brs.graph_client import GraphClient
     from brs.runner import Runner
 
-    out = output_dir.resolve() / task
-    out.mkdir(parents=True, exist_ok=True)
-    args = {**(arguments or {}), "use_sim": "true", "mode": "collect", "task": task,
-            "speed_factor": str(speed_factor)}
-    if record:
-        args["output_dir"] = str(out / "episodes")
-    nodes = graph.describe_from_arguments(args)
     log = open(out / "graph.log", "w")
     runner = Runner(nodes, log_dir=out / "logs", live=False, out=log)
-    outcomes: list[EpisodeOutcome] = []
+    outcomes: list = []
     errors: list[BaseException] = []
     stop = threading.Event()
 
     def orchestrate():
-        client = GraphClient("brs_collect")
+        client = GraphClient(client_name)
         try:
-            collector = Collector(client, task, out, record, video, speed_factor, stop)
-            collector.wait_for_graph()
-            bar = tqdm(range(episodes), desc=f"collect {task}", unit="ep", disable=not progress)
+            driver = make_driver(client, stop)
+            driver.wait_for_graph()
+            bar = tqdm(range(episodes), desc=desc, unit="ep", disable=not progress)
             for i in bar:
                 if stop.is_set():
                     break
-                outcomes.append(collector.run_episode(i, first_seed + i))
+                outcomes.append(driver.run_episode(i, first_seed + i))
                 wins = sum(o.success for o in outcomes)
                 bar.set_postfix(success=f"{wins}/{len(outcomes)}", last=f"{outcomes[-1].sim_seconds:.0f}s")
-        except BaseException as exc:  # reported by the main thread after shutdown
+        except BaseException as exc:  # reported by the caller after shutdown
             errors.append(exc)
         finally:
             client.close()
@@ -179,6 +174,24 @@ def collect(task: str, episodes: int, first_seed: int = 0, output_dir: Path = Pa
         stop.set()
         worker.join(timeout=30)
         log.close()
+    return outcomes, errors, rc
+
+
+def collect(task: str, episodes: int, first_seed: int = 0, output_dir: Path = Path("outputs/collect"),
+            speed_factor: float = 1.0, record: bool = True, video: bool = True,
+            arguments: dict[str, str] | None = None, progress: bool = True) -> list[EpisodeOutcome]:
+    """Bring up the collect graph, run the episodes, shut the graph down; returns the outcomes."""
+    out = output_dir.resolve() / task
+    out.mkdir(parents=True, exist_ok=True)
+    args = {**(arguments or {}), "use_sim": "true", "mode": "collect", "task": task,
+            "speed_factor": str(speed_factor)}
+    if record:
+        args["output_dir"] = str(out / "episodes")
+    nodes = graph.describe_from_arguments(args)
+    outcomes, errors, rc = drive_episodes(
+        nodes, out, "brs_collect",
+        lambda client, stop: Collector(client, task, out, record, video, speed_factor, stop),
+        episodes, first_seed, f"collect {task}", progress)
     summary = {"task": task, "episodes": [asdict(o) for o in outcomes],
                "success_rate": (sum(o.success for o in outcomes) / len(outcomes)) if outcomes else None}
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")

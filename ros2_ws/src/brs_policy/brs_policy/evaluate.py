@@ -179,10 +179,7 @@ def evaluate(task: str, episodes: int, checkpoint: str | Path, first_seed: int =
              arguments: dict[str, str] | None = None, progress: bool = True) -> dict:
     """Bring up the policy graph, run the episodes, shut the graph down; returns the summary
     (also written to OUTPUT_DIR/TASK/summary.json)."""
-    from tqdm import tqdm
-
-    from brs.graph_client import GraphClient
-    from brs.runner import Runner
+    from brs.collect import drive_episodes
 
     if episodes < 1:
         raise ValueError("--episodes must be at least 1")
@@ -190,40 +187,14 @@ def evaluate(task: str, episodes: int, checkpoint: str | Path, first_seed: int =
     out = Path(output_dir).resolve() / task
     out.mkdir(parents=True, exist_ok=True)
     nodes = eval_nodes(task, checkpoint, speed_factor, out / "episodes" if record_failures else None, arguments)
-    log = open(out / "graph.log", "w")
-    runner = Runner(nodes, log_dir=out / "logs", live=False, out=log)
-    outcomes: list[EvalOutcome] = []
-    errors: list[BaseException] = []
-    stop = threading.Event()
     evaluator_box: list[Evaluator] = []
 
-    def orchestrate():
-        client = GraphClient("brs_eval")
-        try:
-            ev = Evaluator(client, task, out, record_failures, speed_factor, stop, time_limit, video)
-            evaluator_box.append(ev)
-            ev.wait_for_graph()
-            bar = tqdm(range(episodes), desc=f"eval {task}", unit="ep", disable=not progress)
-            for i in bar:
-                if stop.is_set():
-                    break
-                outcomes.append(ev.run_episode(i, first_seed + i))
-                wins = sum(o.success for o in outcomes)
-                bar.set_postfix(success=f"{wins}/{len(outcomes)}", last=f"{outcomes[-1].sim_seconds:.0f}s")
-        except BaseException as exc:  # reported by the main thread after shutdown
-            errors.append(exc)
-        finally:
-            client.close()
-            runner.stop()
+    def make_evaluator(client, stop):
+        evaluator_box.append(Evaluator(client, task, out, record_failures, speed_factor, stop, time_limit, video))
+        return evaluator_box[-1]
 
-    worker = threading.Thread(target=orchestrate, daemon=True)
-    worker.start()
-    try:
-        rc = runner.run()
-    finally:
-        stop.set()
-        worker.join(timeout=30)
-        log.close()
+    outcomes, errors, rc = drive_episodes(nodes, out, "brs_eval", make_evaluator, episodes, first_seed,
+                                          f"eval {task}", progress)
     wins, n = sum(o.success for o in outcomes), len(outcomes)
     lo, hi = wilson_interval(wins, n)
     summary = {
