@@ -27,8 +27,7 @@ from visualization_msgs.msg import MarkerArray
 
 from brs_common import qos, topics
 from brs_common import robot_spec as spec
-from brs_common.convert import (joint_state_arrays, markers_to_object_poses,
-                                whole_body_command_msg)
+from brs_common.convert import markers_to_object_poses, state_positions, whole_body_command_msg
 from brs_common.diagnostics import DiagnosticsReporter
 
 from .experts import EXPERTS, make_expert
@@ -79,11 +78,9 @@ class ExpertNode(Node):
     # --- inputs ---------------------------------------------------------------------------------
     def _on_joint_states(self, msg: JointState):
         try:
-            pos, _, _ = joint_state_arrays(msg, spec.STATE_JOINTS)
-        except (KeyError, ValueError) as exc:  # malformed or without our joints
+            self.joints = state_positions(msg)
+        except ValueError as exc:  # malformed, NaN, or without our joints
             self.diag.reject("bad_joint_states", str(exc))
-            return
-        self.joints = np.asarray(pos, dtype=float)
 
     def _on_odom(self, msg: Odometry):
         p, q = msg.pose.pose.position, msg.pose.pose.orientation

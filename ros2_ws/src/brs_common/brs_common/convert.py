@@ -105,6 +105,20 @@ def joint_state_arrays(msg: JointState, names: Sequence[str]):
     return pick(msg.position), pick(msg.velocity), pick(msg.effort)
 
 
+def state_positions(msg: JointState) -> np.ndarray:
+    """Positions of robot_spec.STATE_JOINTS from a /joint_states message; ValueError (with the
+    reason) when joints are missing, lengths disagree or a position is NaN/inf."""
+    from .robot_spec import STATE_JOINTS
+
+    try:
+        pos, _, _ = joint_state_arrays(msg, STATE_JOINTS)
+    except KeyError as exc:
+        raise ValueError(str(exc)) from None
+    if not np.all(np.isfinite(pos)):
+        raise ValueError("NaN/inf position")
+    return pos
+
+
 def make_joint_state(names: Sequence[str], pos, vel=None, effort=None, stamp=None) -> JointState:
     """sensor_msgs/JointState; `vel`/`effort` None -> left empty."""
     n = len(names)

@@ -28,7 +28,7 @@ from sensor_msgs.msg import Image, JointState, PointCloud2
 
 from brs_common import qos, topics
 from brs_common import robot_spec as spec
-from brs_common.convert import image_to_numpy, joint_state_arrays, points_to_cloud, stamp_to_sec
+from brs_common.convert import image_to_numpy, state_positions, points_to_cloud, stamp_to_sec
 from brs_common.diagnostics import DiagnosticsReporter
 from brs_common.node_main import run_node
 
@@ -125,12 +125,9 @@ class PerceptionNode(Node):
     # ------------------------------------------------------------------ inputs
     def _on_joint_state(self, msg: JointState):
         try:
-            pos, _, _ = joint_state_arrays(msg, spec.STATE_JOINTS)
-        except (KeyError, ValueError) as exc:
+            pos = state_positions(msg)
+        except ValueError as exc:
             self.diag.reject("bad_joint_state", str(exc))
-            return
-        if not np.all(np.isfinite(pos)):
-            self.diag.reject("bad_joint_state", "NaN/inf position")
             return
         t = stamp_to_sec(msg.header.stamp)
         if self.js_stamps and t < self.js_stamps[-1]:  # time went back (sim restarted): start over

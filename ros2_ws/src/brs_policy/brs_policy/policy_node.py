@@ -44,7 +44,7 @@ from trajectory_msgs.msg import JointTrajectory
 
 from brs_common import qos, topics
 from brs_common import robot_spec as spec
-from brs_common.convert import (cloud_to_points, joint_state_arrays, make_trajectory, stamp_to_sec,
+from brs_common.convert import (cloud_to_points, state_positions, make_trajectory, stamp_to_sec,
                                 whole_body_command_msg)
 from brs_common.diagnostics import DiagnosticsReporter
 from brs_common.node_main import run_node
@@ -215,12 +215,9 @@ class PolicyNode(Node):
     # ------------------------------------------------------------------ inputs
     def _on_joint_states(self, msg: JointState):
         try:
-            pos, _, _ = joint_state_arrays(msg, spec.STATE_JOINTS)
-        except (KeyError, ValueError) as exc:
+            pos = state_positions(msg)
+        except ValueError as exc:
             self.diag.reject("bad_joint_state", str(exc))
-            return
-        if not np.all(np.isfinite(pos)):
-            self.diag.reject("bad_joint_state", "NaN/inf position")
             return
         self.joints.add(stamp_to_sec(msg.header.stamp), pos)
 
