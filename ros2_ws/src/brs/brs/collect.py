@@ -38,8 +38,13 @@ class EpisodeOutcome:
     video: str = ""
 
 
-class Collector:
-    """Drives a running collect graph through `episodes` episodes (see module doc)."""
+class EpisodeDriver:
+    """What `brs collect` and `brs eval` share: a graph client, the task, wall-clock budgets, and
+    the chores around each episode. `agent` is the node that drives the robot (services ~/home,
+    ~/start, ~/stop; /diagnostics status `agent_status` with a `state` value)."""
+
+    agent = ""
+    agent_status = ""
 
     def __init__(self, client, task: str, output_dir: Path, record: bool, video: bool,
                  speed_factor: float, stop: threading.Event):
@@ -53,25 +58,25 @@ class Collector:
     def _wall(self, sim_seconds: float) -> float:
         return sim_seconds / self.speed * 3.0 + 20.0  # generous: slow machines run below speed
 
-    def _trigger(self, service: str) -> None:
+    def _trigger(self, service: str) -> str:
         response = self.client.call(Trigger, service)
         if not response.success:
             raise RuntimeError(f"{service} refused: {response.message}")
+        return response.message
 
     def wait_for_graph(self, timeout: float = 120.0) -> None:
-        """Until the sim, the expert and (when recording) the recorder report on /diagnostics."""
-        names = [SIM_TASK_STATUS, EXPERT_STATUS] + ([f"{RECORDER}: recorder"] if self.record else [])
+        """Until the sim, the agent and (when recording) the recorder report on /diagnostics."""
+        names = [SIM_TASK_STATUS, self.agent_status] + ([f"{RECORDER}: recorder"] if self.record else [])
         for name in names:
             self.client.wait_status(name, lambda v: True, timeout, f"{name.split(':')[0]} to come up")
 
-    def _home(self) -> None:
-        self._trigger(f"/{EXPERT}/home")
-        self.client.wait_status(EXPERT_STATUS, lambda v: v.get("state") == "home", self._wall(10.0),
+    def home(self) -> None:
+        self._trigger(f"/{self.agent}/home")
+        self.client.wait_status(self.agent_status, lambda v: v.get("state") == "home", self._wall(10.0),
                                 "the robot to reach its home pose")
 
-    def run_episode(self, episode: int, seed: int) -> EpisodeOutcome:
-        wall0 = time.monotonic()
-        self._home()
+    def reset_sim(self, seed: int) -> None:
+        """Reseed and reset the sim; returns once the new episode's task status is in."""
         before = self.client.status(SIM_TASK_STATUS)
         before = float(before[1].get("elapsed", "inf")) if before else float("inf")
         self.client.set_parameters(topics.SIM_NODE, {"seed": seed})
@@ -79,6 +84,17 @@ class Collector:
         # elapsed only grows within an episode: a smaller one is the new episode's status
         self.client.wait_status(SIM_TASK_STATUS, lambda v: float(v.get("elapsed", "inf")) < before,
                                 self._wall(5.0), "the sim task to restart")
+
+
+class Collector(EpisodeDriver):
+    """Drives a running collect graph through `episodes` episodes (see module doc)."""
+
+    agent, agent_status = EXPERT, EXPERT_STATUS
+
+    def run_episode(self, episode: int, seed: int) -> EpisodeOutcome:
+        wall0 = time.monotonic()
+        self.home()
+        self.reset_sim(seed)
         if self.record:
             self.client.set_parameters(RECORDER, {"task": self.task.name, "seed": seed, "source": "expert"})
             self._trigger(f"/{RECORDER}/start")

@@ -23,6 +23,7 @@ from pathlib import Path
 from std_srvs.srv import Trigger
 
 from brs import graph
+from brs.collect import EpisodeDriver, episode_video
 from brs_common import topics
 
 SIM_TASK_STATUS = topics.SIM_TASK_STATUS
@@ -56,53 +57,24 @@ class EvalOutcome:
     video: str = ""
 
 
-class Evaluator:
+class Evaluator(EpisodeDriver):
     """Drives a running policy graph through episodes (see the module doc)."""
+
+    agent, agent_status = POLICY, POLICY_STATUS
 
     def __init__(self, client, task: str, output_dir: Path, record_failures: bool, speed_factor: float,
                  stop: threading.Event, time_limit: float | None = None, video: bool = True):
-        from brs_sim.tasks import get_task
-
-        self.client, self.task = client, get_task(task)
-        self.output_dir, self.record, self.video = output_dir, record_failures, video
-        self.speed = speed_factor if speed_factor > 0 else 1.0
+        super().__init__(client, task, output_dir, record_failures, video, speed_factor, stop)
         self.time_limit = float(time_limit) if time_limit else float(self.task.time_limit)
-        self.stop = stop
-
-    def _wall(self, sim_seconds: float) -> float:
-        return sim_seconds / self.speed * 3.0 + 20.0  # generous: slow machines run below speed
-
-    def _trigger(self, service: str) -> str:
-        response = self.client.call(Trigger, service)
-        if not response.success:
-            raise RuntimeError(f"{service} refused: {response.message}")
-        return response.message
-
-    def wait_for_graph(self, timeout: float = 120.0) -> None:
-        """Until the sim, the policy and (when recording) the recorder report on /diagnostics."""
-        names = [SIM_TASK_STATUS, POLICY_STATUS] + ([f"{RECORDER}: recorder"] if self.record else [])
-        for name in names:
-            self.client.wait_status(name, lambda v: True, timeout, f"{name.split(':')[0]} to come up")
 
     def _policy_value(self, key: str, default: str = "") -> str:
         entry = self.client.status(POLICY_STATUS)
         return entry[1].get(key, default) if entry else default
 
-    def home(self) -> None:
-        self._trigger(f"/{POLICY}/home")
-        self.client.wait_status(POLICY_STATUS, lambda v: v.get("state") == "home", self._wall(10.0),
-                                "the robot to reach its home pose")
-
     def run_episode(self, episode: int, seed: int) -> EvalOutcome:
         wall0 = time.monotonic()
         self.home()
-        before = self.client.status(SIM_TASK_STATUS)
-        before = float(before[1].get("elapsed", "inf")) if before else float("inf")
-        self.client.set_parameters(topics.SIM_NODE, {"seed": seed})
-        self._trigger(topics.SIM_RESET)
-        # elapsed only grows within an episode: a smaller one is the new episode's status
-        self.client.wait_status(SIM_TASK_STATUS, lambda v: float(v.get("elapsed", "inf")) < before,
-                                self._wall(5.0), "the sim task to restart")
+        self.reset_sim(seed)
         if self.record:
             self.client.set_parameters(RECORDER, {"task": self.task.name, "seed": seed, "source": "policy"})
             self._trigger(topics.RECORDER_START)
@@ -130,8 +102,6 @@ class Evaluator:
                     raise RuntimeError(f"the recorder could not save episode {episode}: {response.message}")
                 outcome.file = response.message.rsplit(" ", 1)[-1]
                 if self.video and outcome.file:
-                    from brs.collect import episode_video
-
                     outcome.video = str(episode_video(Path(outcome.file), self.output_dir / "videos"))
         return outcome
 
