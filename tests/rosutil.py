@@ -74,6 +74,19 @@ class RosHarness(BackgroundNode):
             self.messages[topic].clear()
             self.stamps[topic].clear()
 
+    def diagnostic_status(self, name: str):
+        """Latest recorded /diagnostics status called `name` as (level, {key: value}), or None.
+        Needs `record(topics.DIAGNOSTICS, ...)`."""
+        from brs_common import topics
+
+        with self.lock:
+            msgs = list(self.messages[topics.DIAGNOSTICS])
+        for msg in reversed(msgs):
+            for st in msg.status:
+                if st.name == name:
+                    return st.level[0], {kv.key: kv.value for kv in st.values}
+        return None
+
     def spawn(self, executable: str, params: dict | None = None, **kwargs) -> NodeProcess:
         proc = NodeProcess(executable, params, **kwargs)
         self.processes.append(proc)

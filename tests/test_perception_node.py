@@ -13,17 +13,6 @@ from brs_policy.perception import crop_box, typical_pose
 from rosutil import wait_for
 
 
-def _status(h, name):
-    """Latest DiagnosticStatus called `name` as (level, {key: value}), or None."""
-    with h.lock:
-        msgs = list(h.messages[topics.DIAGNOSTICS])
-    for msg in reversed(msgs):
-        for st in msg.status:
-            if st.name == name:
-                return st.level[0], {kv.key: kv.value for kv in st.values}
-    return None
-
-
 def test_node_publishes_fused_cloud_from_the_sim(ros, tmp_path):
     h = ros
     h.record(topics.POINTS, PointCloud2, qos.SENSOR, keep=50)
@@ -49,9 +38,9 @@ def test_node_publishes_fused_cloud_from_the_sim(ros, tmp_path):
     assert np.sum(np.abs(z - 0.75) < 0.02) > 50  # the table top is a plane at 0.75 m
     # stamped with the image time (sim time), which is a /joint_states time of the sim
     assert stamp_to_sec(msg.header.stamp) > 0
-    wait_for(lambda: (_status(h, "perception: pipeline") or (0, {}))[1].get("processed", "0") != "0", 10,
+    wait_for(lambda: (h.diagnostic_status("perception: pipeline") or (0, {}))[1].get("processed", "0") != "0", 10,
              message="pipeline diagnostics")
-    level, values = _status(h, "perception: pipeline")
+    level, values = h.diagnostic_status("perception: pipeline")
     assert level == 0
     assert float(values["compute_ms_p50"]) > 0
     assert "dropped_frames" in values
@@ -81,7 +70,7 @@ def test_bad_images_are_counted_and_never_crash_the_node(ros, tmp_path):
         pub_d.publish(numpy_to_image(depth, depth_enc, cam.optical_frame, t[0]))
 
     def rejected(key):
-        st = _status(h, "perception: input")
+        st = h.diagnostic_status("perception: input")
         return int(st[1].get(f"rejected.{key}", 0)) if st else 0
 
     # wrong size colour image

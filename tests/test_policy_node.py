@@ -49,16 +49,6 @@ def test_chunk_from_now_drops_the_past_and_interpolates_now():
     assert chunk_from_now(chunk, 0.1, 0.7) == (None, None)
 
 
-def _status(h, name):
-    with h.lock:
-        msgs = list(h.messages[topics.DIAGNOSTICS])
-    for msg in reversed(msgs):
-        for st in msg.status:
-            if st.name == name:
-                return st.level[0], {kv.key: kv.value for kv in st.values}
-    return None
-
-
 class Feeder:
     """Publishes /joint_states + /odom at 50 Hz and (while `clouds` is set) clouds at 10 Hz,
     stamped with the harness's clock (wall time, like the node's)."""
@@ -131,9 +121,9 @@ def test_policy_node_publishes_chunks_holds_when_perception_stalls_and_resumes(r
 
         # perception stalls: exactly one hold command (current positions, base at rest), WARN
         feeder.clouds.clear()
-        wait_for(lambda: (_status(h, "policy: policy") or (0, {}))[1].get("state") == "stale", 10,
+        wait_for(lambda: (h.diagnostic_status("policy: policy") or (0, {}))[1].get("state") == "stale", 10,
                  message="policy state stale")
-        level, values = _status(h, "policy: policy")
+        level, values = h.diagnostic_status("policy: policy")
         assert level == 1 and values["stale_events"] == "1" and values["holds"] == "1"
         n_stalled = h.count(COMMAND)
         with h.lock:
@@ -146,7 +136,7 @@ def test_policy_node_publishes_chunks_holds_when_perception_stalls_and_resumes(r
         chunks_then = values["chunks_published"]
         h.clear(topics.DIAGNOSTICS)
         wait_for(lambda: h.count(topics.DIAGNOSTICS) >= 2, 5, message="two fresh reports")
-        level, values = _status(h, "policy: policy")
+        level, values = h.diagnostic_status("policy: policy")
         assert values["state"] == "stale" and values["chunks_published"] == chunks_then
         assert h.count(COMMAND) == n_stalled
 
@@ -155,9 +145,9 @@ def test_policy_node_publishes_chunks_holds_when_perception_stalls_and_resumes(r
         wait_for(lambda: h.count(COMMAND) >= n_stalled + 2, 15, message="chunks after the stall")
         with h.lock:
             assert len(h.messages[COMMAND][-1].points) == 8
-        wait_for(lambda: (_status(h, "policy: policy") or (0, {}))[1].get("state") == "running", 5,
+        wait_for(lambda: (h.diagnostic_status("policy: policy") or (0, {}))[1].get("state") == "running", 5,
                  message="state running again")
-        level, values = _status(h, "policy: policy")
+        level, values = h.diagnostic_status("policy: policy")
         assert level == 0 and values["stale_events"] == "1" and values["holds"] == "1"
         assert float(values["inference_ms_p50"]) > 0
     finally:
