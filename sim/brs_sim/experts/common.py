@@ -150,6 +150,7 @@ class WholeBodyIK:
             for side in ("left", "right")
         }
         self._configuration_limit = mink.ConfigurationLimit(self.model)
+        self._scratch = mujoco.MjData(self.model)
         self._locks = {}
 
     def _lock(self, groups: tuple[str, ...]):
@@ -160,9 +161,8 @@ class WholeBodyIK:
 
     def sync(self, obs: Observation, q21: np.ndarray | None = None) -> None:
         """Set the IK configuration from the observation (or from 21-D targets `q21`, base from obs)."""
-        q = self.config.q.copy()
-        data = mujoco.MjData(self.model)
-        data.qpos[:] = q
+        data = self._scratch  # only its qpos is used: a buffer the JointMap setters can write
+        data.qpos[:] = self.config.q
         if q21 is None:
             self.joints.set_state_qpos(data, obs.joints)
         else:
