@@ -213,7 +213,9 @@ def test_chunk_of_eight_points_executes_at_the_right_times(graph):
     tfs = 0.1 * np.arange(8)
 
     def send(t, stamp):
-        t0 = stamp_to_sec(to_stamp(t + 0.05))  # the chunk starts 50 ms from now (stamp in the future)
+        # The chunk starts 250 ms from now (stamp in the future): ample for DDS delivery on a loaded
+        # 2-core CI machine, so the controller has installed it before its first knot.
+        t0 = stamp_to_sec(to_stamp(t + 0.25))
         h.pubs["teleop"].publish(trajectory(["left_arm_joint1", "left_arm_joint2"], values, tfs, stamp=t0))
         return t0
 
