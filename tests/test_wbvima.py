@@ -235,6 +235,99 @@ def test_fast_ddim_matches_diffusers():
         assert a.abs().max() <= 1.0 + 1e-5  # clip_sample keeps normalised actions in range
 
 
+def test_ddim_step_matches_diffusers_step_by_step():
+    """The DDIM update from precomputed coefficients == DDIMScheduler.step at every timestep."""
+    from brs_policy.wbvima.policy import ddim_step, make_scheduler
+
+    m = tiny_model()
+    for steps in (16, 8):
+        timesteps, coef = m._ddim_table(steps)
+        sched = make_scheduler(m.config)
+        sched.set_timesteps(steps)
+        assert torch.equal(timesteps, sched.timesteps)
+        g = torch.Generator().manual_seed(steps)
+        x = 1.5 * torch.randn(2, m.config.horizon, 7, generator=g)  # some x0 estimates get clipped
+        for t, c in zip(sched.timesteps, coef):
+            eps = torch.randn(x.shape, generator=g)
+            x_in, eps_in = x.clone(), eps.clone()
+            ref = sched.step(eps, t, x).prev_sample
+            ours = ddim_step(x, eps, c, m.config.clip_sample)
+            assert torch.equal(x, x_in) and torch.equal(eps, eps_in)  # inputs left alone
+            assert torch.allclose(ours, ref, atol=1e-5), (steps, int(t), (ours - ref).abs().max())
+            x = ref
+
+
+def test_film_table_matches_the_conditioning_mlps():
+    """film_table (step part cached across calls, condition part per call) == each step's FiLM
+    through the full conditioning path (step encoder + Mish + Linear on the concatenation)."""
+    m = tiny_model()
+    cfg = m.config
+    head = m.heads["arms"]
+    cond = torch.randn(2, cfg.embed_dim + cfg.horizon * 7)
+    x = torch.randn(2, cfg.horizon, 14)
+    timesteps, _ = m._ddim_table(8)
+    with torch.inference_mode():
+        for _ in range(2):  # the second call uses the cached step part
+            table = head.film_table(timesteps, cond)
+            assert table.shape[:2] == (8, 2)
+            for s, t in enumerate(timesteps):
+                assert torch.allclose(head.forward_with_film(x, table[s]), head(x, t, cond), atol=1e-5)
+    with torch.no_grad():  # in-place weight changes must not be served from the cache
+        head.res_blocks[0].cond_encoder[1].bias.add_(0.3)
+        head.step_encoder[1].weight.mul_(1.1)
+    with torch.inference_mode():
+        table = head.film_table(timesteps, cond)
+        assert torch.allclose(head.forward_with_film(x, table[3]), head(x, timesteps[3], cond), atol=1e-5)
+
+
+def test_frozen_denoisers_match_eager_and_follow_the_weights():
+    """The TorchScript-frozen UNets compute what the eager modules compute, and are traced
+    again when the weights change in place."""
+    m = tiny_model()
+    cfg = m.config
+    readout = torch.randn(1, cfg.embed_dim)
+    g = torch.Generator().manual_seed(5)
+    noise = {n: torch.randn(1, cfg.horizon, b - a, generator=g) for n, (a, b) in cfg.parts.items()}
+
+    def both():
+        fast = m.sample(readout, noise=noise)
+        m.jit = False
+        eager = m.sample(readout, noise=noise)
+        m.jit = True
+        return fast, eager
+
+    fast, eager = both()
+    assert m._jit_cache and m.jit  # the frozen path was taken
+    assert (fast - eager).abs().max() <= 1e-5
+    assert (fast - m.sample(readout, noise=noise, use_diffusers=True)).abs().max() <= 1e-4
+    with torch.no_grad():
+        m.heads["base"].final[1].bias.add_(0.5)
+    fast2, eager2 = both()
+    assert (fast2 - eager2).abs().max() <= 1e-5 and not torch.allclose(fast2, fast, atol=1e-3)
+
+
+def test_public_config_fast_path_matches_the_plain_path():
+    """Default (public) config, 4096 points, batch 1, rolling window: predict (token cache,
+    cached FiLM step part, frozen UNets, own DDIM step) == encode both frames + diffusers'
+    DDIMScheduler step loop through the full UNet, within 1e-4 in normalised action units."""
+    torch.manual_seed(0)
+    m = WBVIMAPolicy(WBVIMAConfig())
+    rng = np.random.default_rng(0)
+    m.action_normalizer.fit(rng.normal(size=(256, 21)))
+    m.proprio_normalizer.fit(rng.normal(size=(256, 21)))
+    m.eval()
+    clouds = rng.uniform([0, -1, -0.5, 0, 0, 0], [4, 1, 1.6, 1, 1, 1], (3, 4096, 6)).astype(np.float32)
+    prop = rng.normal(size=(3, 21)).astype(np.float32)
+    for i in range(2):  # the second call reuses the first window's newest frame tokens
+        obs = {"points": clouds[i:i + 2], "proprio": prop[i:i + 2]}
+        fast = m.predict(obs, generator=torch.Generator().manual_seed(i))
+        with torch.inference_mode():
+            readout = m.encode(torch.as_tensor(obs["points"])[None], torch.as_tensor(obs["proprio"])[None])[:, -1]
+            ref = m.sample(readout, generator=torch.Generator().manual_seed(i), use_diffusers=True)[0, :8]
+            fast_n = m.action_normalizer.normalize(torch.as_tensor(fast))
+        assert (fast_n - ref).abs().max() <= 1e-4, (fast_n - ref).abs().max()
+
+
 @pytest.mark.parametrize("mode", ["minmax", "meanstd"])
 def test_normalizer_round_trip(mode):
     rng = np.random.default_rng(0)

@@ -207,6 +207,7 @@ class PolicyNode(Node):
             raise ConfigError(f"checkpoint: {exc}") from None
         except (RuntimeError, ValueError) as exc:  # e.g. device "cuda" without CUDA
             raise ConfigError(f"checkpoint {path} on device {device!r}: {exc}") from None
+        policy.warmup()  # one-time tracing of the denoisers now, not in the first control step
         return policy, extra
 
     def _now(self) -> float:

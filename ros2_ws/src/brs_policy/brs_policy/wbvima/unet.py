@@ -2,7 +2,8 @@
 
 Inference fast path: the FiLM scale/bias of every residual block depends only on (diffusion step,
 global condition), both known before denoising starts, so `film_table` computes them for all
-inference steps in one batched pass and `forward_with_film` skips the conditioning MLPs per step.
+inference steps in one pass (the step part cached across calls) and `forward_with_film` skips the
+conditioning MLPs per step.
 """
 
 from __future__ import annotations
@@ -28,44 +29,49 @@ class SinusoidalPosEmb(nn.Module):
 
 
 class Conv1d(nn.Conv1d):
-    """nn.Conv1d (same parameters and state_dict) computed as im2col + one matmul.
+    """nn.Conv1d (same parameters and state_dict) on channels-last input: (B, L, C) -> (B, L_out, C_out),
+    computed as im2col + one matmul.
 
     The action sequences are short (T=8), so the convolutions are tiny; PyTorch's CPU conv1d takes
-    its slow generic path for them (~4x slower here). unfold + F.linear is exact and fast."""
+    its slow generic path for them (~4x slower here). unfold + F.linear is exact and fast.
+    No shape arithmetic on x: a traced graph then holds no size/int ops (policy._frozen_unet)."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         k, (s,), (p,) = self.kernel_size[0], self.stride, self.padding
         if self.groups != 1 or self.dilation[0] != 1:
-            return super().forward(x)
-        if k == 1 and s == 1:
-            return F.linear(x.transpose(1, 2), self.weight[:, :, 0], self.bias).transpose(1, 2)
-        b, c, _ = x.shape
-        cols = F.pad(x, (p, p)).unfold(2, k, s)  # (B, C, L_out, k)
-        cols = cols.permute(0, 2, 1, 3).reshape(b, cols.shape[2], c * k)
-        return F.linear(cols, self.weight.reshape(self.out_channels, c * k), self.bias).transpose(1, 2)
+            return super().forward(x.transpose(1, 2)).transpose(1, 2)
+        if k == 1 and s == 1 and p == 0:
+            return F.linear(x, self.weight.squeeze(-1), self.bias)
+        cols = F.pad(x, (0, 0, p, p)).unfold(1, k, s).flatten(2)  # (B, L_out, C * k), (channel, tap)
+        return F.linear(cols, self.weight.flatten(1), self.bias)
 
 
 class Upsample1d(nn.ConvTranspose1d):
-    """ConvTranspose1d(C, C, 4, stride 2, padding 1) (same parameters) as one matmul + overlap-add."""
+    """ConvTranspose1d(C, C, 4, stride 2, padding 1) (same parameters) as one matmul + overlap-add,
+    channels-last: (B, L, C) -> (B, 2L, C)."""
 
     def __init__(self, channels: int):
         super().__init__(channels, channels, 4, 2, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        b, c, n = x.shape
         # contributions of every input step to the 4 output taps: (B, L, 4, C_out)
-        w = self.weight.permute(0, 2, 1).reshape(c, -1)  # (C_in, 4 * C_out), tap-major
-        contrib = (x.transpose(1, 2) @ w).view(b, n, 4, -1)
-        zero = contrib.new_zeros(b, 1, contrib.shape[-1])
-        # out[2m] = c[m, 1] + c[m-1, 3]; out[2m+1] = c[m, 2] + c[m+1, 0]
-        even = contrib[:, :, 1] + torch.cat((zero, contrib[:, :-1, 3]), dim=1)
-        odd = contrib[:, :, 2] + torch.cat((contrib[:, 1:, 0], zero), dim=1)
-        out = torch.stack((even, odd), dim=2).reshape(b, 2 * n, -1) + self.bias
-        return out.transpose(1, 2)
+        w = self.weight.permute(2, 1, 0).flatten(0, 1)  # (4 * C_out, C_in), tap-major
+        contrib = F.linear(x, w).unflatten(-1, (4, self.out_channels))
+        # out[2m] = c[m, 1] + c[m-1, 3]; out[2m+1] = c[m, 2] + c[m+1, 0] (zero outside)
+        even = contrib[:, :, 1] + F.pad(contrib[:, :-1, 3], (0, 0, 1, 0))
+        odd = contrib[:, :, 2] + F.pad(contrib[:, 1:, 0], (0, 0, 0, 1))
+        return torch.stack((even, odd), dim=2).flatten(1, 2) + self.bias
+
+
+def group_norm_cl(norm: nn.GroupNorm, x: torch.Tensor) -> torch.Tensor:
+    """nn.GroupNorm on channels-last (B, L, C): viewed as a channels-last (B, C, L, 1) tensor, which
+    PyTorch's GroupNorm kernel takes as it is (a transposed 3-D view would be copied first)."""
+    y = F.group_norm(x.unsqueeze(2).permute(0, 3, 1, 2), norm.num_groups, norm.weight, norm.bias, norm.eps)
+    return y.permute(0, 2, 3, 1).squeeze(2)
 
 
 class Conv1dBlock(nn.Module):
-    """Conv1d -> GroupNorm -> Mish."""
+    """Conv1d -> GroupNorm -> Mish, channels-last (B, L, C)."""
 
     def __init__(self, c_in: int, c_out: int, kernel: int, groups: int):
         super().__init__()
@@ -73,7 +79,7 @@ class Conv1dBlock(nn.Module):
         self.norm = nn.GroupNorm(groups, c_out)
 
     def forward(self, x):
-        return F.mish(self.norm(self.conv(x)))
+        return F.mish(group_norm_cl(self.norm, self.conv(x)))
 
 
 class CondResBlock1D(nn.Module):
@@ -86,19 +92,17 @@ class CondResBlock1D(nn.Module):
         self.cond_encoder = nn.Sequential(nn.Mish(), nn.Linear(cond_dim, c_out * (2 if predict_scale else 1)))
         self.residual = Conv1d(c_in, c_out, 1) if c_in != c_out else nn.Identity()
 
-    def film(self, cond: torch.Tensor) -> torch.Tensor:
-        """(..., cond_dim) -> (..., k * c_out, 1) FiLM parameters."""
-        return self.cond_encoder(cond).unsqueeze(-1)
+    def film(self, cond: torch.Tensor) -> list[torch.Tensor]:
+        """(..., cond_dim) -> FiLM parameters [scale, bias], each (..., 1, c_out) ([bias] without
+        predict_scale)."""
+        f = self.cond_encoder(cond).unsqueeze(-2)
+        return list(f.split(self.c_out, dim=-1)) if self.predict_scale else [f]
 
-    def forward(self, x, cond=None, film=None):
+    def forward(self, x, cond=None, film: list[torch.Tensor] | None = None):
         if film is None:
             film = self.film(cond)
         out = self.block1(x)
-        if self.predict_scale:
-            scale, bias = film[:, : self.c_out], film[:, self.c_out:]
-            out = torch.addcmul(bias, scale, out)
-        else:
-            out = out + film
+        out = torch.addcmul(film[1], film[0], out) if self.predict_scale else out + film[0]
         out = self.block2(out)
         return out + self.residual(x)
 
@@ -133,18 +137,47 @@ class ConditionalUnet1D(nn.Module):
         self.final = nn.Sequential(Conv1dBlock(down_dims[0], down_dims[0], kernel_size, n_groups),
                                    Conv1d(down_dims[0], input_dim, 1))
         self.res_blocks = [m for m in self.modules() if isinstance(m, CondResBlock1D)]
+        self.step_embed_dim = dsed
+        self.film_sizes = [blk.c_out for blk in self.res_blocks for _ in range(2 if cond_predict_scale else 1)]
+        self._step_cache: dict = {}
 
     def condition(self, timesteps: torch.Tensor, global_cond: torch.Tensor) -> torch.Tensor:
         """(B,) steps + (B, G) global condition -> (B, dsed + G) FiLM input."""
         return torch.cat((self.step_encoder(timesteps), global_cond), dim=-1)
 
-    def film_table(self, timesteps: torch.Tensor, global_cond: torch.Tensor) -> list[list[torch.Tensor]]:
-        """FiLM params for every (step, batch item): result[s][block] is (B, k*C, 1)."""
-        s, b = timesteps.shape[0], global_cond.shape[0]
-        step = self.step_encoder(timesteps)  # (S, dsed)
-        cond = torch.cat((step[:, None].expand(s, b, -1), global_cond[None].expand(s, b, -1)), -1)
-        per_block = [blk.film(cond) for blk in self.res_blocks]  # each (S, B, kC, 1)
-        return [[f[i] for f in per_block] for i in range(s)]
+    def film_table(self, timesteps: torch.Tensor, global_cond: torch.Tensor) -> torch.Tensor:
+        """FiLM parameters of every residual block for every (step, batch item), one tensor
+        (S, B, 1, F) (F: all blocks' [scale, bias] channels); row s is `forward_with_film`'s film.
+
+        A block's FiLM is Linear(mish(cat(step_emb(t), cond))) = W_t mish(step_emb(t)) + b +
+        W_c mish(cond) (Mish is elementwise), so the step part, which depends only on the
+        inference timesteps and the weights, is cached; the condition part is one row per block."""
+        dsed = self.step_embed_dim
+        step = self._step_film(timesteps)  # (S, F)
+        g = F.mish(global_cond)
+        cond = torch.cat([F.linear(g, blk.cond_encoder[1].weight[:, dsed:]) for blk in self.res_blocks], -1)
+        return (step[:, None] + cond[None]).unsqueeze(-2)
+
+    def _step_film(self, timesteps: torch.Tensor) -> torch.Tensor:
+        """(S,) timesteps -> (S, F): W_t mish(step_emb(t)) + b of every block, cached per timesteps
+        and weights (parameter version counters and storage) when no gradient is recorded."""
+        params = [*self.step_encoder.parameters(), *(p for blk in self.res_blocks
+                                                     for p in blk.cond_encoder.parameters())]
+        dsed = self.step_embed_dim
+
+        def compute():
+            emb = F.mish(self.step_encoder(timesteps))
+            lin = [blk.cond_encoder[1] for blk in self.res_blocks]
+            return torch.cat([F.linear(emb, m.weight[:, :dsed], m.bias) for m in lin], -1)
+
+        if torch.is_grad_enabled():
+            return compute()
+        key = (tuple(timesteps.tolist()), str(timesteps.device), params[0].dtype)
+        version = tuple((p._version, p.data_ptr()) for p in params)
+        hit = self._step_cache.get(key)
+        if hit is None or hit[0] != version:
+            hit = self._step_cache[key] = (version, compute())
+        return hit[1]
 
     def forward(self, x: torch.Tensor, timesteps: torch.Tensor, global_cond: torch.Tensor) -> torch.Tensor:
         if timesteps.dim() == 0:
@@ -152,11 +185,15 @@ class ConditionalUnet1D(nn.Module):
         cond = self.condition(timesteps, global_cond)
         return self._run(x, [blk.film(cond) for blk in self.res_blocks])
 
-    def forward_with_film(self, x: torch.Tensor, films: list[torch.Tensor]) -> torch.Tensor:
-        return self._run(x, films)
+    def forward_with_film(self, x: torch.Tensor, film: torch.Tensor) -> torch.Tensor:
+        """x (B, T, D) + one step's FiLM parameters (B, 1, F) (a `film_table` row) -> eps (B, T, D)."""
+        parts = film.split(self.film_sizes, dim=-1)
+        per = len(parts) // len(self.res_blocks)  # 2 (scale, bias) or 1 (bias)
+        return self._run(x, [list(parts[i:i + per]) for i in range(0, len(parts), per)])
 
-    def _run(self, x: torch.Tensor, films: list[torch.Tensor]) -> torch.Tensor:
-        x = x.transpose(1, 2)  # (B, D, T)
+    def _run(self, x: torch.Tensor, films: list[list[torch.Tensor]]) -> torch.Tensor:
+        """films: per residual block (in module order) its [scale, bias] or [bias]. Channels-last
+        throughout: x (B, T, D) is already (batch, time, channel), as every layer here takes it."""
         it = iter(films)
         skips = []
         for r1, r2, down in self.down:
@@ -166,7 +203,7 @@ class ConditionalUnet1D(nn.Module):
         for r in self.mid:
             x = r(x, film=next(it))
         for r1, r2, up in self.up:
-            x = torch.cat((x, skips.pop()), dim=1)
+            x = torch.cat((x, skips.pop()), dim=2)
             x = r2(r1(x, film=next(it)), film=next(it))
             x = up(x)
-        return self.final(x).transpose(1, 2)
+        return self.final(x)
