@@ -1,3 +1,5 @@
+from glob import glob
+
 from setuptools import find_packages, setup
 
 package_name = "rl_agents"
@@ -9,6 +11,7 @@ setup(
     data_files=[
         ("share/ament_index/resource_index/packages", [f"resource/{package_name}"]),
         (f"share/{package_name}", ["package.xml"]),
+        (f"share/{package_name}/checkpoints", glob("checkpoints/*.pt")),  # base planner (docs/base_planner.md)
     ],
     install_requires=["setuptools", "brs_common", "numpy", "torch", "gymnasium", "tqdm", "matplotlib"],
     zip_safe=False,
@@ -18,6 +21,8 @@ setup(
     license="Apache-2.0",
     entry_points={
         "console_scripts": [
+            "planner_node = rl_agents.planner_node:main",
+            "rl_agent_node = rl_agents.rl_agent_node:main",
         ],
     },
 )

@@ -8,6 +8,7 @@ A new subcommand is one `_add_<name>(subparsers)` function registered in SUBCOMM
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import shlex
 import sys
@@ -244,44 +245,13 @@ def _emulate(args) -> int:
     return emulate.main(args.dir, joylo=args.joylo)
 
 
-def _add_export(sub) -> None:
-    from brs_teleop.export_cli import add_parser  # light: the exporters load when a command runs
+# Commands whose parsers live in their own packages: `module.add_parser(sub)`. The module is
+# imported when the parser is built; heavy imports (torch, exporters) wait until a command runs.
+PACKAGE_COMMANDS = ("brs_teleop.export_cli", "brs_teleop.calibrate_cli", "brs_teleop.record_cli",
+                    "brs_policy.train_cli", "brs_policy.eval_cli", "rl_agents.mrq.cli",
+                    "rl_agents.pldm.cli")
 
-    add_parser(sub)
-
-
-def _add_calibrate(sub) -> None:
-    from brs_teleop.calibrate_cli import add_parser
-
-    add_parser(sub)
-
-
-def _add_record(sub) -> None:
-    from brs_teleop.record_cli import add_parser
-
-    add_parser(sub)
-
-
-def _add_train(sub) -> None:
-    from brs_policy.train_cli import add_parser
-
-    add_parser(sub)
-
-
-def _add_rl(sub) -> None:
-    from rl_agents.mrq.cli import add_parser
-
-    add_parser(sub)
-
-
-def _add_eval(sub) -> None:
-    from brs_policy.eval_cli import add_parser
-
-    add_parser(sub)
-
-
-SUBCOMMANDS = (_add_bringup, _add_demo, _add_graph, _add_emulate, _add_collect, _add_export,
-               _add_calibrate, _add_record, _add_train, _add_eval, _add_rl)
+SUBCOMMANDS = (_add_bringup, _add_demo, _add_graph, _add_emulate, _add_collect)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -292,6 +262,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="command")
     for add in SUBCOMMANDS:
         add(sub)
+    for module in PACKAGE_COMMANDS:
+        importlib.import_module(module).add_parser(sub)
     return parser
 
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 
-MODES = ("idle", "teleop", "policy", "rl", "record", "demo", "collect")
+MODES = ("idle", "teleop", "policy", "rl", "record", "demo", "collect", "plan")
 
 
 @dataclass(frozen=True)
@@ -39,6 +39,7 @@ LAUNCH_ARGUMENTS: tuple[LaunchArgument, ...] = (
         "mode", "idle",
         "which command sources and tools run on top of the hardware layer: "
         "idle (hardware layer only), teleop (JoyLo), policy (WB-VIMA), rl (RL/planning agent), "
+        "plan (PLDM base planner: PoseStamped goals -> base commands), "
         "record (teleop + episode recorder), demo (scripted sim demo with video and plot), "
         "collect (scripted task expert + episode recorder; driven by `brs collect`)",
         MODES,
@@ -98,7 +99,7 @@ COMMON_NODES: tuple[NodeDescription, ...] = (CONTROLLER,)
 
 # Which command source the controller executes in each mode (higher-priority sources preempt).
 ACTIVE_SOURCE = {"idle": "teleop", "teleop": "teleop", "record": "teleop", "policy": "policy",
-                 "rl": "rl", "demo": "demo", "collect": "teleop"}
+                 "rl": "rl", "demo": "demo", "collect": "teleop", "plan": "rl"}
 
 # A scripted task expert: drives the robot through the teleop command, like an operator.
 EXPERT = NodeDescription(
@@ -131,13 +132,28 @@ RECORDER = NodeDescription(
     description="synchronised frames -> HDF5 episodes; ~/start, ~/stop, ~/discard, Joy-Con +/-/capture",
 )
 
+# The PLDM base planner (config/planner.yaml, docs/base_planner.md): goal poses on /planner/goal ->
+# base-only commands on the rl command source. Needs checkpoint:=PATH (else exit code 2).
+PLANNER = NodeDescription(
+    "rl_agents", "planner_node", "planner",
+    description="PLDM latent MPPI: /planner/goal + /odom -> base velocities on /whole_body/rl/command",
+)
+
+# A trained MR.Q policy on a ROS task (config/rl.yaml, docs/mrq.md "MR.Q in the ROS graph"): /joint_states +
+# /odom + goal -> whole-body commands on /whole_body/rl/command. Needs checkpoint:=PATH (exit 2 without).
+RL_AGENT = NodeDescription(
+    "rl_agents", "rl_agent_node", "rl_agent",
+    description="MR.Q policy: /joint_states + /odom + ~/goal -> /whole_body/rl/command at the task rate",
+)
+
 MODE_NODES: dict[str, tuple[NodeDescription, ...]] = {
     "idle": (),
     "teleop": (JOYLO,),
     "policy": (PERCEPTION, POLICY),
-    "rl": (),
+    "rl": (RL_AGENT,),
     "record": (JOYLO, RECORDER),
     "collect": (EXPERT, RECORDER),
+    "plan": (PLANNER,),
     "demo": (
         NodeDescription(
             "brs", "demo_source", "demo_source", required=True,

@@ -32,6 +32,11 @@ ESTOP_RESET = f"/{WHOLE_BODY_CONTROLLER_NODE}/reset_estop"  # std_srvs/Trigger, 
 # sensor_msgs/JointState of what the controller commanded each tick (action joints; base in velocity)
 CONTROLLER_STATE = f"/{WHOLE_BODY_CONTROLLER_NODE}/commanded"
 
+# Base planner (rl_agents/planner_node, docs/base_planner.md): geometry_msgs/PoseStamped goals in
+# the odom frame; the node drives the base there through the rl command source.
+PLANNER_NODE = "planner"
+PLANNER_GOAL = f"/{PLANNER_NODE}/goal"
+
 # Episode recorder (brs_teleop/recorder_node, docs/teleop.md): std_srvs/Trigger services.
 RECORDER_NODE = "episode_recorder"
 RECORDER_START = f"/{RECORDER_NODE}/start"

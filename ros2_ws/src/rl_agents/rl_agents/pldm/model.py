@@ -23,6 +23,10 @@ class PLDMConfig:
     idm_coef: float = 1.0
     smooth_coef: float = 0.1
     var_target: float = 1.0  # hinge target of the per-dimension std
+    # "conv": images (..., in_channels, img_size, img_size) (Two Rooms); "mlp": state vectors
+    # (..., state_dim), e.g. the base pose features of rl_agents.base_nav
+    encoder: str = "conv"
+    state_dim: int = 4
 
 
 class Encoder(nn.Module):
@@ -47,6 +51,22 @@ class Encoder(nn.Module):
         return self.fc(self.conv(x)).reshape(*lead, -1)
 
 
+class VectorEncoder(nn.Module):
+    """MLP encoder for low-dimensional states (..., state_dim) -> latents (..., D)."""
+
+    def __init__(self, cfg: PLDMConfig):
+        super().__init__()
+        h = cfg.hidden
+        self.net = nn.Sequential(nn.Linear(cfg.state_dim, h), nn.ReLU(), nn.Linear(h, h), nn.ReLU(),
+                                 nn.Linear(h, cfg.latent_dim))
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        return self.net(obs.float())
+
+
+ENCODERS = {"conv": Encoder, "mlp": VectorEncoder}
+
+
 class Predictor(nn.Module):
     """z_{t+1} = z_t + f(z_t, a_t)."""
 
@@ -64,7 +84,9 @@ class PLDM(nn.Module):
     def __init__(self, cfg: PLDMConfig | None = None):
         super().__init__()
         self.cfg = cfg or PLDMConfig()
-        self.encoder = Encoder(self.cfg)
+        if self.cfg.encoder not in ENCODERS:
+            raise ValueError(f"unknown encoder {self.cfg.encoder!r}; expected one of {tuple(ENCODERS)}")
+        self.encoder = ENCODERS[self.cfg.encoder](self.cfg)
         self.predictor = Predictor(self.cfg)
         d, h = self.cfg.latent_dim, self.cfg.hidden
         self.idm = nn.Sequential(nn.Linear(2 * d, h), nn.ReLU(), nn.Linear(h, self.cfg.action_dim))
@@ -94,7 +116,8 @@ def covariance_loss(z: torch.Tensor) -> torch.Tensor:
 
 def pldm_loss(model: PLDM, obs: torch.Tensor, actions: torch.Tensor,
               use_vicreg: bool = True, use_idm: bool = True) -> tuple[torch.Tensor, dict]:
-    """obs (B, T+1, C, S, S), actions (B, T, A) normalised to the unit disc.
+    """obs (B, T+1, C, S, S) (or (B, T+1, F) states for the "mlp" encoder), actions (B, T, A)
+    normalised to the unit disc.
 
     JEPA objective: the predictor unrolled T steps from the encoded first frame must match the
     encodings of the next frames (gradients reach the encoder through both sides; the VICReg

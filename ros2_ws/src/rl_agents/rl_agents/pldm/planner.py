@@ -20,6 +20,13 @@ class MPPIConfig:
     action_cost: float = 0.0
     terminal_weight: float = 1.0  # weight of ||z_H - g||^2; intermediate steps get weight 1/horizon
     all_steps: bool = True
+    # temporal correlation of the sampling noise along the horizon (AR(1) coefficient; 0 = white,
+    # the original behaviour). Smooth perturbations explore long manoeuvres (e.g. around a wall)
+    # that white noise over a long horizon averages away.
+    noise_smoothing: float = 0.0
+    # per-action-dimension factor on the sampling std (None = 1 for all), e.g. less yaw than
+    # translation noise for a mobile base
+    noise_scale: tuple | None = None
 
 
 def clip_norm(a: torch.Tensor, max_norm: float) -> torch.Tensor:
@@ -45,6 +52,16 @@ def rollout_cost(dynamics: Callable, z0: torch.Tensor, goal: torch.Tensor, actio
     return cost
 
 
+def smooth_noise(eps: torch.Tensor, beta: float) -> torch.Tensor:
+    """AR(1)-filter white noise (N, H, A) along H, keeping unit variance per step."""
+    out = torch.empty_like(eps)
+    out[:, 0] = eps[:, 0]
+    k = (1.0 - beta * beta) ** 0.5
+    for t in range(1, eps.shape[1]):
+        out[:, t] = beta * out[:, t - 1] + k * eps[:, t]
+    return out
+
+
 class MPPI:
     """Model-predictive path integral control toward a goal latent; warm-started between calls."""
 
@@ -66,8 +83,12 @@ class MPPI:
         cfg = self.cfg
         mean = self.mean
         std = torch.full_like(mean, cfg.noise_std)
+        if cfg.noise_scale is not None:
+            std = std * torch.as_tensor(cfg.noise_scale, dtype=std.dtype, device=std.device)
         for _ in range(cfg.iterations):
             eps = torch.randn(cfg.samples, *mean.shape, generator=self.gen, device=self.device)
+            if cfg.noise_smoothing > 0:
+                eps = smooth_noise(eps, cfg.noise_smoothing)
             acts = clip_norm(mean + std * eps, cfg.max_norm)
             acts[0] = clip_norm(mean, cfg.max_norm)  # always keep the current mean as a candidate
             cost = rollout_cost(self.dynamics, z0, goal, acts, cfg)

@@ -1,0 +1,295 @@
+"""Base planner node: PLDM latent MPPI drives the base to a goal pose (docs/base_planner.md).
+
+Subscribes: /planner/goal (geometry_msgs/PoseStamped, odom frame), /odom (nav_msgs/Odometry).
+Publishes: /whole_body/rl/command (trajectory_msgs/JointTrajectory naming only the base joints:
+base-frame velocities; every other joint keeps doing what it was doing), /diagnostics.
+Services (std_srvs/Trigger): ~/cancel (drop the goal and stop).
+
+Every `1 / rate_hz` s (node clock: sim time in sim) the node encodes the latest odometry pose,
+plans an action sequence with MPPI toward the encoded goal and keeps its first action: a
+world-frame (odom-frame) velocity. At `publish_rate_hz` it sends that velocity rotated into
+base_link with the latest odometry yaw (time_from_start = one publish period, zero stamp).
+
+States (diagnostics component "planner", key `state`):
+  idle      no goal: publishes nothing (the controller's watchdog keeps the base stopped)
+  moving    planning and sending velocities
+  reached   within position_tolerance and yaw_tolerance: streams zero velocity (holds); planning
+            resumes if the base is pushed more than 2x the tolerance away
+  stale     no /odom for odom_timeout s: streams zero velocity until odometry returns
+  timeout   goal_timeout s elapsed without reaching the goal: streams zero velocity
+The same goal re-sent while moving/reached/stale keeps the current plan (tools re-send a goal
+until the diagnostics acknowledge it). A missing, unreadable or wrong checkpoint is a
+configuration error: exit code 2 with the reason.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+
+import numpy as np
+from diagnostic_msgs.msg import DiagnosticStatus
+from geometry_msgs.msg import PoseStamped
+from nav_msgs.msg import Odometry
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
+from rclpy.executors import MultiThreadedExecutor
+from rclpy.node import Node
+from std_srvs.srv import Trigger
+
+from brs_common import qos, topics
+from brs_common import robot_spec as spec
+from brs_common.convert import make_trajectory
+from brs_common.diagnostics import DiagnosticsReporter
+from brs_common.node_main import run_node
+
+SOURCE = "rl"
+IDLE, MOVING, REACHED, STALE, TIMEOUT = "idle", "moving", "reached", "stale", "timeout"
+
+
+class ConfigError(ValueError):
+    """A bad parameter or checkpoint: the node does not start (exit code 2 with this message)."""
+
+
+def yaw_of(q) -> float:
+    return math.atan2(2.0 * (q.w * q.z + q.x * q.y), 1.0 - 2.0 * (q.y * q.y + q.z * q.z))
+
+
+def base_command_msg(v_base, period: float):
+    """JointTrajectory naming only the base joints: one point, velocities = (vx, vy, wz) in base_link."""
+    row = np.asarray(v_base, dtype=np.float64)[None]
+    return make_trajectory(spec.BASE_JOINTS, np.zeros_like(row), [period], velocities=row)
+
+
+class PlannerNode(Node):
+    def __init__(self, **kwargs):
+        super().__init__(topics.PLANNER_NODE, **kwargs)
+        p = {x.name: x.value for x in self.declare_parameters("", [
+            ("checkpoint", ""),
+            ("rate_hz", 0.0),  # 0: 1 / the checkpoint's action period
+            ("publish_rate_hz", 20.0),
+            ("device", "cpu"),
+            ("threads", 1),
+            ("position_tolerance", 0.15),
+            ("yaw_tolerance", 0.3),
+            ("odom_timeout", 0.5),
+            ("goal_timeout", 0.0),  # s; 0 = none
+            ("horizon", 60),
+            ("samples", 256),
+            ("iterations", 3),
+            ("seed", 0),
+        ])}
+        self.checkpoint = str(p["checkpoint"])
+        self.planner = self._load(p)
+        self.rate_hz = float(p["rate_hz"]) or 1.0 / float(self.planner.motion["dt"])
+        self.publish_rate_hz = float(p["publish_rate_hz"])
+        self.odom_timeout = float(p["odom_timeout"])
+        self.goal_timeout = float(p["goal_timeout"])
+        for name in ("rate_hz", "publish_rate_hz", "odom_timeout"):
+            if not getattr(self, name) > 0:
+                raise ConfigError(f"{name} must be > 0")
+        from rl_agents.base_nav.agent import Tolerance
+
+        self.tol = Tolerance(float(p["position_tolerance"]), float(p["yaw_tolerance"]))
+        self.v_max = np.array([spec.MAX_VELOCITY[spec.ACTION_JOINTS.index(j)] for j in spec.BASE_JOINTS])
+
+        self.pose: np.ndarray | None = None
+        self.odom_time: float | None = None  # node clock at receipt
+        self.goal: np.ndarray | None = None
+        self.goal_time = 0.0
+        self.v_world = np.zeros(3)
+        self.state = IDLE
+        self.goals_received = self.goals_reached = self.plans = self.commands = 0
+        self.stale_events = 0
+        self.plan_ms: deque[float] = deque(maxlen=100)
+
+        self.diag = DiagnosticsReporter(self, hardware_id="pldm_base_planner")
+        self.pub = self.create_publisher(type(base_command_msg(np.zeros(3), 0.1)),
+                                         topics.whole_body_command(SOURCE), qos.COMMAND)
+        # Planning (tens to hundreds of ms) runs in its own group, serialised with the goal and
+        # cancel callbacks that change what it plans for; odometry and the 20 Hz command stream
+        # run in another group on a second executor thread, so a slow plan never starves the
+        # controller's command_timeout.
+        planning, streaming = MutuallyExclusiveCallbackGroup(), MutuallyExclusiveCallbackGroup()
+        self.create_subscription(PoseStamped, topics.PLANNER_GOAL, self._on_goal, qos.COMMAND,
+                                 callback_group=planning)
+        self.create_service(Trigger, "~/cancel", self._on_cancel, callback_group=planning)
+        self.create_timer(1.0 / self.rate_hz, self._plan, callback_group=planning)
+        self.create_subscription(Odometry, topics.ODOM, self._on_odom, qos.STATE, callback_group=streaming)
+        self.create_timer(1.0 / self.publish_rate_hz, self._publish, callback_group=streaming)
+        self._report(force=True)
+        m = self.planner.mppi
+        self.get_logger().info(
+            f"PLDM base planner {self.checkpoint}: horizon {m.horizon} x {self.planner.motion['dt']:g} s, "
+            f"{m.samples} samples x {m.iterations} iterations, replanning at {self.rate_hz:g} Hz; "
+            f"goals on {topics.PLANNER_GOAL} -> {topics.whole_body_command(SOURCE)}")
+
+    @staticmethod
+    def _load(p):
+        if not p["checkpoint"]:
+            raise ConfigError("parameter `checkpoint` is empty: give a base-planner PLDM checkpoint, e.g. "
+                              "checkpoint:=ros2_ws/src/rl_agents/checkpoints/pldm_base.pt")
+        import torch
+
+        from rl_agents.base_nav.agent import BasePlanner
+        from rl_agents.base_nav.train import CheckpointError
+
+        if int(p["threads"]) > 0:
+            torch.set_num_threads(int(p["threads"]))
+        try:
+            return BasePlanner.from_checkpoint(p["checkpoint"], str(p["device"]), horizon=int(p["horizon"]),
+                                               samples=int(p["samples"]), iterations=int(p["iterations"]))
+        except CheckpointError as exc:
+            raise ConfigError(f"checkpoint: {exc}") from None
+        except (RuntimeError, ValueError, TypeError) as exc:  # e.g. device "cuda" without CUDA
+            raise ConfigError(f"checkpoint {p['checkpoint']} on device {p['device']!r}: {exc}") from None
+
+    def _now(self) -> float:
+        return self.get_clock().now().nanoseconds * 1e-9
+
+    # ------------------------------------------------------------------ inputs
+    def _on_odom(self, msg: Odometry):
+        pp = msg.pose.pose
+        pose = np.array([pp.position.x, pp.position.y, yaw_of(pp.orientation)])
+        if not np.all(np.isfinite(pose)):
+            self.diag.reject("bad_odom", "NaN/inf pose")
+            return
+        self.pose = pose
+        self.odom_time = self._now()
+
+    def _on_goal(self, msg: PoseStamped):
+        frame = msg.header.frame_id
+        if frame not in ("", spec.FRAMES["odom"]):
+            self.diag.reject("wrong_frame", f"goal in frame {frame!r}; expected {spec.FRAMES['odom']!r}")
+            return
+        goal = np.array([msg.pose.position.x, msg.pose.position.y, yaw_of(msg.pose.orientation)])
+        if not np.all(np.isfinite(goal)):
+            self.diag.reject("non_finite", "NaN/inf goal")
+            return
+        if (self.goal is not None and self.state in (MOVING, REACHED, STALE)
+                and np.allclose(goal, self.goal, atol=1e-6)):
+            return  # the same goal again (goals are re-sent until acknowledged): keep the plan
+        self.goal = goal
+        self.goal_time = self._now()
+        self.goals_received += 1
+        self.planner.set_goal(goal)
+        self.v_world = np.zeros(3)
+        self.get_logger().info(f"goal ({goal[0]:.2f}, {goal[1]:.2f}, yaw {goal[2]:.2f})")
+        self._set_state(MOVING)
+        self._plan()
+
+    def _on_cancel(self, request, response):
+        self.goal = None
+        self.v_world = np.zeros(3)
+        self._set_state(IDLE)
+        self._publish_velocity(np.zeros(3))
+        response.success, response.message = True, "goal cancelled, base stopped"
+        return response
+
+    # ------------------------------------------------------------------ loop
+    def _set_state(self, state: str):
+        if state != self.state:
+            self.state = state
+            self._report(force=True)
+
+    def _fresh(self) -> bool:
+        return self.odom_time is not None and self._now() - self.odom_time <= self.odom_timeout
+
+    def _distance(self) -> tuple[float, float]:
+        if self.pose is None or self.goal is None:
+            return math.nan, math.nan
+        from rl_agents.base_nav.agent import wrap
+
+        d = self.pose[:2] - self.goal[:2]
+        return float(math.hypot(*d)), float(abs(wrap(self.pose[2] - self.goal[2])))
+
+    def _plan(self):
+        """Replanning tick: state transitions and one MPPI call when moving."""
+        if self.goal is None:
+            return
+        if not self._fresh():
+            if self.state != STALE and self.state != TIMEOUT:
+                self.stale_events += 1
+                self.get_logger().warning(f"no {topics.ODOM} for > {self.odom_timeout:g} s: stopping the base")
+                self.v_world = np.zeros(3)
+                self._set_state(STALE)
+            return
+        if self.state == TIMEOUT:
+            return
+        dist, dyaw = self._distance()
+        if self.state == STALE:
+            self._set_state(MOVING)  # odometry is back
+        if self.tol.reached(self.pose, self.goal):
+            if self.state != REACHED:
+                self.goals_reached += 1
+                self.get_logger().info(f"goal reached: {dist:.3f} m, {dyaw:.3f} rad off")
+            self.v_world = np.zeros(3)
+            self._set_state(REACHED)
+            return
+        if self.state == REACHED and dist <= 2 * self.tol.position and dyaw <= 2 * self.tol.yaw:
+            return  # hold: hysteresis against dithering at the tolerance border
+        if self.goal_timeout > 0 and self._now() - self.goal_time > self.goal_timeout:
+            self.v_world = np.zeros(3)
+            self.get_logger().warning(f"goal not reached within {self.goal_timeout:g} s: stopping")
+            self._set_state(TIMEOUT)
+            return
+        self._set_state(MOVING)
+        try:
+            seq = self.planner.plan(self.pose)
+        except Exception as exc:  # never take the node down; count, report and stop
+            self.get_logger().error(f"planning failed: {exc!r}")
+            self.diag.reject("planning_error", repr(exc)[:200])
+            self.v_world = np.zeros(3)
+            return
+        self.plan_ms.append(self.planner.plan_ms[-1])
+        del self.planner.plan_ms[:-1]
+        self.plans += 1
+        self.v_world = self.planner.velocity(seq[0])
+
+    def _publish_velocity(self, v_world: np.ndarray):
+        yaw = self.pose[2] if self.pose is not None else 0.0
+        c, s = math.cos(yaw), math.sin(yaw)
+        v = np.array([c * v_world[0] + s * v_world[1], -s * v_world[0] + c * v_world[1], v_world[2]])
+        v = np.clip(v, -self.v_max, self.v_max)
+        self.pub.publish(base_command_msg(v, 1.0 / self.publish_rate_hz))
+        self.commands += 1
+
+    def _publish(self):
+        if self.goal is None:
+            self._report()
+            return
+        # stale odometry stops the base at once, not only at the next replanning tick
+        moving = self.state == MOVING and self._fresh()
+        self._publish_velocity(self.v_world if moving else np.zeros(3))
+        self._report()
+
+    def _report(self, force: bool = False):
+        dist, dyaw = self._distance()
+        level = DiagnosticStatus.WARN if self.state in (STALE, TIMEOUT) else DiagnosticStatus.OK
+        messages = {IDLE: f"idle: waiting for a goal on {topics.PLANNER_GOAL}",
+                    MOVING: f"moving: {dist:.2f} m to the goal", REACHED: f"at the goal ({dist:.2f} m)",
+                    STALE: f"odometry stale (> {self.odom_timeout:g} s without {topics.ODOM}): base stopped",
+                    TIMEOUT: f"goal not reached within {self.goal_timeout:g} s: base stopped"}
+        ms = self.plan_ms
+        g = self.goal
+        self.diag.set_status("planner", level, messages[self.state], {
+            "state": self.state,
+            "goal": "none" if g is None else f"{g[0]:.3f} {g[1]:.3f} {g[2]:.3f}",
+            "pose": "none" if self.pose is None else " ".join(f"{v:.3f}" for v in self.pose),
+            "distance": f"{dist:.3f}", "yaw_error": f"{dyaw:.3f}",
+            "goals_received": self.goals_received, "goals_reached": self.goals_reached,
+            "plans": self.plans, "commands": self.commands, "stale_events": self.stale_events,
+            "plan_ms_last": f"{ms[-1]:.1f}" if ms else "nan",
+            "plan_ms_p50": f"{np.median(ms):.1f}" if ms else "nan",
+            "rate_hz": f"{self.rate_hz:g}", "checkpoint": self.checkpoint,
+        })
+        if force:
+            self.diag.publish()
+
+
+def main(args=None):
+    return run_node(PlannerNode, args, config_errors=(ConfigError,),
+                    make_executor=lambda node: MultiThreadedExecutor(num_threads=2))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,137 @@
+"""The PLDM base planner node over real DDS: in the sim graph (sim node + whole-body controller
+on the rl source) it drives the base to a goal and holds there; stale /odom -> zero base
+velocity; a bad checkpoint -> exit code 2 with the reason."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+from diagnostic_msgs.msg import DiagnosticArray
+from geometry_msgs.msg import PoseStamped
+from nav_msgs.msg import Odometry
+from trajectory_msgs.msg import JointTrajectory
+
+from brs_common import qos, topics
+from brs_common import robot_spec as spec
+from brs_common.convert import to_stamp, trajectory_to_arrays
+from rosutil import NodeProcess, wait_for
+
+CHECKPOINT = Path(__file__).resolve().parents[1] / "ros2_ws/src/rl_agents/checkpoints/pldm_base.pt"
+COMMAND = topics.whole_body_command("rl")
+STATUS = "planner: planner"
+pytestmark = pytest.mark.skipif(not CHECKPOINT.is_file(), reason="no committed base-planner checkpoint")
+
+
+def goal_msg(x, y, yaw, frame="odom"):
+    msg = PoseStamped()
+    msg.header.frame_id = frame
+    msg.pose.position.x, msg.pose.position.y = float(x), float(y)
+    msg.pose.orientation.z, msg.pose.orientation.w = float(np.sin(yaw / 2)), float(np.cos(yaw / 2))
+    return msg
+
+
+def status(h):
+    st = h.diagnostic_status(STATUS)
+    return st[1] if st else {}
+
+
+def test_planner_node_refuses_a_bad_checkpoint(ros_domain, tmp_path):
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"\x00garbage")
+    proc = NodeProcess("planner_node", {"checkpoint": str(bad)}, log_path=tmp_path / "log")
+    assert proc.proc.wait(timeout=60) == 2
+    assert "configuration error" in proc.log() and "not a readable torch checkpoint" in proc.log()
+
+
+def test_planner_node_stops_the_base_when_odometry_goes_stale(ros, tmp_path):
+    h = ros
+    h.record(COMMAND, JointTrajectory, qos.COMMAND, keep=400)
+    h.record(topics.DIAGNOSTICS, DiagnosticArray, qos.DIAGNOSTICS)
+    node = h.spawn("planner_node", {"checkpoint": str(CHECKPOINT), "odom_timeout": 0.3},
+                   log_path=tmp_path / "planner.log")
+    odom_pub = h.node.create_publisher(Odometry, topics.ODOM, qos.STATE)
+    goal_pub = h.node.create_publisher(PoseStamped, topics.PLANNER_GOAL, qos.COMMAND)
+    feeding = threading.Event()
+    feeding.set()
+    stop = threading.Event()
+
+    def feed():
+        while not stop.wait(0.02):
+            if feeding.is_set():
+                msg = Odometry()
+                msg.header.frame_id = "odom"
+                msg.header.stamp = to_stamp(h.node.get_clock().now().nanoseconds * 1e-9)
+                msg.pose.pose.orientation.w = 1.0
+                odom_pub.publish(msg)
+
+    feeder = threading.Thread(target=feed, daemon=True)
+    feeder.start()
+    try:
+        wait_for(lambda: status(h).get("state") == "idle" or node.proc.poll() is not None, 60, message="planner idle")
+        assert node.proc.poll() is None, node.log()
+        assert h.count(COMMAND) == 0  # no goal: nothing sent
+        # a goal 2 m away in the same room: the node streams non-zero base velocities
+        wait_for(lambda: (goal_pub.publish(goal_msg(-1.0, -1.0, 0.0)) or True) and status(h).get("state") == "moving",
+                 10, message="planner moving")
+        wait_for(lambda: h.count(COMMAND) >= 10, 10, message="10 commands")
+        names, pos, vel, times = trajectory_to_arrays(h.last(COMMAND))
+        assert names == list(spec.BASE_JOINTS) and vel is not None and len(times) == 1
+        assert np.linalg.norm(vel[0, :2]) > 0.05 and np.all(np.abs(vel[0]) <= spec.MAX_VELOCITY[:3] + 1e-9)
+        # odometry stops: state stale (WARN) and every command after it is a zero velocity
+        feeding.clear()
+        wait_for(lambda: status(h).get("state") == "stale", 5, message="planner stale")
+        level, values = h.diagnostic_status(STATUS)
+        assert level == 1 and values["stale_events"] == "1"
+        h.clear(COMMAND)
+        wait_for(lambda: h.count(COMMAND) >= 10, 5, message="commands while stale")
+        with h.lock:
+            cmds = list(h.messages[COMMAND])
+        for msg in cmds:
+            _, _, vel, _ = trajectory_to_arrays(msg)
+            np.testing.assert_array_equal(vel, 0.0)
+        # odometry returns: moving again
+        feeding.set()
+        wait_for(lambda: status(h).get("state") == "moving", 5, message="moving again")
+    finally:
+        stop.set()
+        feeder.join(2)
+
+
+def test_planner_node_in_sim_graph_reaches_a_goal_and_holds(ros, tmp_path):
+    h = ros
+    h.record(topics.ODOM, Odometry, qos.STATE, keep=5)
+    h.record(COMMAND, JointTrajectory, qos.COMMAND, keep=50)
+    h.record(topics.DIAGNOSTICS, DiagnosticArray, qos.DIAGNOSTICS)
+    h.spawn("sim_node", {"cameras_enabled": False, "use_sim_time": True}, log_path=tmp_path / "sim.log")
+    h.spawn("whole_body_controller", {"active_source": "rl", "use_sim_time": True},
+            log_path=tmp_path / "controller.log")
+    node = h.spawn("planner_node", {"checkpoint": str(CHECKPOINT), "use_sim_time": True},
+                   log_path=tmp_path / "planner.log")
+    goal_pub = h.node.create_publisher(PoseStamped, topics.PLANNER_GOAL, qos.COMMAND)
+    wait_for(lambda: status(h).get("state") == "idle" and h.last(topics.ODOM) is not None, 60,
+             message="planner idle and /odom")
+    goal = (-0.7, 0.6, 0.5)  # ~0.9 m from the start at the origin, turned by 0.5 rad
+    wait_for(lambda: (goal_pub.publish(goal_msg(*goal)) or True) and status(h).get("state") in ("moving", "reached"),
+             10, message="goal taken")
+    wait_for(lambda: status(h).get("state") == "reached" or node.proc.poll() is not None, 45, message="goal reached")
+    assert node.proc.poll() is None, node.log()
+
+    def pose():
+        p = h.last(topics.ODOM).pose.pose
+        return np.array([p.position.x, p.position.y,
+                         2 * np.arctan2(p.orientation.z, p.orientation.w)])
+
+    p = pose()
+    assert np.hypot(p[0] - goal[0], p[1] - goal[1]) <= 0.15 + 0.02
+    assert abs((p[2] - goal[2] + np.pi) % (2 * np.pi) - np.pi) <= 0.3 + 0.02
+    # holds: zero base velocity commands, the base stays put for 1.5 s more (30 commands at 20 Hz)
+    c0 = int(status(h)["commands"])
+    wait_for(lambda: int(status(h)["commands"]) >= c0 + 30, 10, message="1.5 s of holding")
+    assert status(h)["state"] == "reached" and status(h)["goals_reached"] == "1"
+    _, _, vel, _ = trajectory_to_arrays(h.last(COMMAND))
+    np.testing.assert_array_equal(vel, 0.0)
+    assert np.linalg.norm(pose()[:2] - p[:2]) < 0.03
+    assert float(status(h)["plan_ms_p50"]) > 0
