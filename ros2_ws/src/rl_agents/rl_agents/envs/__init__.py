@@ -11,6 +11,8 @@ Names:
 - `dmc/<domain>-<task>`: DeepMind Control Suite, MR.Q preprocessing: action repeat 2 (rewards
   summed), 500 agent steps per episode (1000 frames), flattened proprioceptive observations.
 - `dmc-pixels/<domain>-<task>`: as dmc/ but observations are the last 3 RGB frames 84x84 (9, 84, 84).
+- `ros/<task>`: a robot task in the lock-stepped ROS sim graph (rl_agents/ros_env.py, ros_tasks.py),
+  e.g. `ros/reach`; each env starts its own sim + controller processes on a private ROS domain.
 """
 
 from __future__ import annotations
@@ -27,7 +29,12 @@ def make_env(name: str, seed: int = 0) -> Env:
     if kind in ("dmc", "dmc-pixels"):
         domain, _, task = env_id.partition("-")
         return DMCEnv(domain, task.replace("-", "_"), seed=seed, pixels=kind == "dmc-pixels")
-    raise ValueError(f"unknown environment {name!r}: use gym/<EnvId>, dmc/<domain>-<task> or dmc-pixels/<domain>-<task>")
+    if kind == "ros":
+        from .ros import RosEnv  # imported lazily: needs rclpy and the sim
+
+        return RosEnv(env_id, seed=seed)
+    raise ValueError(f"unknown environment {name!r}: use gym/<EnvId>, dmc/<domain>-<task>, "
+                     "dmc-pixels/<domain>-<task> or ros/<task>")
 
 
 __all__ = ["Env", "GymEnv", "DMCEnv", "make_env"]

@@ -26,7 +26,11 @@ REDUCED = dict(zs_dim=64, zsa_dim=64, za_dim=32, enc_hdim=64, value_hdim=64, pol
 def add_parser(sub) -> None:
     """Register `rl` (with `rl train`) on brs's subparsers."""
     rl = sub.add_parser("rl", help="reinforcement learning agents (MR.Q)")
-    _add_train(rl.add_subparsers(dest="rl_command", required=True, metavar="command"))
+    rl_sub = rl.add_subparsers(dest="rl_command", required=True, metavar="command")
+    _add_train(rl_sub)
+    from rl_agents.ros_eval import add_eval_parser  # `brs rl eval`: a policy in the ROS sim graph
+
+    add_eval_parser(rl_sub)
 
 
 def _add_train(sub) -> None:
@@ -37,7 +41,8 @@ def _add_train(sub) -> None:
 
 
 def _arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--env", required=True, help="gym/<EnvId>, dmc/<domain>-<task> or dmc-pixels/<domain>-<task>")
+    p.add_argument("--env", required=True,
+                   help="gym/<EnvId>, dmc/<domain>-<task>, dmc-pixels/<domain>-<task> or ros/<task>")
     p.add_argument("--steps", type=int, required=True, help="total agent steps (DMC: 2 frames each)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default=None, help="output folder (default outputs/mrq/<env>_s<seed>)")
@@ -157,6 +162,8 @@ def run(args) -> int:
     finally:
         bar.close()
         episodes.close()
+        env.close()  # ros/ envs stop their sim graph processes
+        eval_env.close()
     agent.save(out / "policy.pt")
     save_logs()
     print(f"done: {agent.env_steps} steps, final eval return "
