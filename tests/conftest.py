@@ -24,6 +24,18 @@ def next_domain() -> int:
 
 
 @pytest.fixture
+def one_torch_thread():
+    """One torch intra-op thread for the test (tiny networks on the shared CPU); restored afterwards.
+    Use with `pytestmark = pytest.mark.usefixtures("one_torch_thread")`."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture
 def ros_domain(monkeypatch) -> int:
     """A fresh ROS_DOMAIN_ID, set in os.environ for child processes."""
     domain = next_domain()

@@ -12,13 +12,7 @@ from rl_agents.mrq import MRQAgent, MRQConfig, ReplayBuffer, TwoHot, multi_step_
 from rl_agents.mrq.agent import random_shift
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny networks: one intra-op thread avoids OpenMP overhead on the shared 2-core CPU."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def tiny_config(**kw) -> MRQConfig:

@@ -11,12 +11,7 @@ from rl_agents.two_rooms import Layout, TwoRoomsEnv, render_batch
 from rl_agents.two_rooms_data import generate
 
 
-@pytest.fixture(autouse=True)
-def _threads():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _quadratic_problem():

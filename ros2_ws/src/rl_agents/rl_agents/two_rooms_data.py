@@ -25,6 +25,8 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from rl_agents.files import load_npz_json as load  # noqa: F401 - rl_agents.two_rooms_data.load
+from rl_agents.files import save_npz_json
 from rl_agents.two_rooms import Layout, crosses_door, render_batch, room_of, sample_in_room, step_positions
 
 QUALITIES = ("random", "expert", "noisy")
@@ -159,19 +161,8 @@ def generate(episodes: int = 1000, length: int = 100, quality: str = "noisy", co
     if images:
         data["observations"] = render_batch(pos, layout, img_size)
     if out is not None:
-        out = Path(out)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        np.savez_compressed(out.with_suffix(".npz"), **data)
-        out.with_suffix(".json").write_text(json.dumps(meta, indent=2))
+        save_npz_json(out, data, meta)
     data["meta"] = meta
-    return data
-
-
-def load(path: str | Path) -> dict:
-    path = Path(path)
-    with np.load(path.with_suffix(".npz")) as z:
-        data = {k: z[k] for k in z.files}
-    data["meta"] = json.loads(path.with_suffix(".json").read_text())
     return data
 
 

@@ -26,6 +26,8 @@ import numpy as np
 from tqdm import tqdm
 
 from brs_common import robot_spec as spec
+from rl_agents.files import load_npz_json as load  # noqa: F401 - rl_agents.base_nav.data.load
+from rl_agents.files import save_npz_json
 
 BASE = spec.group_slice("base")
 
@@ -144,19 +146,7 @@ def generate(cfg: DataConfig, motion: BaseMotionConfig | None = None, progress: 
 
 
 def save(data: dict, out: str | Path) -> Path:
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    np.savez_compressed(out.with_suffix(".npz"), poses=data["poses"], actions=data["actions"])
-    out.with_suffix(".json").write_text(json.dumps(data["meta"], indent=2))
-    return out
-
-
-def load(path: str | Path) -> dict:
-    path = Path(path)
-    with np.load(path.with_suffix(".npz")) as z:
-        data = {k: z[k] for k in z.files}
-    data["meta"] = json.loads(path.with_suffix(".json").read_text())
-    return data
+    return save_npz_json(out, {"poses": data["poses"], "actions": data["actions"]}, data["meta"])
 
 
 def main(argv=None) -> None:

@@ -19,8 +19,9 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from rl_agents.files import atomic_torch_save
 from rl_agents.pldm.model import PLDM, PLDMConfig, pldm_loss
-from rl_agents.pldm.train import TrainConfig, pick_device
+from rl_agents.pldm.train import TrainConfig, pick_device, pldm_from_checkpoint
 
 CHECKPOINT_KIND = "pldm_base_nav"
 
@@ -107,10 +108,7 @@ def train(data: dict, model_cfg: PLDMConfig | None = None, cfg: TrainConfig | No
 
 
 def save(path, model: PLDM, feats: PoseFeatures, meta: dict, cfg: TrainConfig, seconds: float) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    torch.save({
+    return atomic_torch_save({
         "kind": CHECKPOINT_KIND,
         "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
         "config": asdict(model.cfg),
@@ -119,9 +117,7 @@ def save(path, model: PLDM, feats: PoseFeatures, meta: dict, cfg: TrainConfig, s
         "train": {**asdict(cfg), "seconds": float(seconds)},
         "data": {k: meta[k] for k in ("episodes", "length", "seed", "door_crossing_fraction") if k in meta},
         "bounds": list(meta["bounds"]),
-    }, tmp)
-    tmp.replace(path)
-    return path
+    }, path)
 
 
 class CheckpointError(ValueError):
@@ -140,11 +136,9 @@ def load(path, device: str | torch.device = "cpu"):
     if not isinstance(ck, dict) or ck.get("kind") != CHECKPOINT_KIND:
         raise CheckpointError(f"{path} is not a base-planner PLDM checkpoint (kind {ck.get('kind') if isinstance(ck, dict) else type(ck).__name__!r}, expected {CHECKPOINT_KIND!r}); train one with python -m rl_agents.base_nav.train")
     try:
-        model = PLDM(PLDMConfig(**ck["config"])).to(device)
-        model.load_state_dict(ck["model"])
+        model = pldm_from_checkpoint(ck, device)
     except (KeyError, TypeError, RuntimeError, ValueError) as exc:
         raise CheckpointError(f"{path}: incompatible model ({exc})") from None
-    model.eval()
     f = ck["features"]
     return model, PoseFeatures(f["centre"], f["scale"], bool(f.get("use_yaw", True))), ck
 

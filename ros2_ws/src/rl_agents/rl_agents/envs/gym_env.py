@@ -25,12 +25,9 @@ class GymEnv(Env):
         self.obs_shape = (int(np.prod(self.env.observation_space.shape)),)
         self.max_episode_steps = int(self.env.spec.max_episode_steps or 0)
         self._seed = seed
-        self._first = True
 
     def reset(self, seed: int | None = None) -> np.ndarray:
-        if seed is None and self._first:
-            seed = self._seed
-        self._first = False
+        seed = self._reset_seed(seed)
         obs, _ = self.env.reset(seed=seed)
         if seed is not None:
             self.env.action_space.seed(seed)

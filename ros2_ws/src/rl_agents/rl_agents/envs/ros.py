@@ -21,13 +21,9 @@ class RosEnv(Env):
         self.action_high = self.env.action_space.high.astype(np.float64)
         self.max_episode_steps = self.env.task.max_steps
         self._seed = seed
-        self._first = True
 
     def reset(self, seed: int | None = None) -> np.ndarray:
-        if seed is None and self._first:
-            seed = self._seed
-        self._first = False
-        obs, _ = self.env.reset(seed=seed)
+        obs, _ = self.env.reset(seed=self._reset_seed(seed))
         return obs
 
     def step(self, action):

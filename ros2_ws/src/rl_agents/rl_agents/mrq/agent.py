@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+
+from rl_agents.files import atomic_torch_save
 
 from .buffer import ReplayBuffer
 from .config import MRQConfig
@@ -241,11 +242,7 @@ class MRQAgent:
             self.buffer.load_state_dict(d["buffer"])
 
     def save(self, path, include_buffer: bool = False) -> None:
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(path.suffix + ".tmp")
-        torch.save(self.state_dict(include_buffer), tmp)
-        tmp.replace(path)  # atomic: a crash never leaves a half-written checkpoint
+        atomic_torch_save(self.state_dict(include_buffer), path)
 
     @classmethod
     def load(cls, path, device="cpu", config_overrides: dict | None = None) -> "MRQAgent":

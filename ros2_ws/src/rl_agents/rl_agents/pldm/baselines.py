@@ -32,6 +32,8 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
+from rl_agents.files import atomic_torch_save
+from rl_agents.pldm.model import conv_trunk
 from rl_agents.two_rooms import Layout, render_batch, wall_image
 
 METHODS = ("pldm", "gcbc", "gciql")
@@ -69,14 +71,8 @@ class GoalEncoder(nn.Module):
 
     def __init__(self, cfg: GCConfig):
         super().__init__()
-        c = cfg.channels
-        self.conv = nn.Sequential(
-            nn.Conv2d(4, c, 4, 2, 1), nn.ReLU(),
-            nn.Conv2d(c, c, 4, 2, 1), nn.ReLU(),
-            nn.Conv2d(c, c, 4, 2, 1), nn.ReLU(),
-        )
-        s = cfg.img_size // 8
-        self.fc = nn.Sequential(nn.Flatten(), nn.Linear(c * s * s, cfg.hidden), nn.ReLU())
+        self.conv, flat = conv_trunk(4, cfg.channels, cfg.img_size)  # PLDM's conv layers
+        self.fc = nn.Sequential(nn.Flatten(), nn.Linear(flat, cfg.hidden), nn.ReLU())
 
     def forward(self, obs: torch.Tensor, goal: torch.Tensor) -> torch.Tensor:
         lead = obs.shape[:-3]
@@ -193,12 +189,8 @@ class GoalSampler:
 
 def save_gc_checkpoint(path: str | Path, method: str, model: nn.Module, cfg: GCConfig, step: int,
                        meta: dict | None = None) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    torch.save({"method": method, "model": model.state_dict(), "config": asdict(cfg), "step": step,
-                "meta": meta or {}}, tmp)
-    tmp.replace(path)
+    atomic_torch_save({"method": method, "model": model.state_dict(), "config": asdict(cfg), "step": step,
+                       "meta": meta or {}}, path)
 
 
 def _t(x: np.ndarray, dev: torch.device) -> torch.Tensor:
@@ -349,12 +341,9 @@ def load_agent(path: str | Path, device: str | torch.device = "cpu", mppi=None, 
         max_step = float(meta["max_step"])
     try:
         if method == "pldm":
-            from rl_agents.pldm.model import PLDM, PLDMConfig
-            from rl_agents.pldm.train import PLDMAgent
+            from rl_agents.pldm.train import PLDMAgent, pldm_from_checkpoint
 
-            model = PLDM(PLDMConfig(**ck["config"])).to(device)
-            model.load_state_dict(ck["model"])
-            return PLDMAgent(model.eval(), max_step, mppi, seed), ck
+            return PLDMAgent(pldm_from_checkpoint(ck, device), max_step, mppi, seed), ck
         cfg = GCConfig(**ck["config"])
         if method == "gcbc":
             pi = GCPolicy(cfg).to(device)

@@ -29,17 +29,22 @@ class PLDMConfig:
     state_dim: int = 4
 
 
+def conv_trunk(in_channels: int, channels: int, img_size: int) -> tuple[nn.Sequential, int]:
+    """3 conv layers 4x4 stride 2 (+ ReLU) -> (the layers, flattened output size)."""
+    c = channels
+    conv = nn.Sequential(
+        nn.Conv2d(in_channels, c, 4, 2, 1), nn.ReLU(),
+        nn.Conv2d(c, c, 4, 2, 1), nn.ReLU(),
+        nn.Conv2d(c, c, 4, 2, 1), nn.ReLU(),
+    )
+    return conv, c * (img_size // 8) ** 2
+
+
 class Encoder(nn.Module):
     def __init__(self, cfg: PLDMConfig):
         super().__init__()
-        c = cfg.channels
-        self.conv = nn.Sequential(
-            nn.Conv2d(cfg.in_channels, c, 4, 2, 1), nn.ReLU(),
-            nn.Conv2d(c, c, 4, 2, 1), nn.ReLU(),
-            nn.Conv2d(c, c, 4, 2, 1), nn.ReLU(),
-        )
-        s = cfg.img_size // 8
-        self.fc = nn.Sequential(nn.Flatten(), nn.Linear(c * s * s, cfg.hidden), nn.ReLU(),
+        self.conv, flat = conv_trunk(cfg.in_channels, cfg.channels, cfg.img_size)
+        self.fc = nn.Sequential(nn.Flatten(), nn.Linear(flat, cfg.hidden), nn.ReLU(),
                                 nn.Linear(cfg.hidden, cfg.latent_dim))
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:

@@ -10,6 +10,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from rl_agents.files import atomic_torch_save
 from rl_agents.pldm.model import PLDM, PLDMConfig, pldm_loss
 from rl_agents.pldm.planner import MPPI, MPPIConfig
 from rl_agents.two_rooms import Layout, TwoRoomsEnv, render_batch, wall_image
@@ -60,19 +61,18 @@ class SequenceSampler:
 
 
 def save_checkpoint(path: str | Path, model: PLDM, step: int, extra: dict | None = None) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    torch.save({"model": model.state_dict(), "config": asdict(model.cfg), "step": step, **(extra or {})}, tmp)
-    tmp.replace(path)
+    atomic_torch_save({"model": model.state_dict(), "config": asdict(model.cfg), "step": step, **(extra or {})}, path)
+
+
+def pldm_from_checkpoint(ck: dict, device: str | torch.device = "cpu") -> PLDM:
+    """The PLDM (eval mode) of a loaded checkpoint dict with "config" and "model"."""
+    model = PLDM(PLDMConfig(**ck["config"])).to(device)
+    model.load_state_dict(ck["model"])
+    return model.eval()
 
 
 def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> PLDM:
-    ck = torch.load(path, map_location=device, weights_only=True)
-    model = PLDM(PLDMConfig(**ck["config"])).to(device)
-    model.load_state_dict(ck["model"])
-    model.eval()
-    return model
+    return pldm_from_checkpoint(torch.load(path, map_location=device, weights_only=True), device)
 
 
 def train(data: dict, model_cfg: PLDMConfig | None = None, cfg: TrainConfig | None = None,
