@@ -46,12 +46,6 @@ class Result:
     def ratio(self) -> float:
         return self.value / self.baseline if self.baseline else float("nan")
 
-    def target_met(self) -> bool | None:
-        if not self.target:
-            return None
-        op, bound = self.target.split()
-        return self.value >= float(bound) if op == ">=" else self.value <= float(bound)
-
 
 def machine_description() -> str:
     cpu = platform.processor() or platform.machine()
@@ -73,29 +67,50 @@ def _commit() -> str:
         return "unknown"
 
 
-def write_reports(results: list[Result], out_dir: Path, seconds: float) -> None:
-    machine = machine_description()
+def _met(row: dict) -> bool | None:
+    if not row["target"]:
+        return None
+    op, bound = row["target"].split()
+    return row["value"] >= float(bound) if op == ">=" else row["value"] <= float(bound)
+
+
+def merge_rows(old: list[dict], new: list[dict]) -> list[dict]:
+    """`old` with every metric that `new` re-measured replaced in place; new metrics at the end."""
+    fresh = {row["name"]: row for row in new}
+    merged = [fresh.pop(row["name"], row) for row in old]
+    return merged + list(fresh.values())
+
+
+def write_reports(results: list[Result], out_dir: Path, seconds: float, update: bool = False) -> None:
+    """Write results.json and BENCHMARKS.md; `update`: replace only these metrics in the existing ones."""
+    machine, commit, when = machine_description(), _commit(), time.strftime("%Y-%m-%d %H:%M")
     rows = []
     for r in results:
         r.machine = machine
-        rows.append({**asdict(r), "ratio": r.ratio})
-    (out_dir / "benchmarks").mkdir(parents=True, exist_ok=True)
-    (out_dir / "benchmarks" / "results.json").write_text(json.dumps(rows, indent=2) + "\n")
+        rows.append({**asdict(r), "ratio": r.ratio, "commit": commit, "measured": when})
+    json_path = out_dir / "benchmarks" / "results.json"
+    if update and json_path.exists():
+        rows = merge_rows(json.loads(json_path.read_text()), rows)
+    json_path.parent.mkdir(parents=True, exist_ok=True)
+    json_path.write_text(json.dumps(rows, indent=2) + "\n")
+    runs = sorted({(row.get("measured", "?"), row.get("commit", "?")) for row in rows})
     lines = [
         "# Benchmarks",
         "",
-        f"Written by `make bench` on {time.strftime('%Y-%m-%d %H:%M')} at commit `{_commit()}`, "
-        f"{seconds:.0f} s. Machine: {machine}.",
+        "Written by `make bench` (`python -m brs.bench --only MODULE --update` re-measures some rows). "
+        f"Machine: {machine}. Rows measured "
+        + "; ".join(f"{w} at commit `{c}`" for w, c in runs) + f" (column `when`); this run {seconds:.0f} s.",
         "Values are medians over repeats; every ratio is against a baseline measured in the same run.",
         "",
-        "| metric | value | baseline (same run) | ratio | target | met | notes |",
-        "|---|---|---|---|---|---|---|",
+        "| metric | value | baseline (same run) | ratio | target | met | when | notes |",
+        "|---|---|---|---|---|---|---|---|",
     ]
-    for r in results:
-        met = {True: "yes", False: "**no**", None: "-"}[r.target_met()]
+    for row in rows:
+        met = {True: "yes", False: "**no**", None: "-"}[_met(row)]
         lines.append(
-            f"| {r.name} | {r.value:.3g} {r.unit} | {r.baseline:.3g} {r.unit} ({r.baseline_name}) | "
-            f"{r.ratio:.2f}x | {r.target or '-'} | {met} | {r.note} |"
+            f"| {row['name']} | {row['value']:.3g} {row['unit']} | {row['baseline']:.3g} {row['unit']} "
+            f"({row['baseline_name']}) | {row['ratio']:.2f}x | {row['target'] or '-'} | {met} | "
+            f"{row.get('measured', '?')} | {row['note']} |"
         )
     (out_dir / "BENCHMARKS.md").write_text("\n".join(lines) + "\n")
 
@@ -105,6 +120,8 @@ def main(argv=None) -> int:
     parser.add_argument("--only", nargs="*", choices=sorted(BENCHMARK_MODULES), help="modules to run")
     parser.add_argument("--repeats", type=int, default=3, help="repeats per measurement (median)")
     parser.add_argument("--out", type=Path, default=Path.cwd(), help="folder for BENCHMARKS.md")
+    parser.add_argument("--update", action="store_true",
+                        help="keep the other metrics of OUT's results.json; replace only the re-measured ones")
     args = parser.parse_args(argv)
     t0 = time.monotonic()
     results: list[Result] = []
@@ -114,7 +131,7 @@ def main(argv=None) -> int:
             print(f"   {r.name}: {r.value:.3g} {r.unit} (baseline {r.baseline:.3g}, {r.ratio:.2f}x, "
                   f"target {r.target or '-'})", flush=True)
             results.append(r)
-    write_reports(results, args.out, time.monotonic() - t0)
+    write_reports(results, args.out, time.monotonic() - t0, update=args.update)
     print(f"wrote {args.out / 'BENCHMARKS.md'} and {args.out / 'benchmarks' / 'results.json'}")
     return 0
 
