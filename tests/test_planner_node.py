@@ -38,6 +38,20 @@ def status(h):
     return st[1] if st else {}
 
 
+def send_goal(h, pub, goal):
+    """Publish one goal (again only if the node has not counted it within 3 s: a lost first sample)."""
+    wait_for(lambda: pub.get_subscription_count() > 0, 10, message="planner subscribed to goals")
+    before = int(status(h).get("goals_received", 0))
+    for _ in range(3):
+        pub.publish(goal_msg(*goal))
+        try:
+            wait_for(lambda: int(status(h).get("goals_received", 0)) > before, 3, message="goal counted")
+            return
+        except TimeoutError:
+            continue
+    raise AssertionError("the planner never counted the goal")
+
+
 def test_planner_node_refuses_a_bad_checkpoint(ros_domain, tmp_path):
     bad = tmp_path / "bad.pt"
     bad.write_bytes(b"\x00garbage")
@@ -74,12 +88,16 @@ def test_planner_node_stops_the_base_when_odometry_goes_stale(ros, tmp_path):
         assert node.proc.poll() is None, node.log()
         assert h.count(COMMAND) == 0  # no goal: nothing sent
         # a goal 2 m away in the same room: the node streams non-zero base velocities
-        wait_for(lambda: (goal_pub.publish(goal_msg(-1.0, -1.0, 0.0)) or True) and status(h).get("state") == "moving",
-                 10, message="planner moving")
-        wait_for(lambda: h.count(COMMAND) >= 10, 10, message="10 commands")
-        names, pos, vel, times = trajectory_to_arrays(h.last(COMMAND))
-        assert names == list(spec.BASE_JOINTS) and vel is not None and len(times) == 1
-        assert np.linalg.norm(vel[0, :2]) > 0.05 and np.all(np.abs(vel[0]) <= spec.MAX_VELOCITY[:3] + 1e-9)
+        send_goal(h, goal_pub, (-1.0, -1.0, 0.0))
+        wait_for(lambda: status(h).get("state") == "moving", 10, message="planner moving")
+
+        def moving_command():  # the first plan may take a few commands' time (zero velocity until then)
+            names, _, vel, times = trajectory_to_arrays(h.last(COMMAND))
+            assert names == list(spec.BASE_JOINTS) and vel is not None and len(times) == 1
+            assert np.all(np.abs(vel[0]) <= spec.MAX_VELOCITY[:3] + 1e-9)
+            return np.linalg.norm(vel[0, :2]) > 0.05
+
+        wait_for(lambda: h.count(COMMAND) > 0 and moving_command(), 10, message="non-zero base velocity")
         # odometry stops: state stale (WARN) and every command after it is a zero velocity
         feeding.clear()
         wait_for(lambda: status(h).get("state") == "stale", 5, message="planner stale")
@@ -115,8 +133,7 @@ def test_planner_node_in_sim_graph_reaches_a_goal_and_holds(ros, tmp_path):
     wait_for(lambda: status(h).get("state") == "idle" and h.last(topics.ODOM) is not None, 60,
              message="planner idle and /odom")
     goal = (-0.7, 0.6, 0.5)  # ~0.9 m from the start at the origin, turned by 0.5 rad
-    wait_for(lambda: (goal_pub.publish(goal_msg(*goal)) or True) and status(h).get("state") in ("moving", "reached"),
-             10, message="goal taken")
+    send_goal(h, goal_pub, goal)
     wait_for(lambda: status(h).get("state") == "reached" or node.proc.poll() is not None, 45, message="goal reached")
     assert node.proc.poll() is None, node.log()
 
