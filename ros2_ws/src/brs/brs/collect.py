@@ -45,6 +45,7 @@ class EpisodeDriver:
 
     agent = ""
     agent_status = ""
+    source = ""  # the recorder's `source` metadata for this driver's episodes
 
     def __init__(self, client, task: str, output_dir: Path, record: bool, video: bool,
                  speed_factor: float, stop: threading.Event):
@@ -85,19 +86,23 @@ class EpisodeDriver:
         self.client.wait_status(SIM_TASK_STATUS, lambda v: float(v.get("elapsed", "inf")) < before,
                                 self._wall(5.0), "the sim task to restart")
 
+    def begin_episode(self, seed: int) -> None:
+        """Home the robot, reset the sim with `seed` and, when recording, start the recorder."""
+        self.home()
+        self.reset_sim(seed)
+        if self.record:
+            self.client.set_parameters(RECORDER, {"task": self.task.name, "seed": seed, "source": self.source})
+            self._trigger(topics.RECORDER_START)
+
 
 class Collector(EpisodeDriver):
     """Drives a running collect graph through `episodes` episodes (see module doc)."""
 
-    agent, agent_status = EXPERT, EXPERT_STATUS
+    agent, agent_status, source = EXPERT, EXPERT_STATUS, "expert"
 
     def run_episode(self, episode: int, seed: int) -> EpisodeOutcome:
         wall0 = time.monotonic()
-        self.home()
-        self.reset_sim(seed)
-        if self.record:
-            self.client.set_parameters(RECORDER, {"task": self.task.name, "seed": seed, "source": "expert"})
-            self._trigger(f"/{RECORDER}/start")
+        self.begin_episode(seed)
         self._trigger(f"/{EXPERT}/start")
         limit = self.task.time_limit
         deadline = time.monotonic() + self._wall(limit)
@@ -120,7 +125,7 @@ class Collector(EpisodeDriver):
         outcome = EpisodeOutcome(episode, seed, success, float(status.get("elapsed", 0.0)),
                                  time.monotonic() - wall0, expert.get("phase", ""))
         if self.record:
-            response = self.client.call(Trigger, f"/{RECORDER}/stop")
+            response = self.client.call(Trigger, topics.RECORDER_STOP)
             if not response.success:
                 raise RuntimeError(f"the recorder could not save episode {episode}: {response.message}")
             outcome.file = response.message.rsplit(" ", 1)[-1]

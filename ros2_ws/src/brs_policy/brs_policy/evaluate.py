@@ -60,7 +60,7 @@ class EvalOutcome:
 class Evaluator(EpisodeDriver):
     """Drives a running policy graph through episodes (see the module doc)."""
 
-    agent, agent_status = POLICY, POLICY_STATUS
+    agent, agent_status, source = POLICY, POLICY_STATUS, "policy"
 
     def __init__(self, client, task: str, output_dir: Path, record_failures: bool, speed_factor: float,
                  stop: threading.Event, time_limit: float | None = None, video: bool = True):
@@ -73,11 +73,7 @@ class Evaluator(EpisodeDriver):
 
     def run_episode(self, episode: int, seed: int) -> EvalOutcome:
         wall0 = time.monotonic()
-        self.home()
-        self.reset_sim(seed)
-        if self.record:
-            self.client.set_parameters(RECORDER, {"task": self.task.name, "seed": seed, "source": "policy"})
-            self._trigger(topics.RECORDER_START)
+        self.begin_episode(seed)
         chunks0 = int(self._policy_value("chunks_published", "0"))
         self._trigger(f"/{POLICY}/start")
         deadline = time.monotonic() + self._wall(self.time_limit)
