@@ -17,11 +17,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from rl_agents.files import atomic_torch_save
-from rl_agents.pldm.model import PLDM, PLDMConfig, pldm_loss
-from rl_agents.pldm.train import TrainConfig, pick_device, pldm_from_checkpoint
+from rl_agents.pldm.model import PLDM, PLDMConfig
+from rl_agents.pldm.train import TrainConfig, fit, pick_device, pldm_from_checkpoint
 
 CHECKPOINT_KIND = "pldm_base_nav"
 
@@ -80,27 +79,16 @@ def train(data: dict, model_cfg: PLDMConfig | None = None, cfg: TrainConfig | No
     if cfg.seq_len > length:
         raise ValueError(f"seq_len {cfg.seq_len} > episode length {length}")
     model = PLDM(model_cfg).to(dev)
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, cfg.steps, eta_min=cfg.lr * 0.05)
-    log, t0 = [], time.monotonic()
+    t0 = time.monotonic()
     ar = torch.arange(cfg.seq_len + 1, device=dev)
-    bar = tqdm(range(cfg.steps), desc="pldm base train", disable=not progress)
-    for step in bar:
+
+    def next_batch():
         ei = torch.from_numpy(rng.integers(0, e, cfg.batch_size)).to(dev)
         t0i = torch.from_numpy(rng.integers(0, length - cfg.seq_len + 1, cfg.batch_size)).to(dev)
         idx = t0i[:, None] + ar
-        obs = states[ei[:, None], idx]
-        act = actions[ei[:, None], idx[:, :-1]]
-        loss, parts = pldm_loss(model, obs, act, cfg.use_vicreg, cfg.use_idm)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-        opt.step()
-        sched.step()
-        log.append(parts)
-        if step % 50 == 0:
-            bar.set_postfix({k: f"{v:.3f}" for k, v in parts.items()})
-    model.eval()
+        return states[ei[:, None], idx], actions[ei[:, None], idx[:, :-1]]
+
+    log = fit(model, cfg, next_batch, "pldm base train", progress, cosine_decay=True)
     seconds = time.monotonic() - t0
     if out:
         save(out, model, feats, meta, cfg, seconds)

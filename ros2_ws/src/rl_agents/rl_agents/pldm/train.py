@@ -83,28 +83,48 @@ def train(data: dict, model_cfg: PLDMConfig | None = None, cfg: TrainConfig | No
     dev = pick_device(device)
     torch.manual_seed(cfg.seed)
     model = PLDM(model_cfg).to(dev)
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     sampler = SequenceSampler(data, model_cfg.img_size, cfg.seed)
-    log = []
-    bar = tqdm(range(cfg.steps), desc="pldm train", disable=not progress)
-    for step in bar:
+
+    def next_batch():
         obs, act = sampler.sample(cfg.batch_size, cfg.seq_len)
-        obs = torch.from_numpy(obs).to(dev)
-        act = torch.from_numpy(act).to(dev)
+        return torch.from_numpy(obs).to(dev), torch.from_numpy(act).to(dev)
+
+    def checkpoint(step):
+        if out and cfg.checkpoint_every and (step + 1) % cfg.checkpoint_every == 0:
+            save_checkpoint(out, model, step + 1)
+
+    log = fit(model, cfg, next_batch, "pldm train", progress, on_step=checkpoint)
+    if out:
+        save_checkpoint(out, model, cfg.steps)
+    return model, log
+
+
+def fit(model: PLDM, cfg: TrainConfig, next_batch, desc: str, progress: bool = True,
+        cosine_decay: bool = False, on_step=None) -> list:
+    """The PLDM optimisation loop: `cfg.steps` AdamW steps on pldm_loss over `next_batch()` ->
+    (obs, act) tensors, grad clipping, optional cosine lr decay to 5 %; `on_step(step)` after
+    each. Leaves the model in eval mode; returns the loss log."""
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    sched = (torch.optim.lr_scheduler.CosineAnnealingLR(opt, cfg.steps, eta_min=cfg.lr * 0.05)
+             if cosine_decay else None)
+    log = []
+    bar = tqdm(range(cfg.steps), desc=desc, disable=not progress)
+    for step in bar:
+        obs, act = next_batch()
         loss, parts = pldm_loss(model, obs, act, cfg.use_vicreg, cfg.use_idm)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
         opt.step()
+        if sched is not None:
+            sched.step()
         log.append(parts)
         if step % 50 == 0:
             bar.set_postfix({k: f"{v:.3f}" for k, v in parts.items()})
-        if out and cfg.checkpoint_every and (step + 1) % cfg.checkpoint_every == 0:
-            save_checkpoint(out, model, step + 1)
-    if out:
-        save_checkpoint(out, model, cfg.steps)
+        if on_step is not None:
+            on_step(step)
     model.eval()
-    return model, log
+    return log
 
 
 class PLDMAgent:
