@@ -46,6 +46,10 @@ SOURCE = "rl"
 IDLE, MOVING, REACHED, STALE, TIMEOUT = "idle", "moving", "reached", "stale", "timeout"
 
 
+# m/s: after "reached" the base is still braking (controller acceleration limit) above this speed
+BRAKING_SPEED = 0.02
+
+
 class ConfigError(ValueError):
     """A bad parameter or checkpoint: the node does not start (exit code 2 with this message)."""
 
@@ -93,6 +97,7 @@ class PlannerNode(Node):
         self.v_max = np.array([spec.MAX_VELOCITY[spec.ACTION_JOINTS.index(j)] for j in spec.BASE_JOINTS])
 
         self.pose: np.ndarray | None = None
+        self.speed = 0.0  # base speed from /odom (m/s)
         self.odom_time: float | None = None  # node clock at receipt
         self.goal: np.ndarray | None = None
         self.goal_time = 0.0
@@ -154,6 +159,7 @@ class PlannerNode(Node):
             self.diag.reject("bad_odom", "NaN/inf pose")
             return
         self.pose = pose
+        self.speed = math.hypot(msg.twist.twist.linear.x, msg.twist.twist.linear.y)
         self.odom_time = self._now()
 
     def _on_goal(self, msg: PoseStamped):
@@ -225,8 +231,9 @@ class PlannerNode(Node):
             self.v_world = np.zeros(3)
             self._set_state(REACHED)
             return
-        if self.state == REACHED and dist <= 2 * self.tol.position and dyaw <= 2 * self.tol.yaw:
-            return  # hold: hysteresis against dithering at the tolerance border
+        if self.state == REACHED and ((dist <= 2 * self.tol.position and dyaw <= 2 * self.tol.yaw)
+                                      or self.speed > BRAKING_SPEED):
+            return  # hold: hysteresis against dithering at the border, and no replan while braking
         if self.goal_timeout > 0 and self._now() - self.goal_time > self.goal_timeout:
             self.v_world = np.zeros(3)
             self.get_logger().warning(f"goal not reached within {self.goal_timeout:g} s: stopping")
