@@ -71,6 +71,7 @@ def test_planner_node_stops_the_base_when_odometry_goes_stale(ros, tmp_path):
     feeding = threading.Event()
     feeding.set()
     stop = threading.Event()
+    fed_pose = [0.0, 0.0, 0.0]  # x, y, yaw the feeder reports
 
     def feed():
         while not stop.wait(0.02):
@@ -78,7 +79,9 @@ def test_planner_node_stops_the_base_when_odometry_goes_stale(ros, tmp_path):
                 msg = Odometry()
                 msg.header.frame_id = "odom"
                 msg.header.stamp = to_stamp(h.node.get_clock().now().nanoseconds * 1e-9)
-                msg.pose.pose.orientation.w = 1.0
+                x, y, yaw = fed_pose
+                msg.pose.pose.position.x, msg.pose.pose.position.y = x, y
+                msg.pose.pose.orientation.z, msg.pose.pose.orientation.w = np.sin(yaw / 2), np.cos(yaw / 2)
                 odom_pub.publish(msg)
 
     feeder = threading.Thread(target=feed, daemon=True)
@@ -114,6 +117,19 @@ def test_planner_node_stops_the_base_when_odometry_goes_stale(ros, tmp_path):
         # odometry returns: moving again
         feeding.set()
         wait_for(lambda: status(h).get("state") == "moving", 5, message="moving again")
+        # at the goal: reached, counted once; a stall there and odometry back: reached again at
+        # once (no replanning) and still counted once (a loaded CI machine stalls /odom this way)
+        fed_pose[:] = [-1.0, -1.0, 0.0]
+        wait_for(lambda: status(h).get("state") == "reached", 5, message="reached")
+        assert status(h)["goals_reached"] == "1"
+        feeding.clear()
+        wait_for(lambda: status(h).get("state") == "stale", 5, message="stale at the goal")
+        feeding.set()
+        wait_for(lambda: status(h).get("state") != "stale", 5, message="odometry back")
+        assert status(h)["state"] == "reached" and status(h)["goals_reached"] == "1"
+        plans, c0 = int(status(h)["plans"]), int(status(h)["commands"])
+        wait_for(lambda: int(status(h)["commands"]) >= c0 + 10, 5, message="holding at the goal")
+        assert status(h)["state"] == "reached" and int(status(h)["plans"]) == plans
     finally:
         stop.set()
         feeder.join(2)

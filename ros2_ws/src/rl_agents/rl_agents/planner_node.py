@@ -15,9 +15,11 @@ States (diagnostics component "planner", key `state`):
   moving    planning and sending velocities
   reached   within position_tolerance and yaw_tolerance: streams zero velocity (holds); planning
             resumes if the base is pushed more than 2x the tolerance away
-  stale     no /odom for odom_timeout s: streams zero velocity until odometry returns
+  stale     no /odom for odom_timeout s: streams zero velocity until odometry returns, then
+            goes back to the state it left (a goal reached before the stall stays reached)
   timeout   goal_timeout s elapsed without reaching the goal: streams zero velocity
-The same goal re-sent while moving/reached/stale keeps the current plan (tools re-send a goal
+`goals_reached` counts goals, not arrivals: reaching the same goal again (after a push or an
+odometry stall) does not count it twice. The same goal re-sent while moving/reached/stale keeps the current plan (tools re-send a goal
 until the diagnostics acknowledge it). A missing, unreadable or wrong checkpoint is a
 configuration error: exit code 2 with the reason.
 """
@@ -103,6 +105,8 @@ class PlannerNode(Node):
         self.goal_time = 0.0
         self.v_world = np.zeros(3)
         self.state = IDLE
+        self.resume_state = MOVING  # the state a stall interrupted
+        self.goal_counted = False  # goals_reached already counts the current goal
         self.goals_received = self.goals_reached = self.plans = self.commands = 0
         self.stale_events = 0
         self.plan_ms: deque[float] = deque(maxlen=100)
@@ -177,6 +181,7 @@ class PlannerNode(Node):
         self.goal = goal
         self.goal_time = self._now()
         self.goals_received += 1
+        self.goal_counted = False
         self.planner.set_goal(goal)
         self.v_world = np.zeros(3)
         self.get_logger().info(f"goal ({goal[0]:.2f}, {goal[1]:.2f}, yaw {goal[2]:.2f})")
@@ -217,17 +222,20 @@ class PlannerNode(Node):
                 self.stale_events += 1
                 self.get_logger().warning(f"no {topics.ODOM} for > {self.odom_timeout:g} s: stopping the base")
                 self.v_world = np.zeros(3)
+                self.resume_state = self.state if self.state in (MOVING, REACHED) else MOVING
                 self._set_state(STALE)
             return
         if self.state == TIMEOUT:
             return
         dist, dyaw = self._distance()
         if self.state == STALE:
-            self._set_state(MOVING)  # odometry is back
+            self._set_state(self.resume_state)  # odometry is back
         if self.tol.reached(self.pose, self.goal):
             if self.state != REACHED:
-                self.goals_reached += 1
                 self.get_logger().info(f"goal reached: {dist:.3f} m, {dyaw:.3f} rad off")
+            if not self.goal_counted:
+                self.goals_reached += 1
+                self.goal_counted = True
             self.v_world = np.zeros(3)
             self._set_state(REACHED)
             return
