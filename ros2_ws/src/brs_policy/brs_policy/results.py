@@ -1,0 +1,150 @@
+"""Compare policies on a sim task: success table (Wilson 95 % CI) and one figure.
+
+Inputs are the files the tools already write: `summary.json` of `brs eval` (a checkpoint) or of
+`brs collect` (the scripted expert; same `episodes` list of {seed, success, sim_seconds}), and
+`metrics.json` of `brs train` (loss histories).
+
+    python -m brs_policy.results --eval "WB-VIMA=outputs/eval/ar/bimanual_box/summary.json" \\
+        --eval "expert=outputs/expert_eval/bimanual_box/summary.json" \\
+        --train "WB-VIMA=outputs/wbvima/bimanual_box/metrics.json" --plot docs/img/wbvima_results.png
+
+prints a markdown table (label, successes/episodes, rate, Wilson CI, seeds, mean sim seconds of the
+successful episodes) and draws validation losses next to success rates with their intervals.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .evaluate import wilson_interval
+
+
+@dataclass(frozen=True)
+class Outcome:
+    label: str
+    successes: int
+    episodes: int
+    seeds: tuple[int, ...]
+    success_seconds: float  # mean sim seconds of the successful episodes (nan if none)
+
+    @property
+    def rate(self) -> float:
+        return self.successes / self.episodes
+
+    @property
+    def ci(self) -> tuple[float, float]:
+        return wilson_interval(self.successes, self.episodes)
+
+
+def _read_json(path: Path, key: str) -> dict:
+    try:
+        data = json.loads(Path(path).read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ValueError(f"{path}: not a readable JSON file ({exc})") from exc
+    if not isinstance(data, dict) or key not in data:
+        raise ValueError(f"{path}: no {key!r} (expected a summary.json of brs eval/collect or a metrics.json of brs train)")
+    return data
+
+
+def load_outcome(label: str, summary: str | Path) -> Outcome:
+    episodes = _read_json(Path(summary), "episodes")["episodes"]
+    if not episodes:
+        raise ValueError(f"{summary}: no episodes")
+    wins = [e for e in episodes if e["success"]]
+    return Outcome(label, len(wins), len(episodes), tuple(int(e["seed"]) for e in episodes),
+                   float(np.mean([e["sim_seconds"] for e in wins])) if wins else float("nan"))
+
+
+def _seeds(seeds: tuple[int, ...]) -> str:
+    return f"{seeds[0]}-{seeds[-1]}" if list(seeds) == list(range(seeds[0], seeds[-1] + 1)) else ", ".join(map(str, seeds))
+
+
+def markdown_table(outcomes: list[Outcome]) -> str:
+    rows = ["| policy | success | rate | Wilson 95 % CI | seeds | mean sim s (successes) |",
+            "|---|---|---|---|---|---|"]
+    for o in outcomes:
+        lo, hi = o.ci
+        secs = "-" if np.isnan(o.success_seconds) else f"{o.success_seconds:.1f}"
+        rows.append(f"| {o.label} | {o.successes}/{o.episodes} | {100 * o.rate:.0f} % | "
+                    f"{100 * lo:.0f}-{100 * hi:.0f} % | {_seeds(o.seeds)} | {secs} |")
+    return "\n".join(rows)
+
+
+def plot(outcomes: list[Outcome], runs: dict[str, dict], path: str | Path, title: str = "") -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2 if runs else 1, figsize=(11 if runs else 5, 4), squeeze=False)
+    if runs:
+        ax = axes[0, 0]
+        for label, m in runs.items():
+            line = None
+            if m.get("history"):
+                s, l = np.array(m["history"]).T
+                k = max(1, len(l) // 50)
+                line, = ax.plot(s[k - 1:], np.convolve(l, np.ones(k) / k, "valid"), lw=1, alpha=0.6,
+                                label=f"{label} train ({k}-step mean)")
+            if m.get("val_history"):
+                s, l = np.array(m["val_history"]).T
+                ax.plot(s, l, "o-", ms=3, color=None if line is None else line.get_color(), label=f"{label} validation")
+        ax.set_yscale("log")
+        ax.set(xlabel="step", ylabel="epsilon MSE", title="training")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    ax = axes[0, -1]
+    x = np.arange(len(outcomes))
+    rates = np.array([o.rate for o in outcomes])
+    lo, hi = np.array([o.ci for o in outcomes]).T
+    ax.bar(x, rates, color="tab:blue", alpha=0.7)
+    ax.errorbar(x, rates, yerr=np.clip([rates - lo, hi - rates], 0, None), fmt="none", color="k", capsize=4)
+    for xi, o in zip(x, outcomes):
+        ax.text(xi, min(o.rate + 0.03, 0.95), f"{o.successes}/{o.episodes}", ha="center")
+    ax.set_xticks(x, [o.label for o in outcomes])
+    ax.set(ylim=(0, 1.05), ylabel="success rate (Wilson 95 % CI)", title=title or "closed loop in the sim")
+    ax.grid(alpha=0.3, axis="y")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def _pair(text: str) -> tuple[str, str]:
+    label, sep, path = text.partition("=")
+    if not sep or not label or not path:
+        raise argparse.ArgumentTypeError(f"expected LABEL=PATH, got {text!r}")
+    return label, path
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m brs_policy.results", description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter,
+                                     epilog=__doc__.split("\n\n", 1)[1])
+    parser.add_argument("--eval", type=_pair, action="append", required=True, metavar="LABEL=SUMMARY",
+                        help="summary.json of brs eval or brs collect (repeat)")
+    parser.add_argument("--train", type=_pair, action="append", default=[], metavar="LABEL=METRICS",
+                        help="metrics.json of brs train (repeat)")
+    parser.add_argument("--plot", help="write the figure here (png)")
+    parser.add_argument("--title", default="")
+    args = parser.parse_args(argv)
+    try:
+        outcomes = [load_outcome(label, path) for label, path in args.eval]
+        runs = {label: _read_json(Path(path), "history") for label, path in args.train}
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(markdown_table(outcomes))
+    if args.plot:
+        plot(outcomes, runs, args.plot, args.title)
+        print(f"figure: {args.plot}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
