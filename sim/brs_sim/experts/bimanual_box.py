@@ -21,7 +21,7 @@ import mujoco
 import numpy as np
 
 from .cartesian_path import min_jerk, rot_z
-from .common import ACTION_INDEX, BASE, Observation, PhasedExpert, wrap_angle
+from .common import ACTION_INDEX, Observation, PhasedExpert, wrap_angle
 from .waypoints import Waypoint, WaypointFollower
 
 BOX = "box"
@@ -122,15 +122,10 @@ class BimanualBoxExpert(PhasedExpert):
         """Whether the box is where the keyframe says it is (i.e. still between the hands)."""
         return bool(np.linalg.norm(self._box_in_base(obs)[0] - self.box[0]) < 0.12)
 
-    # ---- phases (each returns the base velocity) ----------------------------------------------
-    def act(self, obs: Observation) -> np.ndarray:
-        base = np.zeros(3) if self.done else getattr(self, f"_{self.phase}")(obs)
-        if not self.done:
-            self._hands(obs)
-        out = self.q.copy()
-        out[BASE] = base
-        return out
+    def after_phase(self, obs: Observation) -> None:
+        self._hands(obs)  # every tick: both hands to where the phase put the keyframe
 
+    # ---- phases (each returns the base velocity) ----------------------------------------------
     def _approach_box(self, obs: Observation) -> None:
         """Drive to the stance square to the box, GRASP_AT behind its centre; hands up, torso home."""
         c = obs.object_xyz(BOX)
@@ -196,8 +191,7 @@ class BimanualBoxExpert(PhasedExpert):
         arms_clear = self._blend(obs) or self.clock.elapsed(obs.time) > 0.8
         v = self.route.step(obs) if arms_clear else np.zeros(3)
         if self.route.finished or self.clock.timed_out(obs.time):
-            self.phase, self.done = "done", True
-            return np.zeros(3)
+            return self.finish(obs)
         return v
 
     def _regrasp_or_give_up(self, obs):

@@ -18,7 +18,7 @@ import numpy as np
 
 from brs_common import robot_spec as spec
 
-from .cartesian_path import PhaseClock
+from .cartesian_path import PhaseClock, PoseMove
 
 CONTROL_DT = 1.0 / spec.CONTROL_RATE_HZ
 EXPERT_RATE_HZ = 50.0  # how often an expert is asked for a target (the teleop send rate)
@@ -87,6 +87,7 @@ class PhasedExpert(Expert):
 
     `self.q` holds the current 21-D targets (from the measured pose at reset), `enter()` starts a
     phase (its clock; `self.move`, the phase's motion, cleared), `timeouts` are per phase (s).
+    Each phase is a method `_<phase>(obs)` that updates `self.q` and returns the base velocity.
     """
 
     timeouts: dict[str, float] = {}
@@ -106,6 +107,73 @@ class PhasedExpert(Expert):
         self.phase = phase
         self.clock.enter(phase, obs.time)
         self.move = None
+
+    def finish(self, obs: Observation) -> np.ndarray:
+        """Stop here: finished, or given up (the task predicate tells which). Returns a zero base velocity."""
+        self.done = True
+        self.enter("done", obs)
+        return np.zeros(3)
+
+    def act(self, obs: Observation) -> np.ndarray:
+        """Run the current phase (base at rest once done), then `after_phase`; `self.q` with that base velocity."""
+        base = np.zeros(3) if self.done else getattr(self, f"_{self.phase}")(obs)
+        if not self.done:
+            self.after_phase(obs)
+        out = self.q.copy()
+        out[BASE] = base
+        return out
+
+    def after_phase(self, obs: Observation) -> None:
+        """Hook run after each phase step unless that made the expert done (default: nothing)."""
+
+
+class OneHandExpert(PhasedExpert):
+    """A phased expert that manipulates with one hand, `side`: its gripper index (`self.gripper`, open at
+    reset), its measured pose, Cartesian moves of it (`PoseMove`, IK every tick) and grasp retries."""
+
+    side: str  # "left" | "right"
+    open_width: float  # gripper target when open
+    max_grasp_tries: int
+
+    def __init__(self):
+        super().__init__()
+        self.gripper = ACTION_INDEX[f"{self.side}_gripper_joint"]
+
+    def reset(self, obs: Observation) -> None:
+        super().reset(obs)
+        self.q[self.gripper] = self.open_width
+
+    def _hand(self, obs: Observation) -> tuple[np.ndarray, np.ndarray]:
+        """Measured hand pose (world xyz, rotation)."""
+        self.ik.sync(obs)
+        pose = self.ik.ee_pose(self.side)
+        return pose.translation().copy(), pose.rotation().as_matrix().copy()
+
+    def _start_move(self, obs: Observation, xyz, rot, duration: float) -> None:
+        start_xyz, start_rot = self._hand(obs)
+        self.move = PoseMove(start_xyz, start_rot, xyz, rot, obs.time, duration)
+
+    def _shift_hand(self, obs: Observation, dxyz, duration: float) -> None:
+        """Start a straight move of the hand by `dxyz` (world), keeping its rotation."""
+        xyz, rot = self._hand(obs)
+        self._start_move(obs, xyz + dxyz, rot, duration)
+
+    def _follow(self, obs: Observation, use_torso: bool = True) -> float:
+        """IK for the current point of `self.move`, from the current targets (gripper kept)."""
+        xyz, rot = self.move.at(obs.time)
+        q, err = self.ik.solve(obs, {self.side: (xyz, rot)}, start=self.q, use_torso=use_torso)
+        q[self.gripper] = self.q[self.gripper]
+        self.q = q
+        return err
+
+    def _retry(self, obs: Observation) -> None:
+        """Missed or dropped the object: open and go again from `pre_grasp` (or give up)."""
+        self.tries += 1
+        self.q[self.gripper] = self.open_width
+        if self.tries >= self.max_grasp_tries:
+            self.finish(obs)
+        else:
+            self.enter("pre_grasp", obs)
 
 
 def wrap_angle(a):

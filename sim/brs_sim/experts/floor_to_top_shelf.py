@@ -17,8 +17,7 @@ import numpy as np
 from brs_common import robot_spec as spec
 
 from .cartesian_path import JointMove, PoseMove, rot_z
-from .common import (ACTION_INDEX, BASE, POSITION, Observation, PhasedExpert, base_velocity_to,
-                     wrap_angle)
+from .common import POSITION, Observation, OneHandExpert, base_velocity_to, wrap_angle
 
 BLOCK = "block_2"
 SIDE = "right"  # the right hand keeps the base clear of the shelf (north of the block)
@@ -49,39 +48,20 @@ TUCK = np.array([0.0, 0.0, 0.0, -2.6, 0.0, 0.0])  # idle arm folded along the ch
 # floor when the torso folds down, and of the shelf
 
 
-class FloorToTopShelfExpert(PhasedExpert):
+class FloorToTopShelfExpert(OneHandExpert):
     task = "floor_to_top_shelf"
     timeouts = TIMEOUTS
-
-    def __init__(self):
-        super().__init__()
-        self.gripper = ACTION_INDEX[f"{SIDE}_gripper_joint"]
+    side, open_width, max_grasp_tries = SIDE, OPEN, MAX_GRASP_TRIES
 
     # ---- bookkeeping -----------------------------------------------------------------------
     def reset(self, obs: Observation) -> None:
         super().reset(obs)
-        self.q[self.gripper] = OPEN
         self.q[OTHER_ARM] = TUCK
         self.in_hand = np.zeros(3)  # block centre in the hand frame, measured before placing
         self.stage = ""  # within `place`: slide | lower
         self.enter("approach", obs)
 
-    def act(self, obs: Observation) -> np.ndarray:
-        if self.phase == "done":
-            base = np.zeros(3)
-        else:
-            base = getattr(self, f"_{self.phase}")(obs)
-        out = self.q.copy()
-        out[BASE] = base
-        return out
-
     # ---- geometry --------------------------------------------------------------------------
-    def _hand(self, obs: Observation) -> tuple[np.ndarray, np.ndarray]:
-        """Measured hand pose (world xyz, rotation)."""
-        self.ik.sync(obs)
-        pose = self.ik.ee_pose(SIDE)
-        return pose.translation().copy(), pose.rotation().as_matrix().copy()
-
     def _base_point(self, obs: Observation, xyz) -> np.ndarray:
         """Base-frame point -> world."""
         x, y, yaw = obs.base_pose
@@ -92,18 +72,6 @@ class FloorToTopShelfExpert(PhasedExpert):
         yaw = obs.base_pose[2]
         twist = (obs.object_yaw(BLOCK) - yaw + np.pi / 4) % (np.pi / 2) - np.pi / 4
         return rot_z(yaw + twist) @ DOWN
-
-    def _start_move(self, obs, xyz, rot, duration) -> None:
-        start_xyz, start_rot = self._hand(obs)
-        self.move = PoseMove(start_xyz, start_rot, xyz, rot, obs.time, duration)
-
-    def _follow(self, obs: Observation, use_torso: bool) -> float:
-        """IK for the current point of `self.move`, from the current targets."""
-        xyz, rot = self.move.at(obs.time)
-        q, err = self.ik.solve(obs, {SIDE: (xyz, rot)}, start=self.q, use_torso=use_torso)
-        q[self.gripper] = self.q[self.gripper]
-        self.q = q
-        return err
 
     def _settled(self, obs: Observation, tol: float = 0.01) -> bool:
         """The move is over and the measured hand is within `tol` of its goal (or the phase timed out)."""
@@ -186,7 +154,7 @@ class FloorToTopShelfExpert(PhasedExpert):
         """Face the shelf from a stand-off (the hand sweeps clear of it), the arm held as it is."""
         v, arrived = self._drive_to(obs, PLACE_XY, PLACE_YAW, PLACE_AT + [STANDOFF, 0.0])
         if not self._holding(obs):
-            return self._finish(obs)
+            return self.finish(obs)
         if arrived or self.clock.timed_out(obs.time):
             self.enter("dock", obs)
         return v
@@ -202,7 +170,7 @@ class FloorToTopShelfExpert(PhasedExpert):
         """Slide the block horizontally over the top board, then set it down."""
         if self.move is None:
             if not self._holding(obs):
-                return self._finish(obs)
+                return self.finish(obs)
             xyz, rot = self._hand(obs)
             self.in_hand = rot.T @ (obs.object_xyz(BLOCK) - xyz)
             self._start_move(obs, self._hand_for(SLIDE_Z, rot), rot, 2.0)
@@ -224,8 +192,7 @@ class FloorToTopShelfExpert(PhasedExpert):
         """Open, then raise the open hand off the board (the fingertips rest ~1 cm above it)."""
         self.q[self.gripper] = OPEN
         if self.move is None and self.clock.elapsed(obs.time) > 0.5:
-            xyz, rot = self._hand(obs)
-            self._start_move(obs, xyz + [0.0, 0.0, 0.015], rot, 0.5)
+            self._shift_hand(obs, [0.0, 0.0, 0.015], 0.5)
         if self.move is not None:
             self._follow(obs, use_torso=False)
             if self.move.finished(obs.time - 0.1):
@@ -236,21 +203,6 @@ class FloorToTopShelfExpert(PhasedExpert):
         """Back the base off to the stand-off: the open hand slides straight out of the compartment."""
         v, arrived = self._drive_to(obs, PLACE_XY, PLACE_YAW, PLACE_AT + [STANDOFF, 0.0])
         if arrived or self.clock.timed_out(obs.time):
-            return self._finish(obs)
+            return self.finish(obs)
         return v
-
-    def _retry(self, obs):
-        """Missed or dropped the block at the floor: open and go again from above it."""
-        self.tries += 1
-        self.q[self.gripper] = OPEN
-        if self.tries >= MAX_GRASP_TRIES:
-            self._finish(obs)
-        else:
-            self.enter("pre_grasp", obs)
-
-    def _finish(self, obs):
-        """Stop here: finished, or given up (the task predicate tells which)."""
-        self.done = True
-        self.enter("done", obs)
-        return np.zeros(3)
 

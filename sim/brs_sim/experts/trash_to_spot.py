@@ -16,8 +16,8 @@ import numpy as np
 
 from brs_common import robot_spec as spec
 
-from .cartesian_path import PoseMove, rot_z
-from .common import ACTION_INDEX, BASE, POSITION, Observation, PhasedExpert
+from .cartesian_path import rot_z
+from .common import POSITION, Observation, OneHandExpert
 from .waypoints import Waypoint, WaypointFollower
 
 BIN = "trash_bin"
@@ -49,44 +49,19 @@ def _grasp_wall(obs: Observation) -> tuple[np.ndarray, float]:
     return c + WALL * np.array([np.cos(normal), np.sin(normal)]), float(normal + np.pi)
 
 
-class TrashToSpotExpert(PhasedExpert):
+class TrashToSpotExpert(OneHandExpert):
     task = "trash_to_spot"
     timeouts = TIMEOUTS
-
-    def __init__(self):
-        super().__init__()
-        self.gripper = ACTION_INDEX[f"{SIDE}_gripper_joint"]
+    side, open_width, max_grasp_tries = SIDE, OPEN, MAX_GRASP_TRIES
 
     def reset(self, obs: Observation) -> None:
         super().reset(obs)
-        self.q[self.gripper] = OPEN
         rim, heading = _grasp_wall(obs)
         stand = rim - (rot_z(heading) @ np.append(GRASP_AT, 0.0))[:2]
         self.enter("navigate", obs)
         self.route = WaypointFollower(DOOR_IN + [Waypoint(tuple(stand), heading, 0.012, 0.015)])
 
-    def act(self, obs: Observation) -> np.ndarray:
-        base = np.zeros(3) if self.phase == "done" else getattr(self, f"_{self.phase}")(obs)
-        out = self.q.copy()
-        out[BASE] = base
-        return out
-
-    # ---- arm helpers ---------------------------------------------------------------------------
-    def _hand(self, obs: Observation) -> tuple[np.ndarray, np.ndarray]:
-        self.ik.sync(obs)
-        pose = self.ik.ee_pose(SIDE)
-        return pose.translation().copy(), pose.rotation().as_matrix().copy()
-
-    def _start_move(self, obs, xyz, rot, duration) -> None:
-        start_xyz, start_rot = self._hand(obs)
-        self.move = PoseMove(start_xyz, start_rot, np.asarray(xyz, float), rot, obs.time, duration)
-
-    def _follow(self, obs: Observation) -> None:
-        xyz, rot = self.move.at(obs.time)
-        q, _ = self.ik.solve(obs, {SIDE: (xyz, rot)}, start=self.q, use_torso=True)
-        q[self.gripper] = self.q[self.gripper]
-        self.q = q
-
+    # ---- geometry ------------------------------------------------------------------------------
     def _rim(self, obs: Observation) -> tuple[np.ndarray, np.ndarray]:
         """Rim centre of the grasped wall (world xy) and the top-down hand rotation for it."""
         rim, heading = _grasp_wall(obs)
@@ -125,8 +100,7 @@ class TrashToSpotExpert(PhasedExpert):
 
     def _lift(self, obs):
         if self.move is None:
-            xyz, rot = self._hand(obs)
-            self._start_move(obs, xyz + [0.0, 0.0, LIFT], rot, 1.5)
+            self._shift_hand(obs, [0.0, 0.0, LIFT], 1.5)
         self._follow(obs)
         if self.move.finished(obs.time - 0.5):
             if obs.object_xyz(BIN)[2] > 0.5 * LIFT:
@@ -140,7 +114,7 @@ class TrashToSpotExpert(PhasedExpert):
 
     def _carry(self, obs):
         v = self._check_held(obs, self.route.step(obs))
-        if self.phase != "done" and (self.route.finished or self.clock.timed_out(obs.time)):
+        if not self.done and (self.route.finished or self.clock.timed_out(obs.time)):
             # the bin hangs at a fixed offset from the base: put the base where the bin is over the spot
             offset = rot_z(EAST) @ obs.to_base(obs.object_xyz(BIN))
             goal = Waypoint(tuple(TARGET - offset[:2]), EAST, 0.01, 0.02)
@@ -150,14 +124,13 @@ class TrashToSpotExpert(PhasedExpert):
 
     def _to_spot(self, obs):
         v = self._check_held(obs, self.route.step(obs))
-        if self.phase != "done" and (self.route.finished or self.clock.timed_out(obs.time)):
+        if not self.done and (self.route.finished or self.clock.timed_out(obs.time)):
             self.enter("place", obs)
         return v
 
     def _place(self, obs):
         if self.move is None:
-            xyz, rot = self._hand(obs)
-            self._start_move(obs, xyz - [0.0, 0.0, LIFT + 0.01], rot, 2.0)
+            self._shift_hand(obs, [0.0, 0.0, -(LIFT + 0.01)], 2.0)
         self._follow(obs)
         if self.move.finished(obs.time - 0.5) or self.clock.timed_out(obs.time):
             self.enter("release", obs)
@@ -172,8 +145,7 @@ class TrashToSpotExpert(PhasedExpert):
     def _retreat(self, obs):
         """Hand straight up out of the bin, back the base off 30 cm, stand up in the home pose."""
         if self.move is None:
-            xyz, rot = self._hand(obs)
-            self._start_move(obs, xyz + [0.0, 0.0, 0.15], rot, 1.0)
+            self._shift_hand(obs, [0.0, 0.0, 0.15], 1.0)
         t = self.clock.elapsed(obs.time)
         if not self.move.finished(obs.time):
             self._follow(obs)
@@ -182,23 +154,11 @@ class TrashToSpotExpert(PhasedExpert):
         else:
             self.q = spec.HOME.copy()
             if np.abs(obs.positions() - self.q)[POSITION].max() < 0.05 or self.clock.timed_out(obs.time):
-                self.done = True
-                self.enter("done", obs)
+                self.finish(obs)
         return np.zeros(3)
 
     def _check_held(self, obs: Observation, v: np.ndarray) -> np.ndarray:
         """Base velocity `v` while the bin hangs in the hand; if it was dropped, stop and give up."""
         if obs.object_xyz(BIN)[2] > 0.03:
             return v
-        self.done = True
-        self.enter("done", obs)
-        return np.zeros(3)
-
-    def _retry(self, obs):
-        self.tries += 1
-        self.q[self.gripper] = OPEN
-        if self.tries >= MAX_GRASP_TRIES:
-            self.done = True
-            self.enter("done", obs)
-        else:
-            self.enter("pre_grasp", obs)
+        return self.finish(obs)
