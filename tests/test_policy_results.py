@@ -36,6 +36,9 @@ def test_no_success_and_bad_files_are_clear(tmp_path, capsys):
     none = write_summary(tmp_path / "none.json", [False, False], [60, 60])
     assert results.main(["--eval", f"ablation={none}"]) == 0
     assert "| ablation | 0/2 | 0 % | 0-66 % | 1000-1001 | - |" in capsys.readouterr().out
+    more = write_summary(tmp_path / "more.json", [True], [12.0])
+    assert results.main(["--eval", f"ablation={none}", "--eval", f"ablation={more}"]) == 0  # one row
+    assert capsys.readouterr().out.splitlines()[2:] == ["| ablation | 1/3 | 33 % | 6-79 % | 1000, 1001, 1000 | 12.0 |"]
     (tmp_path / "bad.json").write_text("{not json")
     assert results.main(["--eval", f"x={tmp_path / 'bad.json'}"]) == 2
     assert "bad.json: not a readable JSON file" in capsys.readouterr().err

@@ -52,10 +52,11 @@ def _read_json(path: Path, key: str) -> dict:
     return data
 
 
-def load_outcome(label: str, summary: str | Path) -> Outcome:
-    episodes = _read_json(Path(summary), "episodes")["episodes"]
+def load_outcome(label: str, *summaries: str | Path) -> Outcome:
+    """The episodes of one or more summaries (e.g. two eval runs on consecutive seeds) as one row."""
+    episodes = [e for path in summaries for e in _read_json(Path(path), "episodes")["episodes"]]
     if not episodes:
-        raise ValueError(f"{summary}: no episodes")
+        raise ValueError(f"{', '.join(map(str, summaries))}: no episodes")
     wins = [e for e in episodes if e["success"]]
     return Outcome(label, len(wins), len(episodes), tuple(int(e["seed"]) for e in episodes),
                    float(np.mean([e["sim_seconds"] for e in wins])) if wins else float("nan"))
@@ -127,14 +128,17 @@ def main(argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter,
                                      epilog=__doc__.split("\n\n", 1)[1])
     parser.add_argument("--eval", type=_pair, action="append", required=True, metavar="LABEL=SUMMARY",
-                        help="summary.json of brs eval or brs collect (repeat)")
+                        help="summary.json of brs eval or brs collect (repeat; a repeated LABEL adds episodes to its row)")
     parser.add_argument("--train", type=_pair, action="append", default=[], metavar="LABEL=METRICS",
                         help="metrics.json of brs train (repeat)")
     parser.add_argument("--plot", help="write the figure here (png)")
     parser.add_argument("--title", default="")
     args = parser.parse_args(argv)
     try:
-        outcomes = [load_outcome(label, path) for label, path in args.eval]
+        by_label: dict[str, list[str]] = {}
+        for label, path in args.eval:
+            by_label.setdefault(label, []).append(path)
+        outcomes = [load_outcome(label, *paths) for label, paths in by_label.items()]
         runs = {label: _read_json(Path(path), "history") for label, path in args.train}
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
