@@ -94,6 +94,15 @@ class EpisodeDriver:
             self.client.set_parameters(RECORDER, {"task": self.task.name, "seed": seed, "source": self.source})
             self._trigger(topics.RECORDER_START)
 
+    def save_episode(self, outcome, episode: int) -> None:
+        """Stop the recorder (it saves the episode); the file, and its camera video, go into `outcome`."""
+        response = self.client.call(Trigger, topics.RECORDER_STOP)
+        if not response.success:
+            raise RuntimeError(f"the recorder could not save episode {episode}: {response.message}")
+        outcome.file = response.message.rsplit(" ", 1)[-1]
+        if self.video and outcome.file:
+            outcome.video = str(episode_video(Path(outcome.file), self.output_dir / "videos"))
+
 
 class Collector(EpisodeDriver):
     """Drives a running collect graph through `episodes` episodes (see module doc)."""
@@ -125,12 +134,7 @@ class Collector(EpisodeDriver):
         outcome = EpisodeOutcome(episode, seed, success, float(status.get("elapsed", 0.0)),
                                  time.monotonic() - wall0, expert.get("phase", ""))
         if self.record:
-            response = self.client.call(Trigger, topics.RECORDER_STOP)
-            if not response.success:
-                raise RuntimeError(f"the recorder could not save episode {episode}: {response.message}")
-            outcome.file = response.message.rsplit(" ", 1)[-1]
-            if self.video and outcome.file:
-                outcome.video = str(episode_video(Path(outcome.file), self.output_dir / "videos"))
+            self.save_episode(outcome, episode)
         return outcome
 
 

@@ -23,7 +23,7 @@ from pathlib import Path
 from std_srvs.srv import Trigger
 
 from brs import graph
-from brs.collect import EpisodeDriver, episode_video
+from brs.collect import EpisodeDriver
 from brs_common import topics
 
 SIM_TASK_STATUS = topics.SIM_TASK_STATUS
@@ -93,12 +93,7 @@ class Evaluator(EpisodeDriver):
             if success:
                 self.client.call(Trigger, topics.RECORDER_DISCARD)
             else:
-                response = self.client.call(Trigger, topics.RECORDER_STOP)
-                if not response.success:
-                    raise RuntimeError(f"the recorder could not save episode {episode}: {response.message}")
-                outcome.file = response.message.rsplit(" ", 1)[-1]
-                if self.video and outcome.file:
-                    outcome.video = str(episode_video(Path(outcome.file), self.output_dir / "videos"))
+                self.save_episode(outcome, episode)
         return outcome
 
 
