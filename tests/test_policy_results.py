@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
+
 from brs_policy import results
 
 
@@ -44,3 +46,35 @@ def test_no_success_and_bad_files_are_clear(tmp_path, capsys):
     assert "bad.json: not a readable JSON file" in capsys.readouterr().err
     assert results.main(["--eval", f"x={none}", "--train", f"x={none}"]) == 2  # a summary is not a metrics file
     assert "no 'history'" in capsys.readouterr().err
+
+
+def test_open_loop_error_against_recorded_actions(tmp_path, capsys):
+    from test_wbvima import points_fn, tiny_train_config, write_episodes
+
+    from brs_common import robot_spec as spec
+    from brs_policy.dataset import WindowDataset
+    from brs_policy.train import train
+
+    (tmp_path / "eps").mkdir()
+    paths = write_episodes(tmp_path / "eps", n_episodes=2, n_frames=30)
+    policy = train(tiny_train_config(tmp_path / "eps", tmp_path / "run", steps=20), points_fn=points_fn)["policy"]
+    err = results.open_loop_error(policy, paths[1:], stride=3, points_fn=points_fn)
+    assert err["windows"]["count"] == 10  # frames 0, 3, ..., 27
+    # holding still, by hand: base velocity 0 and every position joint at its last measured value,
+    # against the 8 recorded actions from each window's last observation
+    ds = WindowDataset(paths[1:], 2, 8, points_fn=points_fn, n_points=32)
+    b = ds.batch(range(0, 30, 3))
+    truth = b["actions"][:, -1]
+    hold = np.repeat(b["proprio"][:, -1:], 8, axis=1)
+    hold[..., :3] = 0
+    np.testing.assert_allclose(err["hold still"]["base"], np.abs(truth[..., :3]).mean(), rtol=1e-6)
+    np.testing.assert_allclose(err["hold still"]["torso"], np.abs(hold - truth)[..., spec.group_slice("torso")].mean(),
+                               rtol=1e-6)
+    assert all(np.isfinite(v) and v >= 0 for v in err["policy"].values())
+    # seeded sampling: the same numbers again
+    assert results.open_loop_error(policy, paths[1:], stride=3, points_fn=points_fn)["policy"] == err["policy"]
+    table = results.open_loop_table({"tiny": err}).splitlines()
+    assert table[0] == "| actions vs recorded (MAE) | base | torso | arms | grippers |" and len(table) == 4
+    assert results.main(["--eval", f"x={write_summary(tmp_path / 's.json', [True], [1.0])}",
+                         "--open-loop", f"tiny={policy}"]) == 2
+    assert "--open-loop needs --episodes" in capsys.readouterr().err

@@ -10,6 +10,8 @@ Inputs are the files the tools already write: `summary.json` of `brs eval` (a ch
 
 prints a markdown table (label, successes/episodes, rate, Wilson CI, seeds, mean sim seconds of the
 successful episodes) and draws validation losses next to success rates with their intervals.
+`--open-loop LABEL=policy.pt --episodes EP.h5 ...` adds how far each checkpoint's action chunks are
+from the recorded ones on held-out episodes (open loop, per body part), next to holding still.
 """
 
 from __future__ import annotations
@@ -60,6 +62,60 @@ def load_outcome(label: str, *summaries: str | Path) -> Outcome:
     wins = [e for e in episodes if e["success"]]
     return Outcome(label, len(wins), len(episodes), tuple(int(e["seed"]) for e in episodes),
                    float(np.mean([e["sim_seconds"] for e in wins])) if wins else float("nan"))
+
+
+GROUPS = {"base": ["base"], "torso": ["torso"], "arms": ["left_arm", "right_arm"],
+          "grippers": ["left_gripper", "right_gripper"]}
+
+
+def open_loop_error(checkpoint: str | Path, episodes, stride: int = 4, batch: int = 32,
+                    seed: int = 0, points_fn=None) -> dict[str, dict[str, float]]:
+    """Mean absolute error of the policy's action chunks against the recorded ones, per body part
+    (base m/s and rad/s, the rest rad or gripper units), over every `stride`-th frame of `episodes`
+    (the same windows and point clouds as training's validation). Also for holding still (base 0,
+    every position joint where it is): the error a policy that does nothing makes. `points_fn`:
+    as for WindowDataset (default: the stack's perception with the episodes' crop)."""
+    import torch
+    from brs_common import robot_spec as spec
+
+    from .dataset import WindowDataset
+    from .train import _crop_for
+    from .wbvima import load_policy
+
+    policy = load_policy(checkpoint, device="cpu")
+    cfg = policy.config
+    paths = [Path(e) for e in episodes]
+    ds = WindowDataset(paths, cfg.obs_window, cfg.horizon, n_points=cfg.n_points,
+                       points_fn=points_fn, crop=_crop_for(paths, None))
+    idx = np.arange(0, len(ds), stride)
+    gen = torch.Generator().manual_seed(seed)
+    err_policy, err_hold = [], []
+    for k in range(0, len(idx), batch):
+        b = ds.batch(idx[k:k + batch])
+        truth = b["actions"][:, -1, :cfg.n_action_steps]  # (B, Ta, 21): the chunk from the last observation
+        pred = policy.predict_chunk(b["points"], b["proprio"], generator=gen).float().numpy()
+        hold = np.repeat(b["proprio"][:, -1:, :], truth.shape[1], axis=1)
+        hold[..., spec.group_slice("base")] = 0.0  # proprio's first three entries are base velocities
+        err_policy.append(np.abs(pred - truth).reshape(-1, truth.shape[-1]))
+        err_hold.append(np.abs(hold - truth).reshape(-1, truth.shape[-1]))
+    out = {}
+    for name, err in (("policy", err_policy), ("hold still", err_hold)):
+        err = np.concatenate(err)
+        out[name] = {part: float(np.mean(np.concatenate([err[:, spec.group_slice(g)] for g in groups], axis=1)))
+                     for part, groups in GROUPS.items()}
+    out["windows"] = {"count": float(len(idx))}
+    return out
+
+
+def open_loop_table(errors: dict[str, dict]) -> str:
+    rows = ["| actions vs recorded (MAE) | " + " | ".join(GROUPS) + " |", "|---" * (len(GROUPS) + 1) + "|"]
+    hold = None
+    for label, err in errors.items():
+        rows.append(f"| {label} | " + " | ".join(f"{err['policy'][p]:.3f}" for p in GROUPS) + " |")
+        hold = err["hold still"]
+    if hold is not None:
+        rows.append("| hold still | " + " | ".join(f"{hold[p]:.3f}" for p in GROUPS) + " |")
+    return "\n".join(rows)
 
 
 def _seeds(seeds: tuple[int, ...]) -> str:
@@ -131,6 +187,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="summary.json of brs eval or brs collect (repeat; a repeated LABEL adds episodes to its row)")
     parser.add_argument("--train", type=_pair, action="append", default=[], metavar="LABEL=METRICS",
                         help="metrics.json of brs train (repeat)")
+    parser.add_argument("--open-loop", type=_pair, action="append", default=[], metavar="LABEL=POLICY",
+                        help="policy.pt to score open loop on --episodes (repeat)")
+    parser.add_argument("--episodes", nargs="+", default=[], help="held-out episodes for --open-loop")
     parser.add_argument("--plot", help="write the figure here (png)")
     parser.add_argument("--title", default="")
     args = parser.parse_args(argv)
@@ -144,6 +203,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(markdown_table(outcomes))
+    if args.open_loop:
+        if not args.episodes:
+            print("error: --open-loop needs --episodes", file=sys.stderr)
+            return 2
+        errors = {label: open_loop_error(path, args.episodes) for label, path in args.open_loop}
+        print(f"\nopen loop on {len(args.episodes)} episode(s), "
+              f"{int(next(iter(errors.values()))['windows']['count'])} windows:\n")
+        print(open_loop_table(errors))
     if args.plot:
         plot(outcomes, runs, args.plot, args.title)
         print(f"figure: {args.plot}")
