@@ -59,7 +59,7 @@ def test_open_loop_error_against_recorded_actions(tmp_path, capsys):
     paths = write_episodes(tmp_path / "eps", n_episodes=2, n_frames=30)
     policy = train(tiny_train_config(tmp_path / "eps", tmp_path / "run", steps=20), points_fn=points_fn)["policy"]
     err = results.open_loop_error(policy, paths[1:], stride=3, points_fn=points_fn)
-    assert err["windows"]["count"] == 10  # frames 0, 3, ..., 27
+    assert err["windows"] == 10  # frames 0, 3, ..., 27
     # holding still, by hand: base velocity 0 and every position joint at its last measured value,
     # against the 8 recorded actions from each window's last observation
     ds = WindowDataset(paths[1:], 2, 8, points_fn=points_fn, n_points=32)

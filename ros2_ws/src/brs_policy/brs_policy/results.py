@@ -69,24 +69,23 @@ GROUPS = {"base": ["base"], "torso": ["torso"], "arms": ["left_arm", "right_arm"
 
 
 def open_loop_error(checkpoint: str | Path, episodes, stride: int = 4, batch: int = 32,
-                    seed: int = 0, points_fn=None) -> dict[str, dict[str, float]]:
+                    seed: int = 0, points_fn=None) -> dict:
     """Mean absolute error of the policy's action chunks against the recorded ones, per body part
     (base m/s and rad/s, the rest rad or gripper units), over every `stride`-th frame of `episodes`
     (the same windows and point clouds as training's validation). Also for holding still (base 0,
-    every position joint where it is): the error a policy that does nothing makes. `points_fn`:
-    as for WindowDataset (default: the stack's perception with the episodes' crop)."""
+    every position joint where it is): the error a policy that does nothing makes.
+    -> {"policy": {part: MAE}, "hold still": {part: MAE}, "windows": count}. `points_fn`: as for
+    WindowDataset (default: the stack's perception with the crop box the checkpoint was trained on)."""
     import torch
     from brs_common import robot_spec as spec
 
     from .dataset import WindowDataset
-    from .train import _crop_for
     from .wbvima import load_policy
 
     policy = load_policy(checkpoint, device="cpu")
     cfg = policy.config
-    paths = [Path(e) for e in episodes]
-    ds = WindowDataset(paths, cfg.obs_window, cfg.horizon, n_points=cfg.n_points,
-                       points_fn=points_fn, crop=_crop_for(paths, None))
+    ds = WindowDataset([Path(e) for e in episodes], cfg.obs_window, cfg.horizon, n_points=cfg.n_points,
+                       points_fn=points_fn, crop=cfg.xyz_box)
     idx = np.arange(0, len(ds), stride)
     gen = torch.Generator().manual_seed(seed)
     err_policy, err_hold = [], []
@@ -103,7 +102,7 @@ def open_loop_error(checkpoint: str | Path, episodes, stride: int = 4, batch: in
         err = np.concatenate(err)
         out[name] = {part: float(np.mean(np.concatenate([err[:, spec.group_slice(g)] for g in groups], axis=1)))
                      for part, groups in GROUPS.items()}
-    out["windows"] = {"count": float(len(idx))}
+    out["windows"] = len(idx)
     return out
 
 
@@ -209,7 +208,7 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         errors = {label: open_loop_error(path, args.episodes) for label, path in args.open_loop}
         print(f"\nopen loop on {len(args.episodes)} episode(s), "
-              f"{int(next(iter(errors.values()))['windows']['count'])} windows:\n")
+              f"{next(iter(errors.values()))['windows']} windows:\n")
         print(open_loop_table(errors))
     if args.plot:
         plot(outcomes, runs, args.plot, args.title)
