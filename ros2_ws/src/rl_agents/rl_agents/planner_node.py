@@ -19,9 +19,9 @@ States (diagnostics component "planner", key `state`):
             goes back to the state it left (a goal reached before the stall stays reached)
   timeout   goal_timeout s elapsed without reaching the goal: streams zero velocity
 `goals_reached` counts goals, not arrivals: reaching the same goal again (after a push or an
-odometry stall) does not count it twice. The same goal re-sent while moving/reached/stale keeps the current plan (tools re-send a goal
-until the diagnostics acknowledge it). A missing, unreadable or wrong checkpoint is a
-configuration error: exit code 2 with the reason.
+odometry stall) does not count it twice. The same goal re-sent while moving/reached/stale keeps
+the current plan (tools re-send a goal until the diagnostics acknowledge it). A missing,
+unreadable or wrong checkpoint is a configuration error: exit code 2 with the reason.
 """
 
 from __future__ import annotations
