@@ -63,7 +63,10 @@ def test_expert_drives_robot_and_reports_done_then_homes(ros, graph):
     assert poses["box"][2] == pytest.approx(0.101, abs=0.01)  # on the floor, where the task put it
     assert ros.count(topics.whole_body_command("teleop")) == 0  # idle: sends nothing
 
-    assert ros.call(Trigger, "/expert/start", Trigger.Request(), timeout=10).success
+    # the node refuses to start until it has /joint_states, /odom and object poses (a loaded machine
+    # may report "idle" before the first /odom reached it): ask until it accepts
+    wait_for(lambda: ros.call(Trigger, "/expert/start", Trigger.Request(), timeout=10).success, 20,
+             message="the expert accepting /expert/start")
     wait_for(lambda: _status(ros).get("state") == "done", 30, message="expert done")
     q = np.asarray(ros.last(topics.JOINT_STATES).position)
     assert q[RIGHT1] == pytest.approx(0.5, abs=0.02)  # it got there through the controller
