@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import gc
 import itertools
 import os
 import random
@@ -21,6 +22,17 @@ _domains = itertools.count(random.Random(os.getpid()).randrange(0, 200))
 def next_domain() -> int:
     """A ROS_DOMAIN_ID that no other test of this run uses."""
     return 1 + next(_domains) % 200  # Fast DDS accepts 0..232
+
+
+@pytest.fixture(autouse=True)
+def short_gc_pauses():
+    """The device emulators are threads of this process and stand in for hardware, which never
+    pauses. A full collection over the whole suite's heap stalled them for up to 1.3 s (measured),
+    long enough to trip a driver's serial timeouts. Collect between tests and freeze what
+    survives, so a collection during a test only scans the objects that test created."""
+    gc.collect()
+    gc.freeze()
+    yield
 
 
 @pytest.fixture
