@@ -107,6 +107,14 @@ def test_planner_node_stops_the_base_when_odometry_goes_stale(ros, tmp_path):
         level, values = h.diagnostic_status(STATUS)
         # >= 1: on a loaded machine the 50 Hz test feeder itself may have stalled past the timeout once
         assert level == 1 and int(values["stale_events"]) >= 1
+
+        def last_is_zero():
+            _, _, vel, _ = trajectory_to_arrays(h.last(COMMAND))
+            return not np.any(vel)
+
+        # commands already in flight when the state changed may still arrive; one writer's
+        # messages arrive in order, so once a zero command is in, every later one must be zero too
+        wait_for(last_is_zero, 5, message="a zero command after the stall")
         h.clear(COMMAND)
         wait_for(lambda: h.count(COMMAND) >= 10, 5, message="commands while stale")
         with h.lock:
