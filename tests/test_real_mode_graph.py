@@ -63,15 +63,25 @@ def test_teleop_command_moves_emulated_motors_and_wheels(ros, real_graph):
     goal = np.array([target["left_arm_joint1"] + 0.3, target["torso_joint4"] - 0.2, 0.01])
     base = np.array([0.2, 0.0, 0.0])
 
-    def command():
+    def command():  # 20 Hz, like a teleop source, from the harness's executor
         pub.publish(make_trajectory([*names, *spec.BASE_JOINTS], np.r_[goal, 0, 0, 0][None], [0.05],
                                     velocities=np.r_[0, 0, 0, base][None]))
+
+    def arrived():
         now = dict(zip(ros.last(topics.JOINT_STATES).name, ros.last(topics.JOINT_STATES).position))
         moved = all(abs(now[n] - g) < 0.02 for n, g in zip(names, goal))
         return moved and ros.last(topics.ODOM).pose.pose.position.x > 0.1
 
-    wait_for(command, 30, interval=0.05, message="emulated joints at their targets and base moving")
-    assert ros.last(topics.ODOM).twist.twist.linear.x == pytest.approx(0.2, abs=0.05)
+    timer = ros.node.create_timer(0.05, command)
+    try:
+        wait_for(arrived, 30, message="emulated joints at their targets and base moving")
+        # the median over the last 10 odometry messages: one late command on a loaded machine
+        # may cost a sample of braking, the commanded speed is what the base keeps
+        with ros.lock:
+            vx = [m.twist.twist.linear.x for m in list(ros.messages[topics.ODOM])[-10:]]
+        assert np.median(vx) == pytest.approx(0.2, abs=0.05), vx
+    finally:
+        ros.node.destroy_timer(timer)
     # Stop commanding: the controller's watchdog zeroes the base, the wheels stop.
     wait_for(lambda: abs(ros.last(topics.ODOM).twist.twist.linear.x) < 0.01, 10, message="base stopped")
 
