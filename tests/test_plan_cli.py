@@ -8,7 +8,6 @@ import pytest
 import torch
 
 from brs.cli import main
-from rl_agents.pldm.cli import wilson
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -53,13 +52,6 @@ def test_pldm_and_gciql_train_and_eval_on_an_unseen_layout(dataset, tmp_path):
         out = json.loads(res.read_text())
         assert out["layout"]["wall_orientation"] == "horizontal" and out["layout"]["door_center"] == 0.3
         assert out["results"][method]["episodes"] == 2
-
-
-def test_wilson_interval_known_values():
-    lo, hi = wilson(10, 20)
-    assert lo == pytest.approx(0.2993, abs=1e-3) and hi == pytest.approx(0.7007, abs=1e-3)
-    lo, hi = wilson(0, 10)
-    assert lo == 0.0 and hi == pytest.approx(0.2775, abs=1e-3)
 
 
 def test_missing_and_bad_files_exit_2_naming_the_file(dataset, tmp_path, capsys):

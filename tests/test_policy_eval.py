@@ -10,7 +10,8 @@ import math
 import pytest
 
 from brs.cli import main as brs_main
-from brs_policy.evaluate import eval_nodes, evaluate, format_summary, wilson_interval
+from brs_common.stats import wilson_interval
+from brs_policy.evaluate import eval_nodes, evaluate, format_summary
 from brs_teleop.episode import read_episode, validate_episode
 from test_policy_node import make_tiny_checkpoint
 
@@ -23,7 +24,9 @@ def test_wilson_interval_known_values():
         got = wilson_interval(k, n)
         assert got == pytest.approx((lo, hi), abs=1e-4), (k, n)
     assert wilson_interval(0, 0) == (0.0, 1.0)
-    lo, hi = wilson_interval(1, 1, z=1.0)
+    with pytest.raises(ValueError, match="must be in 0..10"):
+        wilson_interval(11, 10)
+    lo, hi = wilson_interval(1, 1, confidence=0.6826894921)  # z = 1
     assert lo == pytest.approx(0.5) and hi == 1.0
     with pytest.raises(ValueError):
         wilson_interval(5, 3)

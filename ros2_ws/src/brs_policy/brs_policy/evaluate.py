@@ -14,7 +14,6 @@ with a Wilson 95 % confidence interval and writes summary.json.
 from __future__ import annotations
 
 import json
-import math
 import threading
 import time
 from dataclasses import asdict, dataclass, replace
@@ -25,24 +24,12 @@ from std_srvs.srv import Trigger
 from brs import graph
 from brs.collect import EpisodeDriver
 from brs_common import topics
+from brs_common.stats import wilson_interval
 
 SIM_TASK_STATUS = topics.SIM_TASK_STATUS
 POLICY = "policy"
 POLICY_STATUS = f"{POLICY}: policy"
 RECORDER = topics.RECORDER_NODE
-
-
-def wilson_interval(successes: int, n: int, z: float = 1.959963984540054) -> tuple[float, float]:
-    """Wilson score interval of a binomial proportion (default 95 %); (0, 1) for n = 0."""
-    if n <= 0:
-        return 0.0, 1.0
-    if not 0 <= successes <= n:
-        raise ValueError(f"successes {successes} must be in 0..{n}")
-    p = successes / n
-    z2 = z * z
-    centre = (p + z2 / (2 * n)) / (1 + z2 / n)
-    half = z / (1 + z2 / n) * math.sqrt(p * (1 - p) / n + z2 / (4 * n * n))
-    return max(0.0, centre - half), min(1.0, centre + half)
 
 
 @dataclass

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .evaluate import wilson_interval
+from brs_common.stats import wilson_interval
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,8 @@ import json
 import math
 from pathlib import Path
 
+from brs_common.stats import wilson_interval
+
 DATA_EXAMPLES = """examples:
   brs plan data --out data/two_rooms/noisy --episodes 1000 --length 30 --quality noisy --coverage 0.3 \\
       --max-step 0.08 --img-size 32
@@ -180,17 +182,6 @@ def _train(args) -> int:
     return 0
 
 
-def wilson(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
-    """95% Wilson score interval of a binomial proportion."""
-    if n == 0:
-        return 0.0, 1.0
-    p = successes / n
-    den = 1 + z * z / n
-    c = (p + z * z / (2 * n)) / den
-    h = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / den
-    return max(0.0, c - h), min(1.0, c + h)
-
-
 def _eval(args) -> int:
     from rl_agents.pldm.baselines import load_agent
     from rl_agents.pldm.train import evaluate, pick_device
@@ -221,7 +212,7 @@ def _eval(args) -> int:
     out = {}
     for name, r in rows.items():
         k = round(r["success_rate"] * args.episodes)
-        lo, hi = wilson(k, args.episodes)
+        lo, hi = wilson_interval(k, args.episodes)
         std = math.sqrt(r["success_rate"] * (1 - r["success_rate"]))
         out[name] = {**r, "ci95": [lo, hi], "std": std}
         table.add_row(name, f"{r['success_rate']:.2f}", f"[{lo:.2f}, {hi:.2f}]", f"{std:.2f}",
