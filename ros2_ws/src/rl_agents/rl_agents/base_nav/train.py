@@ -136,20 +136,14 @@ def main(argv=None) -> None:
     import json
 
     from rl_agents.base_nav.data import load as load_data
+    from rl_agents.pldm.cli import add_fit_arguments, fit_config
 
     p = argparse.ArgumentParser(description="Train the base-planner PLDM on random base-motion data.")
-    p.add_argument("--data", required=True, help="dataset path without suffix (rl_agents.base_nav.data)")
-    p.add_argument("--out", required=True, help="checkpoint (.pt)")
-    p.add_argument("--steps", type=int, default=2000)
-    p.add_argument("--batch-size", type=int, default=128)
-    p.add_argument("--seq-len", type=int, default=16)
-    p.add_argument("--lr", type=float, default=1e-3)
+    add_fit_arguments(p, data_help="dataset path without suffix (rl_agents.base_nav.data)",
+                      steps=2000, batch_size=128, seq_len=16, threads=1)
     p.add_argument("--latent-dim", type=int, default=16)
     p.add_argument("--hidden", type=int, default=128)
-    p.add_argument("--seed", type=int, default=0)
     p.add_argument("--use-yaw", action="store_true", help="encode (x, y, cos, sin yaw) and plan wz too")
-    p.add_argument("--device", default=None)
-    p.add_argument("--threads", type=int, default=1, help="torch CPU threads (0: torch default)")
     a = p.parse_args(argv)
     if a.threads:
         torch.set_num_threads(a.threads)
@@ -157,7 +151,7 @@ def main(argv=None) -> None:
     dim = 4 if a.use_yaw else 2
     mcfg = PLDMConfig(encoder="mlp", state_dim=dim, action_dim=3 if a.use_yaw else 2,
                       latent_dim=a.latent_dim, hidden=a.hidden)
-    model, _, log = train(data, mcfg, TrainConfig(a.steps, a.batch_size, a.seq_len, a.lr, seed=a.seed),
+    model, _, log = train(data, mcfg, fit_config(a),
                           a.device, a.out, use_yaw=a.use_yaw)
     last = {k: float(np.mean([x[k] for x in log[-100:]])) for k in log[-1]}
     print(json.dumps({"checkpoint": a.out, "final_losses": last}, indent=2))

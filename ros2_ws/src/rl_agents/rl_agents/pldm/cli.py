@@ -45,9 +45,32 @@ def add_parser(sub) -> None:
     _add_eval(s)
 
 
-def _common(p: argparse.ArgumentParser) -> None:
+def _common(p: argparse.ArgumentParser, threads: int = 0) -> None:
     p.add_argument("--device", default=None, help="cpu | cuda | cuda:N (default: cuda when available)")
-    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch default; 1 on a busy CPU)")
+    p.add_argument("--threads", type=int, default=threads,
+                   help="torch CPU threads (0: torch default; 1 on a busy CPU; default %(default)s)")
+
+
+def add_fit_arguments(p: argparse.ArgumentParser, *, data_help: str, steps: int, batch_size: int,
+                      seq_len: int, threads: int = 0) -> None:
+    """The arguments of every PLDM-style trainer (`brs plan train`, Two Rooms and base-planner
+    scripts); the defaults differ per trainer. Pair with `fit_config`."""
+    p.add_argument("--data", required=True, help=data_help)
+    p.add_argument("--out", required=True, help="checkpoint file (.pt)")
+    p.add_argument("--steps", type=int, default=steps, help="optimiser steps (default %(default)s)")
+    p.add_argument("--batch-size", type=int, default=batch_size, help="(default %(default)s)")
+    p.add_argument("--seq-len", type=int, default=seq_len,
+                   help="predicted steps per training sequence (default %(default)s)")
+    p.add_argument("--lr", type=float, default=1e-3, help="(default %(default)s)")
+    p.add_argument("--seed", type=int, default=0)
+    _common(p, threads)
+
+
+def fit_config(args: argparse.Namespace, **extra):
+    """The TrainConfig that `add_fit_arguments`' values describe."""
+    from rl_agents.pldm.train import TrainConfig
+
+    return TrainConfig(args.steps, args.batch_size, args.seq_len, args.lr, seed=args.seed, **extra)
 
 
 def _add_data(sub) -> None:
@@ -77,16 +100,10 @@ def _add_train(sub) -> None:
                                    "dataset's max_step, image size and layout).",
                        epilog=TRAIN_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--method", choices=METHODS, required=True)
-    p.add_argument("--data", required=True, help="dataset path (with or without .npz), from `brs plan data`")
-    p.add_argument("--out", required=True, help="checkpoint file (.pt)")
-    p.add_argument("--steps", type=int, default=1500)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--seq-len", type=int, default=4, help="PLDM predicted steps per training sequence")
+    add_fit_arguments(p, data_help="dataset path (with or without .npz), from `brs plan data`",
+                      steps=1500, batch_size=64, seq_len=4)
     p.add_argument("--channels", type=int, default=32, help="conv channels (all methods)")
     p.add_argument("--hidden", type=int, default=128, help="MLP width (all methods)")
-    _common(p)
     p.set_defaults(func=_train)
 
 

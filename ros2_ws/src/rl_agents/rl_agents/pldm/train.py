@@ -180,19 +180,13 @@ def main(argv=None) -> None:
     import argparse
     import json
 
+    from rl_agents.pldm.cli import add_fit_arguments, fit_config
     from rl_agents.two_rooms_data import load
 
     p = argparse.ArgumentParser(description="Train PLDM on a Two Rooms dataset, then evaluate MPPI vs random.")
-    p.add_argument("--data", required=True, help="dataset path without suffix (from rl_agents.two_rooms_data)")
-    p.add_argument("--out", required=True, help="checkpoint file (.pt)")
-    p.add_argument("--steps", type=int, default=5000)
-    p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--seq-len", type=int, default=8)
-    p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--seed", type=int, default=0)
+    add_fit_arguments(p, data_help="dataset path without suffix (from rl_agents.two_rooms_data)",
+                      steps=5000, batch_size=64, seq_len=8)
     p.add_argument("--checkpoint-every", type=int, default=1000)
-    p.add_argument("--device", default=None)
-    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch default)")
     p.add_argument("--eval-episodes", type=int, default=20)
     p.add_argument("--goal-mode", choices=("any", "same_room", "other_room"), default="any")
     p.add_argument("--max-episode-steps", type=int, default=100)
@@ -202,8 +196,7 @@ def main(argv=None) -> None:
     data = load(a.data)
     meta = data["meta"]
     model, _ = train(data, PLDMConfig(img_size=int(meta["img_size"])),
-                     TrainConfig(a.steps, a.batch_size, a.seq_len, a.lr, seed=a.seed,
-                                 checkpoint_every=a.checkpoint_every), a.device, a.out)
+                     fit_config(a, checkpoint_every=a.checkpoint_every), a.device, a.out)
     if a.eval_episodes:
         env = TwoRoomsEnv(Layout(**meta["layout"]), int(meta["img_size"]), float(meta["max_step"]),
                           a.max_episode_steps, goal_mode=a.goal_mode, min_goal_dist=0.3)
