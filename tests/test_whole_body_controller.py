@@ -536,3 +536,57 @@ def test_no_output_before_joint_states_then_holds_the_measured_pose(ros, tmp_pat
     tw = h.last(topics.CMD_VEL).twist
     assert (tw.linear.x, tw.linear.y, tw.angular.z) == (0.0, 0.0, 0.0)
     assert ctrl.stop() == 0
+
+
+def test_hold_drops_commands_and_holds_the_measured_pose_without_latching(ros, tmp_path):
+    """~/hold (episode resets, where the sim moved the robot): every command so far is dropped, the
+    pose measured now is held, the base stops; no e-stop latch, so a fresh command drives again."""
+    h = ros
+    arm, j1 = GROUP_TOPICS["left_arm"], spec.STATE_JOINTS.index("left_arm_joint1")
+    h.record(arm, Float64MultiArray, qos.COMMAND, keep=10_000)
+    h.record(topics.CMD_VEL, TwistStamped, qos.COMMAND, keep=10_000)
+    h.record(topics.DIAGNOSTICS, DiagnosticArray, qos.DIAGNOSTICS)
+    ctrl = h.spawn("whole_body_controller", {}, log_path=tmp_path / "controller.log")
+    js = h.node.create_publisher(JointState, topics.JOINT_STATES, qos.STATE)
+    teleop = h.node.create_publisher(JointTrajectory, topics.whole_body_command("teleop"), qos.COMMAND)
+    wait_for(lambda: (js.get_subscription_count() > 0 and teleop.get_subscription_count() > 0)
+             or ctrl.proc.poll() is not None, 30, message="controller up")
+    assert ctrl.proc.poll() is None, ctrl.log()
+    refused = h.call(Trigger, topics.CONTROLLER_HOLD, Trigger.Request())
+    assert not refused.success and topics.JOINT_STATES in refused.message  # nothing measured yet
+
+    fed = [np.array(spec.HOME[POSITION_INDEX])]
+    feeder = h.node.create_timer(0.02, lambda: js.publish(make_joint_state(spec.STATE_JOINTS, fed[0])))
+    try:
+        wait_for(lambda: h.count(arm) > 3, 10, message="outputs")
+        q0 = fed[0][j1]
+        # 3 s of command: the arm joint slowly to q0 + 0.5, the base at 0.2 m/s
+        teleop.publish(trajectory(["left_arm_joint1", "base_x"], [[q0, 0.2], [q0 + 0.5, 0.2]], times=[0.0, 3.0],
+                                  velocities=[[0.0, 0.2], [0.0, 0.2]], stamp=h.node.get_clock().now().to_msg()))
+        wait_for(lambda: h.last(arm).data[0] > q0 + 0.05 and h.last(topics.CMD_VEL).twist.linear.x > 0.1, 5,
+                 message="arm and base moving")
+        # the "sim reset": the robot is measured elsewhere, then ~/hold
+        reset_pose = np.array(spec.HOME[POSITION_INDEX])
+        reset_pose[j1] = q0 - 0.3
+        fed[0] = reset_pose
+
+        def held():
+            assert h.call(Trigger, topics.CONTROLLER_HOLD, Trigger.Request()).success
+            return h.last(arm).data[0] == reset_pose[j1]  # once the controller has seen the new pose
+
+        wait_for(held, 5, message="holding the reset pose")
+        h.clear(arm)
+        h.clear(topics.CMD_VEL)
+        wait_for(lambda: h.count(arm) >= 50 and h.count(topics.CMD_VEL) >= 50, 5, message="50 more ticks")
+        with h.lock:  # the 3-s command is gone: no joint motion, no base velocity (no braking ramp either)
+            assert all(m.data[0] == reset_pose[j1] for m in h.messages[arm])
+            assert all(m.twist.linear.x == 0.0 for m in h.messages[topics.CMD_VEL])
+        wait_for(lambda: diag_int(h, "holds") >= 1, 5, message="holds on /diagnostics")
+        assert diag(h)["estop_latched"] == "False" and diag_int(h, "estop_latches") == 0
+        # not latched: the next fresh command is executed
+        teleop.publish(trajectory(["left_arm_joint1"], [[reset_pose[j1] + 0.1]], times=[0.5],
+                                  stamp=h.node.get_clock().now().to_msg()))
+        wait_for(lambda: h.last(arm).data[0] == pytest.approx(reset_pose[j1] + 0.1, abs=1e-6), 5, message="moving again")
+    finally:
+        h.node.destroy_timer(feeder)
+    assert ctrl.stop() == 0

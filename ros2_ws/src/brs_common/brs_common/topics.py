@@ -29,6 +29,9 @@ SIM_TASK_STATUS = f"{SIM_NODE}: task"
 WHOLE_BODY_CONTROLLER_NODE = "whole_body_controller"
 ESTOP = "/whole_body/estop"  # std_msgs/Bool; True latches the e-stop (False does nothing)
 ESTOP_RESET = f"/{WHOLE_BODY_CONTROLLER_NODE}/reset_estop"  # std_srvs/Trigger, clears the latch
+# std_srvs/Trigger: drop every command and hold the measured pose at rest, without latching
+# (episode resets after the sim moved the robot: RL envs, evaluation)
+CONTROLLER_HOLD = f"/{WHOLE_BODY_CONTROLLER_NODE}/hold"
 # sensor_msgs/JointState of what the controller commanded each tick (action joints; base in velocity)
 CONTROLLER_STATE = f"/{WHOLE_BODY_CONTROLLER_NODE}/commanded"
 

@@ -95,7 +95,7 @@ class WholeBodyController(Node):
         self.stats = {
             "ticks": 0, "tick_overruns": 0, "max_tick_ms": 0.0, "watchdog_trips": 0,
             "estop_latches": 0, "ignored_estop": 0, "ignored_no_joint_states": 0,
-            "ignored_inactive": 0, "source_switches": 0,
+            "ignored_inactive": 0, "source_switches": 0, "holds": 0,
         }
         self.received = dict.fromkeys(SOURCES, 0)
         self.accepted = dict.fromkeys(SOURCES, 0)
@@ -112,6 +112,7 @@ class WholeBodyController(Node):
         self.cmd_vel_pub = self.create_publisher(TwistStamped, topics.CMD_VEL, qos.COMMAND)
         self.state_pub = self.create_publisher(JointState, "~/commanded", qos.STATE)
         self.create_service(Trigger, "~/reset_estop", self._on_reset_estop)
+        self.create_service(Trigger, "~/hold", self._on_hold)
         for source in SOURCES:
             self.create_service(Trigger, f"~/set_source/{source}",
                                 lambda req, res, s=source: self._on_set_source(s, res))
@@ -238,14 +239,30 @@ class WholeBodyController(Node):
             return
         self.estop = True
         self.stats["estop_latches"] += 1
+        self._stop_and_hold()
+        self.get_logger().error("E-STOP latched: base stopped, joints holding; call ~/reset_estop")
+        self._event(force=True)
+
+    def _on_hold(self, request, response):
+        """Every command so far dropped, base stopped, joints held where they are measured now; not a
+        latch (the next fresh command is executed). For episode resets: the sim moved the robot."""
+        if self.joints is None:
+            response.success, response.message = False, f"no {topics.JOINT_STATES} yet"
+            return response
+        self.stats["holds"] += 1
+        self.arbiter.expire_all()
+        self._stop_and_hold()
+        self._event(force=True)
+        response.success, response.message = True, "holding the measured pose"
+        return response
+
+    def _stop_and_hold(self):
         self.controlling = None
         self.latest.clear()
         self.base.stop()
         if self.joints is not None:
             self._hold_measured()
             self._publish(self.get_clock().now())  # base zero and joints held right now, not at the next tick
-        self.get_logger().error("E-STOP latched: base stopped, joints holding; call ~/reset_estop")
-        self._event(force=True)
 
     def _hold_measured(self):
         self.joints.hold(self.measured)

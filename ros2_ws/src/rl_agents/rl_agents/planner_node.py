@@ -14,7 +14,7 @@ States (diagnostics component "planner", key `state`):
   idle      no goal: publishes nothing (the controller's watchdog keeps the base stopped)
   moving    planning and sending velocities
   reached   within position_tolerance and yaw_tolerance: streams zero velocity (holds); planning
-            resumes if the base is pushed more than 2x the tolerance away
+            resumes if the base, no longer braking, is more than 2x the tolerance away (pushed)
   stale     no /odom for odom_timeout s: streams zero velocity until odometry returns, then
             goes back to the state it left (a goal reached before the stall stays reached)
   timeout   goal_timeout s elapsed without reaching the goal: streams zero velocity

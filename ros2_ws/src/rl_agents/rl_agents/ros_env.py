@@ -19,8 +19,8 @@ and actions give the same observations.
 
 reset(seed): the sim's `seed` parameter is set and /sim/reset called (robot at home, objects
 reseeded; sim time keeps running); the controller is re-initialised on the reset pose through
-its e-stop (a latch holds the measured pose at rest, checked on ~/commanded, then
-~/reset_estop), so no state of the previous episode survives; the task target comes from a numpy
+its ~/hold service (every command dropped, the measured pose held at rest, checked on
+~/commanded), so no state of the previous episode survives; the task target comes from a numpy
 Generator seeded with `seed`.
 """
 
@@ -42,7 +42,6 @@ from rcl_interfaces.msg import Parameter as ParameterMsg
 from rcl_interfaces.msg import ParameterType, ParameterValue
 from rcl_interfaces.srv import GetParameters, SetParameters
 from sensor_msgs.msg import JointState
-from std_msgs.msg import Bool
 from std_srvs.srv import SetBool, Trigger
 from trajectory_msgs.msg import JointTrajectory
 
@@ -132,17 +131,16 @@ class RosSimEnv(gym.Env):
             node.create_subscription(Odometry, topics.ODOM, self._on_odom, qos.STATE)
             node.create_subscription(JointState, topics.CONTROLLER_STATE, self._on_cmd, qos.STATE)
             self.pub = node.create_publisher(JointTrajectory, topics.whole_body_command("rl"), qos.COMMAND)
-            self.estop_pub = node.create_publisher(Bool, topics.ESTOP, qos.COMMAND)
             self.step_client = node.create_client(Trigger, topics.SIM_STEP)
             self.pause_client = node.create_client(SetBool, topics.SIM_PAUSE)
             self.reset_client = node.create_client(Trigger, topics.SIM_RESET)
             self.param_client = node.create_client(SetParameters, f"/{topics.SIM_NODE}/set_parameters")
-            self.estop_reset_client = node.create_client(Trigger, topics.ESTOP_RESET)
+            self.hold_client = node.create_client(Trigger, topics.CONTROLLER_HOLD)
             self.barrier_client = node.create_client(
                 GetParameters, f"/{topics.WHOLE_BODY_CONTROLLER_NODE}/get_parameters")
             self._wait(lambda: all(c.service_is_ready() for c in (
-                self.step_client, self.pause_client, self.reset_client, self.param_client, self.estop_reset_client, self.barrier_client))
-                and self.pub.get_subscription_count() > 0 and self.estop_pub.get_subscription_count() > 0,
+                self.step_client, self.pause_client, self.reset_client, self.param_client, self.hold_client, self.barrier_client))
+                and self.pub.get_subscription_count() > 0,
                 startup_timeout, "the sim graph's services and the controller's subscriptions")
             if not self._call(self.pause_client, SetBool.Request(data=True)).success:
                 raise GraphError("/sim/pause refused")
@@ -245,18 +243,18 @@ class RosSimEnv(gym.Env):
             raise GraphError(f"could not set the sim seed: {res.results}")
 
     def _reset_controller(self, q_reset: np.ndarray):
-        """Latch the e-stop until the controller holds exactly the reset pose, then release it."""
+        """Ask the controller to hold until it holds exactly the reset pose (it may not have seen the
+        reset's /joint_states yet)."""
         for _ in range(20):
             with self._cond:
                 n = self._counts["cmd"]
-            self.estop_pub.publish(Bool(data=True))
-            self._wait(lambda: self._counts["cmd"] > n, self.timeout, "the controller's e-stop hold")
+            res = self._call(self.hold_client, Trigger.Request())
+            if not res.success:
+                raise GraphError(f"controller ~/hold refused: {res.message}")
+            self._wait(lambda: self._counts["cmd"] > n, self.timeout, "the controller's hold")
             with self._cond:
                 held = np.asarray(self._cmd_msg.position)
-            ok = np.array_equal(held[self.task_position_index], q_reset)
-            if not self._call(self.estop_reset_client, Trigger.Request()).success:
-                raise GraphError("controller ~/reset_estop failed")
-            if ok:
+            if np.array_equal(held[self.task_position_index], q_reset):
                 return
         raise GraphError("the controller never held the reset pose")
 
