@@ -8,10 +8,16 @@ import json
 import math
 
 import pytest
+from diagnostic_msgs.msg import DiagnosticArray
+from trajectory_msgs.msg import JointTrajectory
 
 from brs.cli import main as brs_main
+from brs.collect import EpisodeDriver
+from brs_common import qos, topics
+from brs_common import robot_spec as spec
+from brs_common.convert import make_trajectory
 from brs_common.stats import wilson_interval
-from brs_policy.evaluate import eval_nodes, evaluate, format_summary
+from brs_policy.evaluate import POLICY_STATUS, eval_nodes, evaluate, format_summary
 from brs_teleop.episode import read_episode, validate_episode
 from test_policy_node import make_tiny_checkpoint
 
@@ -57,11 +63,37 @@ def test_eval_cli_rejects_a_garbage_checkpoint(tmp_path, capsys):
     assert "not a readable WB-VIMA checkpoint" in capsys.readouterr().err
 
 
-def test_one_short_eval_episode_end_to_end(ros_domain, tmp_path):
+def test_one_short_eval_episode_end_to_end(ros, tmp_path, monkeypatch):
+    """Also the stuck-robot path: a failed episode can leave the robot unable to drive home (an
+    arm caught under a shelf). Here a teleop stream (it outranks the policy) pins an arm away from
+    home until the eval gives up homing and stops the policy; the eval must then free the robot
+    (sim reset, controller ~/hold), home it and run the episode, and count that in the summary."""
+    monkeypatch.setattr(EpisodeDriver, "home_sim_seconds", 0.0)  # give up homing after 20 s wall
+    h = ros
+    h.record(topics.DIAGNOSTICS, DiagnosticArray, qos.DIAGNOSTICS)
+    teleop = h.node.create_publisher(JointTrajectory, topics.whole_body_command("teleop"), qos.COMMAND)
+    pin_at = float(spec.HOME[spec.ACTION_JOINTS.index("left_arm_joint1")]) + 0.4
+    phase = ["waiting"]  # -> pinning (the policy is homing) -> released (the eval stopped it)
+
+    def pin():
+        status = h.diagnostic_status(POLICY_STATUS)
+        state = status[1].get("state") if status else None
+        if state == "homing" and phase[0] == "waiting":
+            phase[0] = "pinning"
+        elif state == "idle" and phase[0] == "pinning":
+            phase[0] = "released"
+        if phase[0] != "released":
+            teleop.publish(make_trajectory(["left_arm_joint1"], [[pin_at]], [0.1]))  # zero stamp: now
+
+    timer = h.node.create_timer(0.05, pin)
     ckpt = make_tiny_checkpoint(tmp_path / "policy.pt")
-    summary = evaluate("bimanual_box", 1, ckpt, first_seed=3, output_dir=tmp_path / "eval",
-                       record_failures=True, time_limit=3.0, progress=False,
-                       arguments={"policy.device": "cpu", "perception.n_points": "1024"})
+    try:
+        summary = evaluate("bimanual_box", 1, ckpt, first_seed=3, output_dir=tmp_path / "eval",
+                           record_failures=True, time_limit=3.0, progress=False,
+                           arguments={"policy.device": "cpu", "perception.n_points": "1024"})
+    finally:
+        h.node.destroy_timer(timer)
+    assert phase[0] == "released" and summary["homing_resets"] == 1
     written = json.loads((tmp_path / "eval" / "bimanual_box" / "summary.json").read_text())
     assert written == summary
     assert summary["episodes_run"] == 1 and summary["successes"] == 0 and summary["success_rate"] == 0.0

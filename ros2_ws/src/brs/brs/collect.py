@@ -46,6 +46,7 @@ class EpisodeDriver:
     agent = ""
     agent_status = ""
     source = ""  # the recorder's `source` metadata for this driver's episodes
+    home_sim_seconds = 10.0  # homing budget (sim s; see _wall) before the robot counts as stuck
 
     def __init__(self, client, task: str, output_dir: Path, record: bool, video: bool,
                  speed_factor: float, stop: threading.Event):
@@ -55,6 +56,7 @@ class EpisodeDriver:
         self.output_dir, self.record, self.video = output_dir, record, video
         self.speed = speed_factor if speed_factor > 0 else 1.0
         self.stop = stop
+        self.homing_resets = 0  # episodes begun by freeing a stuck robot (see begin_episode)
 
     def _wall(self, sim_seconds: float) -> float:
         return sim_seconds / self.speed * 3.0 + 20.0  # generous: slow machines run below speed
@@ -73,7 +75,7 @@ class EpisodeDriver:
 
     def home(self) -> None:
         self._trigger(f"/{self.agent}/home")
-        self.client.wait_status(self.agent_status, lambda v: v.get("state") == "home", self._wall(10.0),
+        self.client.wait_status(self.agent_status, lambda v: v.get("state") == "home", self._wall(self.home_sim_seconds),
                                 "the robot to reach its home pose")
 
     def reset_sim(self, seed: int) -> None:
@@ -87,8 +89,22 @@ class EpisodeDriver:
                                 self._wall(5.0), "the sim task to restart")
 
     def begin_episode(self, seed: int) -> None:
-        """Home the robot, reset the sim with `seed` and, when recording, start the recorder."""
-        self.home()
+        """Home the robot, reset the sim with `seed` and, when recording, start the recorder.
+
+        A failed episode can leave the robot where it cannot drive home (an arm caught under a
+        shelf): then the agent stops, the sim reset puts the robot home, the controller holds that
+        pose (~/hold, so it does not pull the robot back) and the agent homes from there."""
+        try:
+            self.home()
+        except TimeoutError as exc:
+            from tqdm import tqdm
+
+            tqdm.write(f"warning: {exc}; resetting the sim to free the robot")
+            self.homing_resets += 1
+            self._trigger(f"/{self.agent}/stop")
+            self.reset_sim(seed)
+            self._trigger(topics.CONTROLLER_HOLD)
+            self.home()
         self.reset_sim(seed)
         if self.record:
             self.client.set_parameters(RECORDER, {"task": self.task.name, "seed": seed, "source": self.source})

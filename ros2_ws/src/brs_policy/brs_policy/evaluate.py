@@ -150,6 +150,7 @@ def evaluate(task: str, episodes: int, checkpoint: str | Path, first_seed: int =
         "time_limit": evaluator_box[0].time_limit if evaluator_box else time_limit,
         "episodes_run": n, "successes": wins, "success_rate": wins / n if n else None,
         "wilson_95": [lo, hi] if n else None,
+        "homing_resets": evaluator_box[0].homing_resets if evaluator_box else 0,
         "episodes": [asdict(o) for o in outcomes],
     }
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
