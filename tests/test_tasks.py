@@ -104,3 +104,19 @@ def test_sim_node_reports_the_task_outcome(ros):
     values = wait_for(lambda: task_status() or sim.proc.poll() is not None, 60, message="task status")
     assert sim.proc.poll() is None
     assert values["success"] == "False" and float(values["time_limit"]) == 60.0
+    assert values["resets"] == "0"
+    # each /sim/reset is reported at once (elapsed 0.0) with its count, however close two resets
+    # come: episode drivers tell the new episode's status from the old one by this count
+    from std_srvs.srv import Trigger
+
+    def first_report(n: int):
+        with ros.lock:
+            msgs = list(ros.messages[topics.DIAGNOSTICS])
+        return next(({kv.key: kv.value for kv in st.values} for m in msgs for st in m.status
+                     if st.name == topics.SIM_TASK_STATUS
+                     and any(kv.key == "resets" and kv.value == str(n) for kv in st.values)), None)
+
+    for n in (1, 2):
+        assert ros.call(Trigger, topics.SIM_RESET, Trigger.Request()).success
+        report = wait_for(lambda: first_report(n), 5, message=f"reset {n} on /diagnostics")
+        assert report["elapsed"] == "0.0" and report["success"] == "False"

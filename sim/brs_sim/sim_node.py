@@ -58,6 +58,7 @@ class SimNode(Node):
         self.sim = SimCore(param["scene"], seed=param["seed"], object_jitter=param["object_jitter"])
         self.task = get_task(param["task"]) if param["task"] else None
         self.task_start = 0.0
+        self.task_resets = 0  # /sim/reset calls served: tells one episode's status from the next
         if self.task:
             self.task.reset(self.sim, param["seed"])
         self.speed_factor = float(param["speed_factor"])
@@ -203,7 +204,7 @@ class SimNode(Node):
         state = "success" if success else ("time limit exceeded" if elapsed > self.task.time_limit else "running")
         self.diag.set_status("task", level, f"{self.task.name}: {state}",
                              {"task": self.task.name, "success": success, "elapsed": f"{elapsed:.1f}",
-                              "time_limit": self.task.time_limit})
+                              "time_limit": self.task.time_limit, "resets": self.task_resets})
 
     def _publish_state(self, stamp):
         # Messages are built once and refilled: constructing an Odometry costs more than publishing it.
@@ -246,6 +247,9 @@ class SimNode(Node):
             if self.task:
                 self.task.reset(self.sim, seed)
                 self.task_start = self.sim.time
+                self.task_resets += 1
+                self._report_task()
+                self.diag.publish()  # the new episode's status at once, not at the next sim second
             else:
                 self.sim.reset(seed)
             with self.lock:

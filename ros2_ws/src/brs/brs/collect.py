@@ -81,11 +81,11 @@ class EpisodeDriver:
     def reset_sim(self, seed: int) -> None:
         """Reseed and reset the sim; returns once the new episode's task status is in."""
         before = self.client.status(SIM_TASK_STATUS)
-        before = float(before[1].get("elapsed", "inf")) if before else float("inf")
+        before = int(before[1].get("resets", -1)) if before else -1
         self.client.set_parameters(topics.SIM_NODE, {"seed": seed})
         self._trigger(topics.SIM_RESET)  # returns once the sim has reset
-        # elapsed only grows within an episode: a smaller one is the new episode's status
-        self.client.wait_status(SIM_TASK_STATUS, lambda v: float(v.get("elapsed", "inf")) < before,
+        # the status counts resets (elapsed alone cannot tell two resets within a sim second apart)
+        self.client.wait_status(SIM_TASK_STATUS, lambda v: int(v.get("resets", -1)) > before,
                                 self._wall(5.0), "the sim task to restart")
 
     def begin_episode(self, seed: int) -> None:
