@@ -91,8 +91,8 @@ class EpisodeDriver:
     def begin_episode(self, seed: int) -> None:
         """Home the robot, reset the sim with `seed` and, when recording, start the recorder.
 
-        A failed episode can leave the robot where it cannot drive home (an arm caught under a
-        shelf): then the agent stops, the sim reset puts the robot home, the controller holds that
+        A failed episode can leave the robot where it cannot drive home (caught against
+        furniture): then the agent stops, the sim reset puts the robot home, the controller holds that
         pose (~/hold, so it does not pull the robot back) and the agent homes from there."""
         try:
             self.home()
