@@ -86,13 +86,28 @@ def test_planner_node_stops_the_base_when_odometry_goes_stale(ros, tmp_path):
 
     feeder = threading.Thread(target=feed, daemon=True)
     feeder.start()
+
+    def until(predicate, timeout, message):
+        """wait_for, failing with what the node reported (a CI failure must say why)."""
+        try:
+            wait_for(predicate, timeout, message=message)
+        except TimeoutError as exc:
+            last = h.last(COMMAND)
+            vel = trajectory_to_arrays(last)[2] if last is not None else None
+            raise AssertionError(f"{exc}\nplanner status: {status(h)}\ncommands seen: {h.count(COMMAND)}, "
+                                 f"last velocity: {vel}\nodometry feeder alive: {feeder.is_alive()}\n"
+                                 f"node log tail:\n{node.log()[-3000:]}") from None
+
     try:
-        wait_for(lambda: status(h).get("state") == "idle" or node.proc.poll() is not None, 60, message="planner idle")
+        until(lambda: status(h).get("state") == "idle" or node.proc.poll() is not None, 60, "planner idle")
         assert node.proc.poll() is None, node.log()
+        # the node reports "idle" before any odometry: wait until it reports the fed pose, or a
+        # goal sent before DDS matched the /odom publisher finds the odometry stale
+        until(lambda: status(h).get("pose", "none") != "none", 20, "odometry at the planner")
         assert h.count(COMMAND) == 0  # no goal: nothing sent
         # a goal 2 m away in the same room: the node streams non-zero base velocities
         send_goal(h, goal_pub, (-1.0, -1.0, 0.0))
-        wait_for(lambda: status(h).get("state") == "moving", 10, message="planner moving")
+        until(lambda: status(h).get("state") == "moving", 10, "planner moving")
 
         def moving_command():  # the first plan may take a few commands' time (zero velocity until then)
             names, _, vel, times = trajectory_to_arrays(h.last(COMMAND))
@@ -100,10 +115,10 @@ def test_planner_node_stops_the_base_when_odometry_goes_stale(ros, tmp_path):
             assert np.all(np.abs(vel[0]) <= spec.MAX_VELOCITY[:3] + 1e-9)
             return np.linalg.norm(vel[0, :2]) > 0.05
 
-        wait_for(lambda: h.count(COMMAND) > 0 and moving_command(), 10, message="non-zero base velocity")
+        until(lambda: h.count(COMMAND) > 0 and moving_command(), 10, "non-zero base velocity")
         # odometry stops: state stale (WARN) and every command after it is a zero velocity
         feeding.clear()
-        wait_for(lambda: status(h).get("state") == "stale", 5, message="planner stale")
+        until(lambda: status(h).get("state") == "stale", 5, "planner stale")
         level, values = h.diagnostic_status(STATUS)
         # >= 1: on a loaded machine the 50 Hz test feeder itself may have stalled past the timeout once
         assert level == 1 and int(values["stale_events"]) >= 1
@@ -114,9 +129,9 @@ def test_planner_node_stops_the_base_when_odometry_goes_stale(ros, tmp_path):
 
         # commands already in flight when the state changed may still arrive; one writer's
         # messages arrive in order, so once a zero command is in, every later one must be zero too
-        wait_for(last_is_zero, 5, message="a zero command after the stall")
+        until(last_is_zero, 5, "a zero command after the stall")
         h.clear(COMMAND)
-        wait_for(lambda: h.count(COMMAND) >= 10, 5, message="commands while stale")
+        until(lambda: h.count(COMMAND) >= 10, 5, "commands while stale")
         with h.lock:
             cmds = list(h.messages[COMMAND])
         for msg in cmds:
@@ -124,19 +139,19 @@ def test_planner_node_stops_the_base_when_odometry_goes_stale(ros, tmp_path):
             np.testing.assert_array_equal(vel, 0.0)
         # odometry returns: moving again
         feeding.set()
-        wait_for(lambda: status(h).get("state") == "moving", 5, message="moving again")
+        until(lambda: status(h).get("state") == "moving", 5, "moving again")
         # at the goal: reached, counted once; a stall there and odometry back: reached again at
         # once (no replanning) and still counted once (a loaded CI machine stalls /odom this way)
         fed_pose[:] = [-1.0, -1.0, 0.0]
-        wait_for(lambda: status(h).get("state") == "reached", 5, message="reached")
+        until(lambda: status(h).get("state") == "reached", 5, "reached")
         assert status(h)["goals_reached"] == "1"
         feeding.clear()
-        wait_for(lambda: status(h).get("state") == "stale", 5, message="stale at the goal")
+        until(lambda: status(h).get("state") == "stale", 5, "stale at the goal")
         feeding.set()
-        wait_for(lambda: status(h).get("state") != "stale", 5, message="odometry back")
+        until(lambda: status(h).get("state") != "stale", 5, "odometry back")
         assert status(h)["state"] == "reached" and status(h)["goals_reached"] == "1"
         plans, c0 = int(status(h)["plans"]), int(status(h)["commands"])
-        wait_for(lambda: int(status(h)["commands"]) >= c0 + 10, 5, message="holding at the goal")
+        until(lambda: int(status(h)["commands"]) >= c0 + 10, 5, "holding at the goal")
         assert status(h)["state"] == "reached" and int(status(h)["plans"]) == plans
     finally:
         stop.set()
