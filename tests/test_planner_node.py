@@ -116,6 +116,13 @@ def test_planner_node_stops_the_base_when_odometry_goes_stale(ros, tmp_path):
             return np.linalg.norm(vel[0, :2]) > 0.05
 
         until(lambda: h.count(COMMAND) > 0 and moving_command(), 10, "non-zero base velocity")
+        # planning runs beside the command stream: 20 Hz while moving (commands paused for up to
+        # 2.8 s when the executor's own polling starved the planning thread of the GIL)
+        h.clear(COMMAND)
+        until(lambda: h.count(COMMAND) >= 21, 10, "20 commands while moving")
+        with h.lock:
+            stamps = h.stamps[COMMAND][:21]
+        assert stamps[-1] - stamps[0] < 2.0, f"20 command periods of 50 ms took {stamps[-1] - stamps[0]:.2f} s"
         # odometry stops: state stale (WARN) and every command after it is a zero velocity
         feeding.clear()
         until(lambda: status(h).get("state") == "stale", 5, "planner stale")

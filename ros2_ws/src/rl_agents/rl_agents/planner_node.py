@@ -5,10 +5,12 @@ Publishes: /whole_body/rl/command (trajectory_msgs/JointTrajectory naming only t
 base-frame velocities; every other joint keeps doing what it was doing), /diagnostics.
 Services (std_srvs/Trigger): ~/cancel (drop the goal and stop).
 
-Every `1 / rate_hz` s (node clock: sim time in sim) the node encodes the latest odometry pose,
-plans an action sequence with MPPI toward the encoded goal and keeps its first action: a
-world-frame (odom-frame) velocity. At `publish_rate_hz` it sends that velocity rotated into
-base_link with the latest odometry yaw (time_from_start = one publish period, zero stamp).
+Every `1 / rate_hz` s (node clock: sim time in sim) the node hands the latest odometry pose to
+its planning thread, which encodes it, plans an action sequence with MPPI toward the encoded goal
+and keeps its first action: a world-frame (odom-frame) velocity. At `publish_rate_hz` the
+executor sends that velocity rotated into base_link with the latest odometry yaw
+(time_from_start = one publish period, zero stamp). A plan still running at the next tick is not
+queued behind: the tick is skipped and the previous velocity kept.
 
 States (diagnostics component "planner", key `state`):
   idle      no goal: publishes nothing (the controller's watchdog keeps the base stopped)
@@ -27,14 +29,14 @@ unreadable or wrong checkpoint is a configuration error: exit code 2 with the re
 from __future__ import annotations
 
 import math
+import threading
 from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 from diagnostic_msgs.msg import DiagnosticStatus
 from geometry_msgs.msg import PoseStamped
 from nav_msgs.msg import Odometry
-from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
-from rclpy.executors import MultiThreadedExecutor
 from rclpy.node import Node
 from std_srvs.srv import Trigger
 
@@ -102,6 +104,7 @@ class PlannerNode(Node):
         self.speed = 0.0  # base speed from /odom (m/s)
         self.odom_time: float | None = None  # node clock at receipt
         self.goal: np.ndarray | None = None
+        self.goal_id = 0  # bumped by every new goal and cancel: a plan for an older one is dropped
         self.goal_time = 0.0
         self.v_world = np.zeros(3)
         self.state = IDLE
@@ -114,17 +117,20 @@ class PlannerNode(Node):
         self.diag = DiagnosticsReporter(self, hardware_id="pldm_base_planner")
         self.pub = self.create_publisher(type(base_command_msg(np.zeros(3), 0.1)),
                                          topics.whole_body_command(SOURCE), qos.COMMAND)
-        # Planning (tens to hundreds of ms) runs in its own group, serialised with the goal and
-        # cancel callbacks that change what it plans for; odometry and the 20 Hz command stream
-        # run in another group on a second executor thread, so a slow plan never starves the
-        # controller's command_timeout.
-        planning, streaming = MutuallyExclusiveCallbackGroup(), MutuallyExclusiveCallbackGroup()
-        self.create_subscription(PoseStamped, topics.PLANNER_GOAL, self._on_goal, qos.COMMAND,
-                                 callback_group=planning)
-        self.create_service(Trigger, "~/cancel", self._on_cancel, callback_group=planning)
-        self.create_timer(1.0 / self.rate_hz, self._plan, callback_group=planning)
-        self.create_subscription(Odometry, topics.ODOM, self._on_odom, qos.STATE, callback_group=streaming)
-        self.create_timer(1.0 / self.publish_rate_hz, self._publish, callback_group=streaming)
+        # MPPI (tens to hundreds of ms) runs on one worker thread that alone touches the planner;
+        # every ROS callback stays on the single-threaded executor, which sleeps in rcl_wait while
+        # the worker computes, so the 20 Hz command stream never waits for a plan. (rclpy's
+        # MultiThreadedExecutor busy-polled a timer whose callback group was busy: it held the
+        # GIL, plans took 1.2-1.7 s instead of 38 ms and commands paused for up to 2.8 s.)
+        self._lock = threading.Lock()  # goal_id and v_world against the worker's results
+        self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mppi")
+        self._pending = None  # the plan in progress (a Future) or None
+        self._planner_goal_id = -1  # worker thread: the goal the planner (and its warm start) is set to
+        self.create_subscription(PoseStamped, topics.PLANNER_GOAL, self._on_goal, qos.COMMAND)
+        self.create_service(Trigger, "~/cancel", self._on_cancel)
+        self.create_timer(1.0 / self.rate_hz, self._plan)
+        self.create_subscription(Odometry, topics.ODOM, self._on_odom, qos.STATE)
+        self.create_timer(1.0 / self.publish_rate_hz, self._publish)
         self._report(force=True)
         m = self.planner.mppi
         self.get_logger().info(
@@ -178,19 +184,21 @@ class PlannerNode(Node):
         if (self.goal is not None and self.state in (MOVING, REACHED, STALE)
                 and np.allclose(goal, self.goal, atol=1e-6)):
             return  # the same goal again (goals are re-sent until acknowledged): keep the plan
-        self.goal = goal
+        with self._lock:
+            self.goal = goal
+            self.goal_id += 1
+            self.v_world = np.zeros(3)
         self.goal_time = self._now()
         self.goals_received += 1
         self.goal_counted = False
-        self.planner.set_goal(goal)
-        self.v_world = np.zeros(3)
         self.get_logger().info(f"goal ({goal[0]:.2f}, {goal[1]:.2f}, yaw {goal[2]:.2f})")
         self._set_state(MOVING)
         self._plan()
 
     def _on_cancel(self, request, response):
-        self.goal = None
-        self.v_world = np.zeros(3)
+        with self._lock:
+            self.goal = None
+            self.goal_id += 1
         self._set_state(IDLE)
         self._publish_velocity(np.zeros(3))
         response.success, response.message = True, "goal cancelled, base stopped"
@@ -198,8 +206,12 @@ class PlannerNode(Node):
 
     # ------------------------------------------------------------------ loop
     def _set_state(self, state: str):
-        if state != self.state:
-            self.state = state
+        """Only `moving` sends the planned velocity: any other state drops it."""
+        with self._lock:
+            changed, self.state = state != self.state, state
+            if state != MOVING:
+                self.v_world = np.zeros(3)
+        if changed:
             self._report(force=True)
 
     def _fresh(self) -> bool:
@@ -214,14 +226,13 @@ class PlannerNode(Node):
         return float(math.hypot(*d)), float(abs(wrap(self.pose[2] - self.goal[2])))
 
     def _plan(self):
-        """Replanning tick: state transitions and one MPPI call when moving."""
+        """Replanning tick: state transitions; when moving, one MPPI plan for the worker thread."""
         if self.goal is None:
             return
         if not self._fresh():
             if self.state != STALE and self.state != TIMEOUT:
                 self.stale_events += 1
                 self.get_logger().warning(f"no {topics.ODOM} for > {self.odom_timeout:g} s: stopping the base")
-                self.v_world = np.zeros(3)
                 self.resume_state = self.state if self.state in (MOVING, REACHED) else MOVING
                 self._set_state(STALE)
             return
@@ -236,29 +247,39 @@ class PlannerNode(Node):
             if not self.goal_counted:
                 self.goals_reached += 1
                 self.goal_counted = True
-            self.v_world = np.zeros(3)
             self._set_state(REACHED)
             return
         if self.state == REACHED and ((dist <= 2 * self.tol.position and dyaw <= 2 * self.tol.yaw)
                                       or self.speed > BRAKING_SPEED):
             return  # hold: hysteresis against dithering at the border, and no replan while braking
         if self.goal_timeout > 0 and self._now() - self.goal_time > self.goal_timeout:
-            self.v_world = np.zeros(3)
             self.get_logger().warning(f"goal not reached within {self.goal_timeout:g} s: stopping")
             self._set_state(TIMEOUT)
             return
         self._set_state(MOVING)
+        if self._pending is None or self._pending.done():
+            self._pending = self._worker.submit(self._mppi, self.goal_id, self.goal, self.pose.copy())
+
+    def _mppi(self, goal_id: int, goal: np.ndarray, pose: np.ndarray):
+        """Worker thread: one MPPI plan from `pose`; its first action becomes the velocity if the
+        goal is still the one planned for."""
         try:
-            seq = self.planner.plan(self.pose)
+            if goal_id != self._planner_goal_id:
+                self.planner.set_goal(goal)  # also resets the MPPI warm start
+                self._planner_goal_id = goal_id
+            seq = self.planner.plan(pose)
         except Exception as exc:  # never take the node down; count, report and stop
             self.get_logger().error(f"planning failed: {exc!r}")
             self.diag.reject("planning_error", repr(exc)[:200])
-            self.v_world = np.zeros(3)
-            return
-        self.plan_ms.append(self.planner.plan_ms[-1])
-        del self.planner.plan_ms[:-1]
-        self.plans += 1
-        self.v_world = self.planner.velocity(seq[0])
+            v = np.zeros(3)
+        else:
+            self.plan_ms.append(self.planner.plan_ms[-1])
+            del self.planner.plan_ms[:-1]
+            self.plans += 1
+            v = self.planner.velocity(seq[0])
+        with self._lock:
+            if goal_id == self.goal_id and self.state == MOVING:
+                self.v_world = v
 
     def _publish_velocity(self, v_world: np.ndarray):
         yaw = self.pose[2] if self.pose is not None else 0.0
@@ -277,6 +298,11 @@ class PlannerNode(Node):
         self._publish_velocity(self.v_world if moving else np.zeros(3))
         self._report()
 
+    def destroy_node(self):
+        if hasattr(self, "_worker"):  # not on a config error: rclpy destroys the half-built node
+            self._worker.shutdown(wait=True, cancel_futures=True)
+        return super().destroy_node()
+
     def _report(self, force: bool = False):
         dist, dyaw = self._distance()
         level = DiagnosticStatus.WARN if self.state in (STALE, TIMEOUT) else DiagnosticStatus.OK
@@ -284,7 +310,7 @@ class PlannerNode(Node):
                     MOVING: f"moving: {dist:.2f} m to the goal", REACHED: f"at the goal ({dist:.2f} m)",
                     STALE: f"odometry stale (> {self.odom_timeout:g} s without {topics.ODOM}): base stopped",
                     TIMEOUT: f"goal not reached within {self.goal_timeout:g} s: base stopped"}
-        ms = self.plan_ms
+        ms = list(self.plan_ms)  # a copy: the worker thread appends
         g = self.goal
         self.diag.set_status("planner", level, messages[self.state], {
             "state": self.state,
@@ -302,8 +328,7 @@ class PlannerNode(Node):
 
 
 def main(args=None):
-    return run_node(PlannerNode, args, config_errors=(ConfigError,),
-                    make_executor=lambda node: MultiThreadedExecutor(num_threads=2))
+    return run_node(PlannerNode, args, config_errors=(ConfigError,))
 
 
 if __name__ == "__main__":
