@@ -136,7 +136,7 @@ def main(argv=None) -> None:
     import json
 
     from rl_agents.base_nav.data import load as load_data
-    from rl_agents.pldm.cli import add_fit_arguments, fit_config
+    from rl_agents.pldm.cli import add_fit_arguments, apply_threads, fit_config
 
     p = argparse.ArgumentParser(description="Train the base-planner PLDM on random base-motion data.")
     add_fit_arguments(p, data_help="dataset path without suffix (rl_agents.base_nav.data)",
@@ -145,8 +145,7 @@ def main(argv=None) -> None:
     p.add_argument("--hidden", type=int, default=128)
     p.add_argument("--use-yaw", action="store_true", help="encode (x, y, cos, sin yaw) and plan wz too")
     a = p.parse_args(argv)
-    if a.threads:
-        torch.set_num_threads(a.threads)
+    apply_threads(a)
     data = load_data(a.data)
     dim = 4 if a.use_yaw else 2
     mcfg = PLDMConfig(encoder="mlp", state_dim=dim, action_dim=3 if a.use_yaw else 2,

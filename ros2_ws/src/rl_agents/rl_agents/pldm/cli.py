@@ -166,7 +166,8 @@ def load_dataset(path: str | Path) -> dict:
     return data
 
 
-def _torch_setup(args):
+def apply_threads(args) -> None:
+    """`--threads` of `_common`: torch's CPU threads (0 leaves torch's default)."""
     import torch
 
     if args.threads:
@@ -188,7 +189,7 @@ def _train(args) -> int:
 
     if args.steps < 1:
         raise ValueError("--steps must be at least 1")
-    _torch_setup(args)
+    apply_threads(args)
     data = load_dataset(args.data)
     if args.method == "pldm" and args.seq_len > int(data["meta"]["length"]):
         raise ValueError(f"--seq-len {args.seq_len} is longer than the dataset's episodes ({data['meta']['length']})")
@@ -206,7 +207,7 @@ def _eval(args) -> int:
 
     if args.episodes < 1:
         raise ValueError("--episodes must be at least 1")
-    _torch_setup(args)
+    apply_threads(args)
     agent, ck = load_agent(args.checkpoint, pick_device(args.device), max_step=args.max_step)
     meta = ck.get("meta", {})
     img_size = int(meta.get("img_size", ck["config"].get("img_size", 0)))

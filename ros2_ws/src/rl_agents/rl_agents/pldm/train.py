@@ -180,7 +180,7 @@ def main(argv=None) -> None:
     import argparse
     import json
 
-    from rl_agents.pldm.cli import add_fit_arguments, fit_config
+    from rl_agents.pldm.cli import add_fit_arguments, apply_threads, fit_config
     from rl_agents.two_rooms_data import load
 
     p = argparse.ArgumentParser(description="Train PLDM on a Two Rooms dataset, then evaluate MPPI vs random.")
@@ -191,8 +191,7 @@ def main(argv=None) -> None:
     p.add_argument("--goal-mode", choices=("any", "same_room", "other_room"), default="any")
     p.add_argument("--max-episode-steps", type=int, default=100)
     a = p.parse_args(argv)
-    if a.threads:
-        torch.set_num_threads(a.threads)
+    apply_threads(a)
     data = load(a.data)
     meta = data["meta"]
     model, _ = train(data, PLDMConfig(img_size=int(meta["img_size"])),
