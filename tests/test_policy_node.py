@@ -32,8 +32,7 @@ def make_tiny_checkpoint(path, n_points: int = 32, extra: dict | None = None):
     home = np.where(POSITION, spec.HOME, 0.0)
     spread = np.where(POSITION, 0.05, 0.05)
     samples = home + spread * rng.uniform(-1, 1, size=(200, spec.ACTION_DIM))
-    model.action_normalizer.fit(samples)
-    model.proprio_normalizer.fit(samples)
+    model.fit_normalizers(samples, samples)
     return save_checkpoint(path, model, extra=extra)
 
 

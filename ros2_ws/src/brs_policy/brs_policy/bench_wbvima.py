@@ -31,8 +31,7 @@ def _policy(seed: int = 0, **overrides):
     torch.manual_seed(seed)
     model = WBVIMAPolicy(WBVIMAConfig(**overrides))
     rng = np.random.default_rng(seed)
-    model.action_normalizer.fit(rng.normal(size=(256, 21)))
-    model.proprio_normalizer.fit(rng.normal(size=(256, 21)))
+    model.fit_normalizers(rng.normal(size=(256, 21)), rng.normal(size=(256, 21)))
     return model.eval()
 
 

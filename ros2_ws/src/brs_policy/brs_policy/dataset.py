@@ -10,9 +10,12 @@ Frames before the start repeat the first frame (as Diffusion Policy pads).
 Point clouds come from `points_fn(images, joint_positions) -> (P, 6)`; by default the perception
 function of the stack (`brs_policy.perception.fuse_point_cloud`, the same one the perception node
 runs on the robot). They are computed once per episode and cached next to the dataset in
-`<dataset>/.wbvima_cache/<episode>.<key>.npz`, the key hashing the perception settings and the
+`<dataset>/.wbvima_cache/<episode>.<key>.npy`, the key hashing the perception settings and the
 episode file's size and mtime, so training never recomputes them and a changed setting or a
-re-recorded episode gets a fresh cache.
+re-recorded episode gets a fresh cache. The cache is memory-mapped, not loaded: a dataset's clouds
+(~25 MB per 250-frame episode at 4096 points) may exceed RAM, and a sample reads only its own
+frames' first n points (the clouds are in farthest-point order, so the first n are themselves an
+n-point FPS: what the policy node feeds the model).
 """
 
 from __future__ import annotations
@@ -68,13 +71,12 @@ def episode_points(path: str | Path, points_fn: PointsFn, cache: bool = True,
     from brs_teleop.episode import read_episode
 
     path = Path(path)
-    cache_file = path.parent / CACHE_DIR / f"{path.name}.{_cache_key(path, points_fn)}.npz"
+    cache_file = path.parent / CACHE_DIR / f"{path.name}.{_cache_key(path, points_fn)}.npy"
     if cache and cache_file.is_file():
         try:
-            with np.load(cache_file) as z:
-                return z["points"]
-        except (OSError, ValueError, KeyError):
-            pass  # a broken cache file (e.g. killed while writing elsewhere): recompute
+            return np.load(cache_file, mmap_mode="r")
+        except (OSError, ValueError):
+            pass  # a broken cache file: recompute
     with read_episode(path) as ep:
         frames = range(ep.n_frames)
         if progress:
@@ -92,14 +94,15 @@ def episode_points(path: str | Path, points_fn: PointsFn, cache: bool = True,
     points = np.stack(clouds) if clouds else np.zeros((0, 0, 6), np.float32)
     if cache:
         cache_file.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cache_file.with_name(cache_file.name + f".{os.getpid()}.tmp.npz")
-        np.savez(tmp, points=points)
+        tmp = cache_file.with_name(cache_file.name + f".{os.getpid()}.tmp.npy")
+        np.save(tmp, points)
         os.replace(tmp, cache_file)
+        return np.load(cache_file, mmap_mode="r")
     return points
 
 
 class EpisodeData:
-    """One episode in memory: proprio (N, 21), actions (N, 21), points (N, P, 6)."""
+    """One episode: proprio (N, 21), actions (N, 21) in memory, points (N, P, 6) memory-mapped."""
 
     def __init__(self, path: str | Path, points_fn: PointsFn | None, cache: bool = True, progress: bool = False):
         from brs_teleop.episode import read_episode, validate_episode
@@ -144,17 +147,23 @@ class WindowDataset:
     def all_proprio(self) -> np.ndarray:
         return np.concatenate([ep.proprio for ep in self.episodes])
 
+    def action_chunks(self) -> tuple[np.ndarray, np.ndarray]:
+        """Every frame's action chunk (N, T, 21) and its proprio (N, 21): what the action
+        normaliser is fitted on (after the model's to_relative)."""
+        chunks, proprio = [], []
+        for ep in self.episodes:
+            t = np.clip(np.arange(ep.n)[:, None] + np.arange(self.horizon)[None], 0, ep.n - 1)
+            chunks.append(ep.actions[t])
+            proprio.append(ep.proprio)
+        return np.concatenate(chunks), np.concatenate(proprio)
+
     def sample(self, i: int, rng: np.random.Generator | None = None) -> dict[str, np.ndarray]:
         e, t = self.index[i]
         ep = self.episodes[e]
         obs_t = np.clip(np.arange(t - self.obs_window + 1, t + 1), 0, ep.n - 1)  # (To,)
         act_t = np.clip(obs_t[:, None] + np.arange(self.horizon)[None], 0, ep.n - 1)  # (To, T)
-        points = ep.points[obs_t]
-        n = self.n_points
-        if n is not None and n < self.cloud_points:
-            # random subset per sample in training (augmentation), the first n otherwise
-            keep = rng.choice(self.cloud_points, n, replace=False) if rng is not None else np.arange(n)
-            points = points[:, keep]
+        n = self.cloud_points if self.n_points is None else self.n_points
+        points = np.stack([ep.points[i, :n] for i in obs_t])  # reads only these rows of the map
         return {"points": points, "proprio": ep.proprio[obs_t], "actions": ep.actions[act_t]}
 
     def batch(self, indices, rng: np.random.Generator | None = None) -> dict[str, np.ndarray]:

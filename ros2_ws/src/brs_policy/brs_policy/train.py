@@ -41,7 +41,8 @@ class TrainConfig:
     batch: int = 256
     lr: float = 7e-4
     lr_min: float = 5e-6
-    weight_decay: float = 0.1
+    weight_decay: float = 0.1  # encoders and transformer (matrices only)
+    head_weight_decay: float = 1e-6  # the diffusion UNets (Diffusion Policy's value: decay hurts denoisers)
     warmup_steps: int | None = None  # None: min(1000, steps // 20)
     grad_clip: float = 1.0
     ema_power: float = 0.75
@@ -52,7 +53,7 @@ class TrainConfig:
     val_episodes: int | None = None  # None: 10% of the episodes (at least 1 when >= 2 episodes)
     seed: int = 0
     device: str = "auto"
-    points: int = 4096  # points per cloud fed to the model (a random subset of the cached clouds)
+    points: int = 4096  # points per cloud fed to the model (the first n of the cached FPS-ordered clouds)
     crop: str | list | None = None  # perception crop box; None: the episodes' task box
     model: dict = field(default_factory=dict)  # WBVIMAConfig overrides
     resume: bool = False
@@ -67,16 +68,35 @@ def _warmup(cfg: TrainConfig) -> int:
     return cfg.warmup_steps if cfg.warmup_steps is not None else max(1, min(1000, cfg.steps // 20))
 
 
-def lr_lambda(cfg: TrainConfig):
+def lr_lambda(cfg: TrainConfig, anchor: tuple[int, float] | None = None):
+    """LR factor per step: linear warmup, then cosine to lr_min at cfg.steps. `anchor` (step,
+    factor): from that step on, a cosine from that factor to lr_min at cfg.steps instead; a
+    resumed run whose --steps grew continues from the LR it had (no restart of the schedule)."""
     warm, total, floor = _warmup(cfg), cfg.steps, cfg.lr_min / cfg.lr
 
     def f(step: int) -> float:
-        if step < warm:
+        if anchor is not None and step >= anchor[0]:
+            start, top = anchor
+        elif step < warm:
             return (step + 1) / warm
-        progress = min(1.0, (step - warm) / max(1, total - warm))
-        return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress))
+        else:
+            start, top = warm, 1.0
+        progress = min(1.0, (step - start) / max(1, total - start))
+        return floor + (top - floor) * 0.5 * (1 + math.cos(math.pi * progress))
 
     return f
+
+
+def _schedule_on_resume(cfg: TrainConfig, ts: dict) -> tuple[int, float] | None:
+    """The anchor that continues a checkpoint's LR schedule under this run's cfg.steps."""
+    old = ts.get("schedule") or {}
+    total = int(old.get("total", json.loads(ts.get("train_config", "{}")).get("steps", cfg.steps)))
+    anchor = tuple(old["anchor"]) if old.get("anchor") else None
+    if total == cfg.steps:
+        return anchor
+    step = int(ts["step"])
+    was = TrainConfig(**{**asdict(cfg), "steps": total})
+    return step, lr_lambda(was, anchor)(step)
 
 
 def episode_paths(data) -> list[Path]:
@@ -108,11 +128,15 @@ def _crop_for(paths: list[Path], crop):
 
 
 def _optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
-    decay, no_decay = [], []
-    for p in model.parameters():
+    decay, head, no_decay = [], [], []
+    for name, p in model.named_parameters():
         if p.requires_grad:
-            (decay if p.dim() >= 2 else no_decay).append(p)  # no decay on biases, norms, tokens
+            if p.dim() < 2:
+                no_decay.append(p)  # no decay on biases, norms, tokens
+            else:
+                (head if name.startswith("heads.") else decay).append(p)
     return torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
+                              {"params": head, "weight_decay": cfg.head_weight_decay},
                               {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr, betas=(0.9, 0.95))
 
 
@@ -233,19 +257,23 @@ def train(config: TrainConfig, points_fn: PointsFn | None = None) -> dict:
 
     model = WBVIMAPolicy(model_cfg)
     if resume_data is None:
-        model.action_normalizer.fit(train_ds.all_actions())
-        model.proprio_normalizer.fit(train_ds.all_proprio())
+        chunks, chunk_proprio = train_ds.action_chunks()
+        model.fit_normalizers(model.to_relative(torch.from_numpy(chunks), torch.from_numpy(chunk_proprio)),
+                              train_ds.all_proprio())
     else:
         model.load_state_dict(resume_data["model"])
     model.to(device).train()
     ema = EMA(model, power=cfg.ema_power, max_value=cfg.ema_max)
     opt = _optimizer(model, cfg)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(cfg))
+    anchor = _schedule_on_resume(cfg, resume_data["train_state"]) if resume_data is not None else None
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(cfg, anchor))
     step, history, val_history = 0, [], []
     if resume_data is not None:
         ts = resume_data["train_state"]
         opt.load_state_dict(ts["optimizer"])
         sched.load_state_dict(ts["scheduler"])
+        for group in opt.param_groups:  # the LR of this step under the (possibly extended) schedule
+            group["lr"] = group["initial_lr"] * sched.lr_lambdas[0](sched.last_epoch)
         ema.load_state_dict(resume_data["ema"])
         step = int(ts["step"])
         history = [tuple(h) for h in ts["history"]]
@@ -263,7 +291,8 @@ def train(config: TrainConfig, points_fn: PointsFn | None = None) -> dict:
             states = gathered
         return {"optimizer": opt.state_dict(), "scheduler": sched.state_dict(), "step": step,
                 "history": [list(h) for h in history], "val_history": [list(h) for h in val_history],
-                "rng": states, "train_config": json.dumps(asdict(cfg), default=str)}
+                "rng": states, "train_config": json.dumps(asdict(cfg), default=str),
+                "schedule": {"total": cfg.steps, "anchor": list(anchor) if anchor else None}}
 
     def checkpoint():
         ts = train_state()  # every rank (gathers RNG states)

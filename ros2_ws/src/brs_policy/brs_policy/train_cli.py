@@ -11,10 +11,10 @@ import sys
 
 EXAMPLES = """\
 examples:
-  # CPU scale (this 2-core machine): 1024 points, batch 16, 2k steps, smaller warmup
-  brs train --data outputs/collect/bimanual_box/episodes --out outputs/wbvima/bimanual_box \\
-            --points 1024 --batch 16 --steps 2000 --threads 2
-  brs train --data ... --out outputs/wbvima/bimanual_box --steps 4000 --resume   # continue
+  # CPU preset (this 2-core machine): 512 points, width 128, relative targets
+  brs train --preset cpu --data outputs/collect/bimanual_box/episodes --out outputs/wbvima/bimanual_box \\
+            --batch 64 --steps 15000 --threads 2
+  brs train --preset cpu --data ... --out outputs/wbvima/bimanual_box --steps 20000 --resume   # continue
   # public scale on a GPU: 4096 points, batch 256, 300k steps (the defaults)
   brs train --data DIR --out DIR --device cuda
   # several GPUs (DistributedDataParallel, batch split across ranks)
@@ -39,7 +39,10 @@ def _arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", required=True, help="output folder (checkpoints, policy.pt, loss.png)")
     p.add_argument("--steps", type=int, default=300_000, help="training steps (default: public 300k)")
     p.add_argument("--batch", type=int, default=256, help="batch size, all ranks together (default 256)")
-    p.add_argument("--points", type=int, default=4096, help="points per cloud fed to the model (default 4096)")
+    p.add_argument("--preset", choices=("public", "cpu"), default="public",
+                   help="model configuration: the public WB-VIMA one (default; GPU scale) or the CPU preset")
+    p.add_argument("--points", type=int, default=None,
+                   help="points per cloud fed to the model (default: the preset's, 4096 public, 512 cpu)")
     p.add_argument("--lr", type=float, default=7e-4)
     p.add_argument("--warmup", type=int, default=None, help="warmup steps (default min(1000, steps/20))")
     p.add_argument("--ckpt-every", type=int, default=1000)
@@ -60,13 +63,13 @@ def config_from_args(args):
     from .train import TrainConfig
     from .wbvima import WBVIMAConfig
 
-    model = {}
-    if args.tiny:
-        tiny = WBVIMAConfig.tiny().to_dict()
-        model = {k: v for k, v in tiny.items() if k not in ("parts", "xyz_box", "n_points")}
+    preset = WBVIMAConfig.tiny() if args.tiny else WBVIMAConfig.cpu() if args.preset == "cpu" else WBVIMAConfig()
+    points = args.points if args.points is not None else preset.n_points
+    model = {k: v for k, v in preset.to_dict().items() if k not in ("parts", "xyz_box", "n_points")}
+    model = {k: v for k, v in model.items() if v != WBVIMAConfig().to_dict()[k]}  # only what differs
     if args.no_autoregressive:
         model["autoregressive"] = False
-    return TrainConfig(data=args.data, out=args.out, steps=args.steps, batch=args.batch, points=args.points,
+    return TrainConfig(data=args.data, out=args.out, steps=args.steps, batch=args.batch, points=points,
                        lr=args.lr, warmup_steps=args.warmup, ckpt_every=args.ckpt_every,
                        val_every=args.val_every, val_episodes=args.val_episodes, crop=args.crop,
                        seed=args.seed, device=args.device, threads=args.threads, resume=args.resume,

@@ -52,9 +52,13 @@ class WBVIMAConfig:
     prediction_type: str = "epsilon"
     clip_sample: bool = True
     autoregressive: bool = True  # False: the ablation, every part sees only the readout
-    # normalisers: "minmax" (to [-1, 1]) or "meanstd"
+    # normalisers: "minmax" (data range to [-1, 1]), "meanstd", or for proprio "limits" (the spec's
+    # joint limits and base velocity limits to [-1, 1], as BRS does)
     action_norm: str = "minmax"
-    proprio_norm: str = "minmax"
+    proprio_norm: str = "limits"
+    # position targets predicted relative to the joint positions of the chunk's observation
+    # (base entries stay velocities); False: absolute targets
+    relative_actions: bool = False
     parts: dict = field(default_factory=_parts)
 
     def __post_init__(self):
@@ -68,9 +72,10 @@ class WBVIMAConfig:
                              f"{2 ** (len(self.unet_down_dims) - 1)} (UNet downsampling)")
         if self.embed_dim % self.n_heads:
             raise ValueError(f"embed_dim {self.embed_dim} not divisible by n_heads {self.n_heads}")
-        for name in ("action_norm", "proprio_norm"):
-            if getattr(self, name) not in ("minmax", "meanstd"):
-                raise ValueError(f"{name} must be 'minmax' or 'meanstd', got {getattr(self, name)!r}")
+        if self.action_norm not in ("minmax", "meanstd"):
+            raise ValueError(f"action_norm must be 'minmax' or 'meanstd', got {self.action_norm!r}")
+        if self.proprio_norm not in ("minmax", "meanstd", "limits"):
+            raise ValueError(f"proprio_norm must be 'minmax', 'meanstd' or 'limits', got {self.proprio_norm!r}")
         covered = sorted(i for a, b in self.parts.values() for i in range(a, b))
         if covered != list(range(self.action_dim)):
             raise ValueError(f"parts {self.parts} must tile the {self.action_dim}-D action exactly")
@@ -93,6 +98,17 @@ class WBVIMAConfig:
     @classmethod
     def from_json(cls, s: str) -> WBVIMAConfig:
         return cls.from_dict(json.loads(s))
+
+    @classmethod
+    def cpu(cls, **overrides) -> WBVIMAConfig:
+        """The CPU preset: what trains in hours on a 2-core machine (docs/wbvima.md, "CPU preset").
+        Same structure as the public config; 512 points, PointNet/proprio/transformer width 128
+        (the PointNet was ~85 % of a training step at 1024 points and width 256), position
+        targets relative to the current joints."""
+        kw = dict(n_points=512, pointnet_hidden=128, proprio_hidden=128, embed_dim=128, n_heads=4,
+                  relative_actions=True)
+        kw.update(overrides)
+        return cls(**kw)
 
     @classmethod
     def tiny(cls, **overrides) -> WBVIMAConfig:

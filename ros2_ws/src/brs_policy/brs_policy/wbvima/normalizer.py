@@ -8,16 +8,19 @@ from torch import nn
 
 
 class Normalizer(nn.Module):
-    """x -> [-1, 1] per dimension ("minmax") or x -> (x - mean) / std ("meanstd").
+    """x -> [-1, 1] per dimension ("minmax"), x -> (x - mean) / std ("meanstd"), or x -> [-1, 1]
+    over a given range ("limits": e.g. the robot's joint limits, set with `set_range`).
 
     Dimensions with (almost) no spread in the data map to 0 and back to their constant value,
     instead of dividing by ~0. `fitted` is a buffer too, so a checkpoint says whether stats exist.
+    A "limits" normaliser is not fitted from data: a joint that barely moves in the demos would
+    otherwise be scaled up until its sensor noise fills the whole input range.
     """
 
     def __init__(self, dim: int, mode: str = "minmax", eps: float = 1e-4):
         super().__init__()
-        if mode not in ("minmax", "meanstd"):
-            raise ValueError(f"normaliser mode must be 'minmax' or 'meanstd', got {mode!r}")
+        if mode not in ("minmax", "meanstd", "limits"):
+            raise ValueError(f"normaliser mode must be 'minmax', 'meanstd' or 'limits', got {mode!r}")
         self.mode, self.dim, self.eps = mode, dim, eps
         self.register_buffer("scale", torch.ones(dim))
         self.register_buffer("offset", torch.zeros(dim))
@@ -26,6 +29,8 @@ class Normalizer(nn.Module):
     @torch.no_grad()
     def fit(self, data) -> Normalizer:
         """Fit from samples (..., dim) (numpy or torch)."""
+        if self.mode == "limits":
+            raise ValueError("a 'limits' normaliser takes its range from set_range, not from data")
         x = torch.as_tensor(np.asarray(data, dtype=np.float64) if not torch.is_tensor(data) else data,
                             dtype=torch.float64).reshape(-1, self.dim)
         if x.shape[0] == 0 or not torch.isfinite(x).all():
@@ -41,6 +46,19 @@ class Normalizer(nn.Module):
             offset = mean
         self.scale.copy_(scale.to(self.scale))
         self.offset.copy_(offset.to(self.offset))
+        self.fitted.fill_(True)
+        return self
+
+    @torch.no_grad()
+    def set_range(self, lo, hi) -> Normalizer:
+        """Map [lo, hi] (per dimension, finite, lo < hi) to [-1, 1]."""
+        lo = torch.as_tensor(np.asarray(lo, dtype=np.float64)).reshape(-1)
+        hi = torch.as_tensor(np.asarray(hi, dtype=np.float64)).reshape(-1)
+        if lo.numel() != self.dim or hi.numel() != self.dim or not (torch.isfinite(lo).all()
+                                                                   and torch.isfinite(hi).all() and (hi > lo).all()):
+            raise ValueError(f"range needs {self.dim} finite pairs with lo < hi")
+        self.scale.copy_((2.0 / (hi - lo)).to(self.scale))
+        self.offset.copy_(((hi + lo) / 2).to(self.offset))
         self.fitted.fill_(True)
         return self
 

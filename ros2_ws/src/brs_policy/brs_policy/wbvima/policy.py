@@ -23,6 +23,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from brs_common import robot_spec as spec
+
 from .config import WBVIMAConfig
 from .nets import InterleavedTransformer, PointNet, mlp
 from .normalizer import Normalizer
@@ -78,6 +80,14 @@ class WBVIMAPolicy(nn.Module):
             prev += b - a
         self.action_normalizer = Normalizer(cfg.action_dim, cfg.action_norm)
         self.proprio_normalizer = Normalizer(cfg.proprio_dim, cfg.proprio_norm)
+        position = torch.tensor([not j.velocity_controlled for j in spec.JOINTS])
+        if cfg.proprio_norm == "limits":  # base velocity within +-max, joints within their limits
+            self.proprio_normalizer.set_range(np.where(position, spec.LOWER, -spec.MAX_VELOCITY),
+                                              np.where(position, spec.UPPER, spec.MAX_VELOCITY))
+        # position entries of the action (relative targets are taken against these proprio entries)
+        self.register_buffer("position_mask", position, persistent=False)
+        # loss weight per part: its share of the action's dimensions (every dimension counts alike)
+        self._part_weight = {n: (b - a) / cfg.action_dim for n, (a, b) in cfg.parts.items()}
         box = torch.tensor(cfg.xyz_box, dtype=torch.float32)  # (3, 2)
         self.register_buffer("xyz_center", box.mean(1), persistent=False)
         self.register_buffer("xyz_scale", 2.0 / (box[:, 1] - box[:, 0]), persistent=False)
@@ -115,17 +125,39 @@ class WBVIMAPolicy(nn.Module):
 
     # ---- training --------------------------------------------------------------------------------
 
+    def to_relative(self, actions: torch.Tensor, proprio: torch.Tensor) -> torch.Tensor:
+        """actions (..., T, 21) raw, proprio (..., 21) of the chunk's observation -> the model's
+        action targets: position entries minus the observed positions when `relative_actions`."""
+        if not self.config.relative_actions:
+            return actions
+        return actions - torch.where(self.position_mask, proprio, torch.zeros_like(proprio)).unsqueeze(-2)
+
+    def from_relative(self, actions: torch.Tensor, proprio: torch.Tensor) -> torch.Tensor:
+        """Inverse of to_relative."""
+        if not self.config.relative_actions:
+            return actions
+        return actions + torch.where(self.position_mask, proprio, torch.zeros_like(proprio)).unsqueeze(-2)
+
+    def fit_normalizers(self, actions, proprio) -> None:
+        """Fit the action normaliser on model targets (..., 21) (see to_relative) and the proprio
+        one on proprio samples (..., 21) unless it uses the spec limits."""
+        self.action_normalizer.fit(actions)
+        if self.config.proprio_norm != "limits":
+            self.proprio_normalizer.fit(proprio)
+
     def forward(self, batch: Mapping[str, torch.Tensor]):
         """= compute_loss (so DistributedDataParallel sees the training computation)."""
         return self.compute_loss(batch)
 
     def compute_loss(self, batch: Mapping[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
         """batch: points (B, To, P, 6), proprio (B, To, 21), actions (B, To, T, 21) raw.
-        Epsilon MSE per part (mean over parts); teacher forcing for the conditioning actions."""
+        Epsilon MSE over all 21 action dimensions alike (each part weighted by its share of the
+        dimensions: the arms' 14 count 14/21); teacher forcing for the conditioning actions."""
         readout = self.encode(batch["points"], batch["proprio"])  # (B, S, E)
         b, s, e = readout.shape
         readout = readout.reshape(b * s, e)
-        actions = self.action_normalizer.normalize(batch["actions"]).reshape(b * s, self.config.horizon, -1)
+        targets = self.to_relative(batch["actions"], batch["proprio"])
+        actions = self.action_normalizer.normalize(targets).reshape(b * s, self.config.horizon, -1)
         n = actions.shape[0]
         t = torch.randint(0, self.config.num_train_timesteps, (n,), device=actions.device)
         losses, prev = {}, []
@@ -137,7 +169,7 @@ class WBVIMAPolicy(nn.Module):
             pred = self.heads[name](noisy, t, self._cond(readout, prev))
             losses[name] = torch.nn.functional.mse_loss(pred, noise)
             prev.append(clean)
-        loss = torch.stack(list(losses.values())).mean()
+        loss = sum(self._part_weight[k] * v for k, v in losses.items())
         return loss, {k: float(v.detach()) for k, v in losses.items()}
 
     # ---- inference -------------------------------------------------------------------------------
@@ -251,7 +283,7 @@ class WBVIMAPolicy(nn.Module):
         finally:
             if single:
                 torch.set_num_threads(threads)
-        return self.action_normalizer.unnormalize(chunk)
+        return self.from_relative(self.action_normalizer.unnormalize(chunk), prop[:, -1])
 
     def _cached_tokens(self, pts: torch.Tensor, prop: torch.Tensor) -> torch.Tensor:
         """obs_tokens for (B, To, ...), reusing the tokens of observation steps seen in the last
