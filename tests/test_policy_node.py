@@ -96,7 +96,8 @@ def test_policy_node_publishes_chunks_holds_when_perception_stalls_and_resumes(r
     # action period 0.5 s (a parameter overriding the 0.1 s default): the latency (< 0.5 s) then
     # never eats a whole action, so every chunk keeps all 8 points
     node = h.spawn("policy_node", {"checkpoint": str(ckpt), "rate_hz": 8.0, "stale_timeout": 0.4,
-                                   "device": "cpu", "action_period": 0.5}, log_path=tmp_path / "policy.log")
+                                   "device": "cpu", "action_period": 0.5, "actions_per_inference": 2},
+                   log_path=tmp_path / "policy.log")
     feeder = Feeder(h)
     try:
         wait_for(lambda: h.count(COMMAND) >= 4 or node.proc.poll() is not None, 45,
@@ -152,6 +153,36 @@ def test_policy_node_publishes_chunks_holds_when_perception_stalls_and_resumes(r
     finally:
         feeder.close()
     assert node.stop() in (0, -2, 130), node.log()
+
+
+def _chunk_intervals(h, tmp_path, params: dict, n: int) -> np.ndarray:
+    """Seconds between the stamps of the first n chunks of a node fed clouds at 10 Hz."""
+    h.clear(COMMAND)
+    node = h.spawn("policy_node", {"device": "cpu", "rate_hz": 20.0, **params}, log_path=tmp_path / "policy.log")
+    feeder = Feeder(h)
+    try:
+        wait_for(lambda: h.count(COMMAND) >= n or node.proc.poll() is not None, 60,
+                 message=f"{n} chunks (log: {tmp_path / 'policy.log'})")
+        assert node.proc.poll() is None, node.log()
+        with h.lock:
+            stamps = [stamp_to_sec(m.header.stamp) for m in list(h.messages[COMMAND])[:n]]
+    finally:
+        feeder.close()
+        node.stop()
+    return np.diff(stamps)
+
+
+def test_node_executes_the_chunk_before_it_predicts_again(ros, tmp_path):
+    """Ta = 8 actions at 0.1 s: one prediction per ~0.8 s (less the latency the node measured),
+    not one per timer tick; actions_per_inference:=2 predicts every ~0.2 s."""
+    h = ros
+    ckpt = make_tiny_checkpoint(tmp_path / "policy.pt")
+    h.record(COMMAND, JointTrajectory, qos.COMMAND, keep=500)
+    full = _chunk_intervals(h, tmp_path, {"checkpoint": str(ckpt), "action_period": 0.1}, 5)
+    assert np.all(full > 0.5) and np.median(full) < 1.0, f"intervals between chunks: {np.round(full, 3)}"
+    two = _chunk_intervals(h, tmp_path, {"checkpoint": str(ckpt), "action_period": 0.1,
+                                         "actions_per_inference": 2}, 8)
+    assert np.median(two) < 0.35 and np.all(two > 0.05), f"intervals between chunks: {np.round(two, 3)}"
 
 
 def test_garbage_or_missing_checkpoint_exits_2_with_a_clear_message(ros_domain, tmp_path):

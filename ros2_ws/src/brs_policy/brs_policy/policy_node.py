@@ -4,9 +4,13 @@
 Every observation is one fused cloud (perception_node, ~10 Hz = the record rate of the training
 episodes) paired with the proprioception closest to its stamp: base velocity (vx, vy, wz in
 base_link, from /odom's twist) + STATE_JOINTS positions (/joint_states), i.e. ACTION_JOINTS order,
-exactly what `brs_policy.dataset` trains on. The node keeps the last To (= 2) observations; at
-`rate_hz` (policy timer, node clock = sim time in sim) it predicts a (Ta, 21) chunk and publishes
-it as ONE JointTrajectory over ACTION_JOINTS. The dataset's action k of an observation at time
+exactly what `brs_policy.dataset` trains on. The node keeps the last To (= 2) observations and
+predicts a (Ta, 21) chunk, published as ONE JointTrajectory over ACTION_JOINTS; then it lets the
+controller execute `actions_per_inference` of its actions (default: all Ta, as BRS does) before it
+predicts again, from the observation of that moment. (Predicting at every tick with fresh noise
+executed ~1 of 8 actions and made the reference jump between the modes of the samples.) The
+timer runs at `rate_hz` (node clock = sim time in sim) and starts the next prediction when the
+executed span, less the recent observation-to-publish latency, has passed. The dataset's action k of an observation at time
 t is the command executed at t + k * action_period, so the chunk is stamped with the publish
 time and point k gets time_from_start = k * action_period - latency (latency = publish time -
 observation stamp; the points already in the past become one point at 0, the chunk interpolated
@@ -139,7 +143,7 @@ class PolicyNode(Node):
         super().__init__(NODE_NAME, **kwargs)
         p = {x.name: x.value for x in self.declare_parameters("", [
             ("checkpoint", ""),
-            ("rate_hz", 8.0),
+            ("rate_hz", 20.0),
             ("device", "auto"),
             ("stale_timeout", 0.5),
             ("action_period", 0.0),
@@ -147,6 +151,7 @@ class PolicyNode(Node):
             ("use_ema", True),
             ("threads", 1),
             ("max_observation_age", 0.6),
+            ("actions_per_inference", 0),
         ])}
         self.rate_hz = float(p["rate_hz"])
         self.stale_timeout = float(p["stale_timeout"])
@@ -158,6 +163,12 @@ class PolicyNode(Node):
         self.obs_window, self.n_points = cfg.obs_window, cfg.n_points
         self.action_period = action_period_of(extra, float(p["action_period"]))
         self.max_observation_age = float(p["max_observation_age"])
+        k = int(p["actions_per_inference"]) or cfg.n_action_steps
+        if not 1 <= k <= cfg.n_action_steps:
+            raise ConfigError(f"actions_per_inference must be in 1..{cfg.n_action_steps} (the checkpoint's "
+                              f"executed actions) or 0 for all; got {p['actions_per_inference']}")
+        self.actions_per_inference = k
+        self.next_inference = None  # node time at which the executed span of the last chunk ends
 
         self.clouds: deque[tuple[float, np.ndarray, np.ndarray]] = deque(maxlen=self.obs_window)
         self.joints = _History()
@@ -256,6 +267,7 @@ class PolicyNode(Node):
         self.clouds.clear()  # a new episode: never mix observations across a reset
         self.policy.clear_cache()
         self.last_cloud_time = None
+        self.next_inference = None
         self._set_state(RUNNING)
         response.success, response.message = True, "policy running"
         return response
@@ -298,13 +310,15 @@ class PolicyNode(Node):
                 self.stale_events += 1
                 self._hold()
                 self.clouds.clear()  # after the stall the window restarts from the new frames
+                self.next_inference = None
                 self.get_logger().warning(
                     f"no cloud on {topics.POINTS} for {now - self.last_cloud_time:.2f} s: holding, no new chunks")
                 self._set_state(STALE)
             elif self.state == STALE and fresh:
                 self.get_logger().info("clouds are back: acting again")
                 self._set_state(RUNNING)
-            if self.state == RUNNING and fresh and self.clouds:
+            due = self.next_inference is None or now >= self.next_inference
+            if self.state == RUNNING and fresh and self.clouds and due:
                 self._act()
         self._report()
 
@@ -345,6 +359,10 @@ class PolicyNode(Node):
         self.age_ms.append(age * 1e3)
         self.pub.publish(make_trajectory(spec.ACTION_JOINTS, points, times, velocities=points, stamp=now))
         self.chunks += 1
+        # the next prediction: when this chunk's executed span ends, early by the latency the next
+        # one will have (so the new chunk takes over on time)
+        lead = float(np.median(self.age_ms)) * 1e-3
+        self.next_inference = (stamp if stamp > 0 else now) + self.actions_per_inference * self.action_period - lead
 
     def _report(self, force: bool = False):
         level = DiagnosticStatus.WARN if self.state == STALE else DiagnosticStatus.OK
@@ -367,6 +385,7 @@ class PolicyNode(Node):
             "device": str(self.policy.device),
             "action_period": f"{self.action_period:g}",
             "rate_hz": f"{self.rate_hz:g}",
+            "actions_per_inference": self.actions_per_inference,
             "checkpoint": self.checkpoint,
         })
         if force:
