@@ -85,3 +85,52 @@ def test_expert_node_refuses_unknown_task(ros_domain, tmp_path):
     proc = NodeProcess("expert_node", {"task": "cook_dinner"}, log_path=tmp_path / "log")
     assert proc.proc.wait(timeout=30) == 2
     assert "task must be one of" in proc.log()
+
+
+def test_action_noise_is_smooth_with_the_asked_std_and_spares_the_grippers():
+    from brs_sim.expert_node import NOISE_TAU, NOISY, ActionNoise
+
+    noise = ActionNoise(0.05, 0.1, seed=0)
+    noise.reset()
+    x = np.array([noise() for _ in range(20000)])
+    assert np.all(x[:, ~NOISY] == 0.0) and (~NOISY).sum() == 2  # the two grippers
+    std = x[:, NOISY].std()
+    assert std == pytest.approx(0.05, rel=0.1), std
+    lag = int(round(NOISE_TAU / 0.1))  # correlation e^-1 one time constant apart
+    corr = np.mean([np.corrcoef(x[:-lag, j], x[lag:, j])[0, 1] for j in np.flatnonzero(NOISY)])
+    assert corr == pytest.approx(np.exp(-1), abs=0.08), corr
+
+
+def test_noise_injection_executes_a_perturbed_target_and_publishes_the_clean_one(ros, monkeypatch, tmp_path):
+    """action_noise:=0.05: the teleop command (what the robot executes) wanders around the
+    expert's target; ~/clean_command (what the recorder stores as the action) is the target."""
+    from brs_common.convert import joint_state_arrays, trajectory_to_arrays
+
+    monkeypatch.setenv("PYTHONPATH", FIXTURES + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    command = topics.whole_body_command("teleop")
+    ros.record(command, JointTrajectory, qos.COMMAND, keep=200)
+    ros.record("/expert/clean_command", JointState, qos.STATE, keep=200)
+    ros.record(topics.JOINT_STATES, JointState, qos.STATE, keep=5)
+    ros.spawn("sim_node", {"cameras_enabled": False, "task": "bimanual_box", "use_sim_time": True},
+              log_path=tmp_path / "sim.log")
+    ros.spawn("whole_body_controller", {"active_source": "teleop", "use_sim_time": True},
+              log_path=tmp_path / "controller.log")
+    ros.spawn("expert_node", {"task": "bimanual_box", "expert_class": "reach_expert:ReachExpert",
+                              "use_sim_time": True, "action_noise": 0.05, "noise_seed": 1},
+              log_path=tmp_path / "expert.log")
+    wait_for(lambda: ros.last(topics.JOINT_STATES), 30, message="/joint_states")
+    wait_for(lambda: ros.call(Trigger, "/expert/start", Trigger.Request(), timeout=10).success, 20,
+             message="the expert accepting /expert/start")
+    # (the reach ends when the noisy arm passes within 1 cm of 0.5: ~2-3 s of 10 Hz commands)
+    wait_for(lambda: ros.count(command) >= 15 and ros.count("/expert/clean_command") >= 15, 30,
+             message="15 commands and clean targets")
+    with ros.lock:
+        executed = np.array([trajectory_to_arrays(m)[1][0] for m in ros.messages[command]])[:15]
+        clean = [joint_state_arrays(m, spec.ACTION_JOINTS) for m in ros.messages["/expert/clean_command"]]
+    clean_pos = np.array([c[0] for c in clean])[:15]
+    j = spec.ACTION_JOINTS.index("right_arm_joint1")
+    g = [spec.ACTION_JOINTS.index(f"{s}_gripper_joint") for s in ("left", "right")]
+    assert np.all(clean_pos[:, j] == 0.5), clean_pos[:, j]  # the expert's target, untouched
+    offsets = executed[:, j] - 0.5
+    assert 0.005 < offsets.std() and np.abs(offsets).max() < 0.3, offsets
+    np.testing.assert_allclose(executed[:, g], clean_pos[:, g], atol=1e-6)  # grippers are never perturbed

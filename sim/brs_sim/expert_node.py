@@ -7,8 +7,17 @@ every joint to the spec home pose, base at rest; then holds it), running (the ta
 
 Services: ~/start (Trigger: start the expert from the current observation), ~/home (Trigger),
 ~/stop (Trigger: back to idle). Parameters: task, rate_hz, expert_class ("module:Class" of
-another Expert subclass, e.g. your own). Status on /diagnostics, component "expert": state, phase, done,
-episode time (sim seconds since start).
+another Expert subclass, e.g. your own), action_noise, noise_seed. Status on /diagnostics,
+component "expert": state, phase, done, episode time (sim seconds since start).
+
+Noise injection (DART-style data collection): with `action_noise` > 0 the command the robot
+executes while running is the expert's target plus a smooth random offset (Ornstein-Uhlenbeck,
+time constant NOISE_TAU, stationary std `action_noise` rad on torso and arm joints and m/s or
+rad/s on the base; grippers clean), so the robot drifts off the expert's path and the expert,
+closed-loop on the measured state, brings it back. The clean target goes out on ~/clean_command
+(sensor_msgs/JointState in the controller's ~/commanded layout: ACTION_JOINTS, base entries as
+velocities), which the episode recorder stores as the action (`action_topic`): the demos then
+hold recovery states labelled with what the expert wanted there.
 """
 
 from __future__ import annotations
@@ -27,7 +36,7 @@ from visualization_msgs.msg import MarkerArray
 
 from brs_common import qos, topics
 from brs_common import robot_spec as spec
-from brs_common.convert import markers_to_object_poses, state_positions, whole_body_command_msg
+from brs_common.convert import make_joint_state, markers_to_object_poses, state_positions, whole_body_command_msg
 from brs_common.diagnostics import DiagnosticsReporter
 
 from .experts import EXPERTS, make_expert
@@ -35,6 +44,25 @@ from .experts.common import EXPERT_RATE_HZ, POSITION, Observation
 
 IDLE, HOMING, HOME, RUNNING, DONE = "idle", "homing", "home", "running", "done"
 HOME_TOLERANCE = 0.02  # rad / m: every position joint this close to home counts as home
+NOISE_TAU = 0.5  # s, correlation time of the injected noise (white noise at 10 Hz the servos filter out)
+NOISY = np.array([not n.endswith("_gripper_joint") for n in spec.ACTION_JOINTS])
+
+
+class ActionNoise:
+    """Ornstein-Uhlenbeck offsets (21,) with stationary std `scale` on the NOISY entries."""
+
+    def __init__(self, scale: float, dt: float, seed: int, tau: float = NOISE_TAU):
+        self.scale, self.a = scale, math.exp(-dt / tau)
+        self.rng = np.random.default_rng(seed)
+        self.x = np.zeros(spec.ACTION_DIM)
+
+    def reset(self) -> None:
+        self.x = self.scale * self.rng.standard_normal(spec.ACTION_DIM) * NOISY
+
+    def __call__(self) -> np.ndarray:
+        kick = self.scale * math.sqrt(1 - self.a * self.a) * self.rng.standard_normal(spec.ACTION_DIM)
+        self.x = self.a * self.x + kick * NOISY
+        return self.x
 
 
 class ExpertNode(Node):
@@ -44,10 +72,15 @@ class ExpertNode(Node):
         self.rate_hz = float(self.declare_parameter("rate_hz", EXPERT_RATE_HZ).value)
         # "module:Class" of an Expert subclass instead of the task's registered expert
         self.expert_class = str(self.declare_parameter("expert_class", "").value)
+        self.action_noise = float(self.declare_parameter("action_noise", 0.0).value)
+        noise_seed = int(self.declare_parameter("noise_seed", 0).value)
         if not self.expert_class and self.task not in EXPERTS:
             raise ValueError(f"task must be one of {', '.join(EXPERTS)}; got {self.task!r}")
         if not self.rate_hz > 0:
             raise ValueError(f"rate_hz must be > 0; got {self.rate_hz}")
+        if not 0.0 <= self.action_noise <= 0.3:
+            raise ValueError(f"action_noise must be in [0, 0.3] (std, rad or m/s); got {self.action_noise}")
+        self.noise = ActionNoise(self.action_noise, 1.0 / self.rate_hz, noise_seed)
         self.expert = self._make_expert()
         self.state = IDLE
         self.joints: np.ndarray | None = None
@@ -56,6 +89,7 @@ class ExpertNode(Node):
         self.start_time = 0.0
         self._reported = None
         self.pub = self.create_publisher(JointTrajectory, topics.whole_body_command("teleop"), qos.COMMAND)
+        self.clean_pub = self.create_publisher(JointState, "~/clean_command", qos.STATE)
         self.create_subscription(JointState, topics.JOINT_STATES, self._on_joint_states, qos.STATE)
         self.create_subscription(Odometry, topics.ODOM, self._on_odom, qos.STATE)
         self.create_subscription(MarkerArray, topics.SIM_OBJECTS, self._on_objects, qos.STATE)
@@ -106,6 +140,7 @@ class ExpertNode(Node):
         obs.time = 0.0
         self.expert = self._make_expert()
         self.expert.reset(obs)
+        self.noise.reset()
         self.state = RUNNING
         response.success, response.message = True, f"{self.task} expert started"
         self._report()
@@ -136,7 +171,14 @@ class ExpertNode(Node):
             if self.expert.done:
                 self.state = DONE
                 target = np.where(POSITION, target, 0.0)  # last command: base at rest
-        self.pub.publish(whole_body_command_msg(target, 1.0 / self.rate_hz))
+        executed = target
+        if self.state == RUNNING and self.action_noise > 0:
+            executed = np.clip(target + self.noise(), np.where(POSITION, spec.LOWER, -spec.MAX_VELOCITY),
+                               np.where(POSITION, spec.UPPER, spec.MAX_VELOCITY))
+        self.pub.publish(whole_body_command_msg(executed, 1.0 / self.rate_hz))
+        self.clean_pub.publish(make_joint_state(spec.ACTION_JOINTS, np.where(POSITION, target, 0.0),
+                                                vel=np.where(POSITION, 0.0, target),
+                                                stamp=self.get_clock().now().nanoseconds * 1e-9))
         self._report()
 
     def _report(self):

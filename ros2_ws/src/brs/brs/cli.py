@@ -203,6 +203,9 @@ def _add_collect(sub) -> None:
                    help="sim time / wall time; the recorder must keep up (default %(default)s)")
     p.add_argument("--no-record", dest="record", action="store_false", help="run the expert without recording")
     p.add_argument("--no-video", dest="video", action="store_false", help="skip the per-episode videos")
+    p.add_argument("--action-noise", type=float, default=0.0,
+                   help="DART-style noise: std (rad, m/s) of a smooth offset added to what the expert "
+                        "executes; the expert's clean target is recorded as the action (default 0: off)")
     _add_args(p)
     p.set_defaults(func=_collect)
 
@@ -212,8 +215,17 @@ def _collect(args) -> int:
 
     if args.episodes < 1:
         raise ValueError("--episodes must be at least 1")
+    if not 0.0 <= args.action_noise <= 0.3:
+        raise ValueError(f"--action-noise must be in [0, 0.3]; got {args.action_noise}")
+    arguments = parse_launch_arguments(args.arguments)
+    if args.action_noise > 0:
+        from brs import graph
+
+        arguments = {f"{graph.EXPERT.name}.action_noise": str(args.action_noise),
+                     f"{graph.EXPERT.name}.noise_seed": str(args.first_seed),
+                     "episode_recorder.action_topic": f"/{graph.EXPERT.name}/clean_command", **arguments}
     outcomes = collect(args.task, args.episodes, args.first_seed, args.output_dir, args.speed_factor,
-                       args.record, args.video, parse_launch_arguments(args.arguments))
+                       args.record, args.video, arguments)
     wins = sum(o.success for o in outcomes)
     for o in outcomes:
         print(f"episode {o.episode} seed {o.seed}: {'success' if o.success else 'FAIL'} "

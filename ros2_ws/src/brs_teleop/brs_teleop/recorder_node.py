@@ -267,6 +267,9 @@ class EpisodeRecorder(Node):
             ("calibration_file", ""),
             ("queue_size", 30),
             ("joycon_config", ""),
+            # where the action comes from: the controller's executed command, or e.g. an expert's
+            # clean target while noise is injected into what it executes (/expert/clean_command)
+            ("action_topic", topics.CONTROLLER_STATE),
         ])}
         if not p["rate_hz"] > 0:
             raise ConfigError(f"rate_hz must be > 0, got {p['rate_hz']}")
@@ -312,7 +315,7 @@ class EpisodeRecorder(Node):
         for key, topic, msg_type, q in (
                 ("joint_states", topics.JOINT_STATES, JointState, qos.STATE),
                 ("odom", topics.ODOM, Odometry, qos.STATE),
-                ("action", topics.CONTROLLER_STATE, JointState, qos.STATE),
+                ("action", str(p["action_topic"]), JointState, qos.STATE),
                 *((f"{c}/{s}", topics.camera_topic(c, s), Image, qos.SENSOR)
                   for c in cameras for s in ("color", "depth"))):
             self.create_subscription(msg_type, topic, lambda m, k=key: self._on_message(k, m), q)
