@@ -11,6 +11,11 @@ Baseline (same run, same weights, same 16 steps): the straightforward path, i.e.
 encoded again, each DDIM step through diffusers' `DDIMScheduler.step` and the full UNet forward
 (conditioning MLPs per step).
 Also reported: the cold path (both frames encoded) and the parameter count.
+
+`wbvima_train_samples_per_s`: training windows per second of the CPU preset
+(`WBVIMAConfig.cpu()`, 512 points) against the public configuration (4096 points) measured in the
+same run: synthetic batches of 32 windows (To=2, T=8), forward + backward + AdamW step, one
+thread (`BRS_BENCH_TORCH_THREADS`), median over steps after two warm-up steps.
 """
 
 from __future__ import annotations
@@ -67,6 +72,41 @@ def measure(model, calls: int, mode: str, steps: int | None = None) -> list[floa
     return times
 
 
+def train_samples_per_s(config, batch: int, steps: int) -> float:
+    """Median training windows/s of a model of `config` on synthetic batches."""
+    import torch
+
+    from brs_policy.train import TrainConfig, _optimizer
+
+    torch.manual_seed(0)
+    model = _trainable(config).train()
+    opt = _optimizer(model, TrainConfig())
+    rng = np.random.default_rng(0)
+    To, T, P = config.obs_window, config.horizon, config.n_points
+    batch_data = {"points": torch.as_tensor(rng.uniform(-0.5, 1.5, (batch, To, P, 6)), dtype=torch.float32),
+                  "proprio": torch.as_tensor(rng.normal(size=(batch, To, 21)), dtype=torch.float32),
+                  "actions": torch.as_tensor(rng.normal(size=(batch, To, T, 21)), dtype=torch.float32)}
+    times = []
+    for i in range(steps + 2):
+        t0 = time.perf_counter()
+        loss, _ = model.compute_loss(batch_data)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        if i >= 2:  # the first steps allocate
+            times.append(time.perf_counter() - t0)
+    return batch / float(np.median(times))
+
+
+def _trainable(config):
+    from brs_policy.wbvima import WBVIMAPolicy
+
+    model = WBVIMAPolicy(config)
+    rng = np.random.default_rng(0)
+    model.fit_normalizers(rng.normal(size=(256, 21)), rng.normal(size=(256, 21)))
+    return model
+
+
 def run(repeats: int = 3) -> list[Result]:
     import torch
 
@@ -91,9 +131,17 @@ def run(repeats: int = 3) -> list[Result]:
     note = (f"To=2 Ta=8 16 DDIM steps, 4096 pts, {count_parameters(model) / 1e6:.2f}M params, "
             f"{threads} torch threads, CPU; rolling window (1 new frame per call); "
             f"cold path (both frames encoded) {p50(cold):.1f} ms; first call (TorchScript tracing) {warmup:.1f} s")
+    from brs_policy.wbvima import WBVIMAConfig
+
+    cpu = train_samples_per_s(WBVIMAConfig.cpu(), 32, 2 * repeats)
+    public = train_samples_per_s(WBVIMAConfig(), 32, repeats)
     return [Result("wbvima_infer_ms_p50", p50(fast), "ms", p50(ref),
                    "reference path: diffusers DDIM step loop, full eager UNet per step, no token cache",
-                   "<= 40", higher_is_better=False, note=note)]
+                   "<= 40", higher_is_better=False, note=note),
+            Result("wbvima_train_samples_per_s", cpu, "windows/s", public,
+                   "public config (4096 points, width 256), same run", "",
+                   note=f"CPU preset (512 points, width 128, relative targets), batch 32, {threads} torch "
+                        "threads, forward + backward + AdamW on synthetic windows")]
 
 
 if __name__ == "__main__":
