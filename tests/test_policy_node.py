@@ -173,16 +173,17 @@ def _chunk_intervals(h, tmp_path, params: dict, n: int) -> np.ndarray:
 
 
 def test_node_executes_the_chunk_before_it_predicts_again(ros, tmp_path):
-    """Ta = 8 actions at 0.1 s: one prediction per ~0.8 s (less the latency the node measured),
-    not one per timer tick; actions_per_inference:=2 predicts every ~0.2 s."""
+    """Ta = 8 actions at 0.1 s: one prediction per 0.8 s less the latency the node measured
+    (observation age at publish, ~0.1-0.2 s here), not one per 20 Hz timer tick (0.05 s);
+    actions_per_inference:=2 at 0.25 s: one per 0.5 s less that latency."""
     h = ros
     ckpt = make_tiny_checkpoint(tmp_path / "policy.pt")
     h.record(COMMAND, JointTrajectory, qos.COMMAND, keep=500)
     full = _chunk_intervals(h, tmp_path, {"checkpoint": str(ckpt), "action_period": 0.1}, 5)
-    assert np.all(full > 0.5) and np.median(full) < 1.0, f"intervals between chunks: {np.round(full, 3)}"
-    two = _chunk_intervals(h, tmp_path, {"checkpoint": str(ckpt), "action_period": 0.1,
-                                         "actions_per_inference": 2}, 8)
-    assert np.median(two) < 0.35 and np.all(two > 0.05), f"intervals between chunks: {np.round(two, 3)}"
+    assert np.all(full > 0.4) and np.median(full) < 1.0, f"intervals between chunks: {np.round(full, 3)}"
+    two = _chunk_intervals(h, tmp_path, {"checkpoint": str(ckpt), "action_period": 0.25,
+                                         "actions_per_inference": 2}, 6)
+    assert 0.15 < np.median(two) < 0.6, f"intervals between chunks: {np.round(two, 3)}"
 
 
 def test_garbage_or_missing_checkpoint_exits_2_with_a_clear_message(ros_domain, tmp_path):

@@ -539,3 +539,26 @@ def test_resume_with_more_steps_continues_the_lr_schedule(episodes, tmp_path):
     ts = torch.load(tmp_path / "run" / "checkpoints" / "last.pt", weights_only=True)["train_state"]
     assert ts["schedule"] == {"total": 24, "anchor": [12, pytest.approx(old(12))]}
     assert ts["scheduler"]["_last_lr"][0] == pytest.approx(longer.lr_min)
+
+
+def test_exported_policy_is_small_and_acts_like_the_ema_weights(tmp_path):
+    from brs_policy.export_policy import main as export_main
+    from brs_policy.wbvima import export_policy
+
+    m = tiny_model(relative_actions=True)
+    ema = {"model": {k: v + 0.01 if v.is_floating_point() else v for k, v in m.state_dict().items()},
+           "step": 5}
+    src = save_checkpoint(tmp_path / "policy.pt", m, ema, train_state={"step": 5})
+    dst = export_policy(src, tmp_path / "deploy.pt")
+    raw = torch.load(dst, weights_only=True)
+    assert "ema" not in raw and "train_state" not in raw
+    assert dst.stat().st_size < 0.4 * src.stat().st_size
+    assert any(v.dtype == torch.float16 for v in raw["model"].values())
+    full = load_policy(src, device="cpu")  # the EMA weights
+    small = load_policy(dst, device="cpu")
+    assert all(v.dtype == torch.float32 for v in small.state_dict().values() if v.is_floating_point())
+    obs = {"points": np.random.rand(2, 32, 6).astype(np.float32), "proprio": np.random.randn(2, 21).astype(np.float32)}
+    a = full.predict(obs, generator=torch.Generator().manual_seed(0))
+    b = small.predict(obs, generator=torch.Generator().manual_seed(0))
+    np.testing.assert_allclose(a, b, atol=1e-2)  # float16 weights: < 0.3 % of these actions (|a| up to ~4)
+    assert export_main([str(tmp_path / "missing.pt"), str(tmp_path / "x.pt")]) == 2

@@ -34,6 +34,8 @@ def add_parser(sub) -> None:
                    help="summary.json, logs/, episodes/ and videos/ go to OUTPUT_DIR/TASK (default %(default)s)")
     p.add_argument("--record-failures", action="store_true",
                    help="record every episode, keep failed ones (HDF5 + camera video), discard successes")
+    p.add_argument("--record-all", action="store_true",
+                   help="record and keep every episode, successes too (e.g. for success videos)")
     p.add_argument("--no-video", dest="video", action="store_false", help="no videos of recorded failures")
     p.add_argument("--time-limit", type=float, default=None,
                    help="sim seconds per episode (default: the task's time limit)")
@@ -48,8 +50,8 @@ def run(args) -> int:
     from .evaluate import evaluate, format_summary
 
     summary = evaluate(args.task, args.episodes, args.checkpoint, args.first_seed, args.output_dir,
-                       args.record_failures, args.speed_factor, args.time_limit, args.video,
-                       parse_launch_arguments(args.arguments))
+                       args.record_failures or args.record_all, args.speed_factor, args.time_limit, args.video,
+                       parse_launch_arguments(args.arguments), keep_successes=args.record_all)
     for e in summary["episodes"]:
         print(f"episode {e['episode']} seed {e['seed']}: {'success' if e['success'] else 'FAIL'} "
               f"({e['sim_seconds']:.1f} s sim, {e['wall_seconds']:.0f} s wall, {e['chunks']} chunks)"

@@ -50,9 +50,11 @@ class Evaluator(EpisodeDriver):
     agent, agent_status, source = POLICY, POLICY_STATUS, "policy"
 
     def __init__(self, client, task: str, output_dir: Path, record_failures: bool, speed_factor: float,
-                 stop: threading.Event, time_limit: float | None = None, video: bool = True):
+                 stop: threading.Event, time_limit: float | None = None, video: bool = True,
+                 keep_successes: bool = False):
         super().__init__(client, task, output_dir, record_failures, video, speed_factor, stop)
         self.time_limit = float(time_limit) if time_limit else float(self.task.time_limit)
+        self.keep_successes = keep_successes
 
     def _policy_value(self, key: str, default: str = "") -> str:
         entry = self.client.status(POLICY_STATUS)
@@ -77,7 +79,7 @@ class Evaluator(EpisodeDriver):
                               time.monotonic() - wall0,
                               int(self._policy_value("chunks_published", "0")) - chunks0)
         if self.record:
-            if success:
+            if success and not self.keep_successes:
                 self.client.call(Trigger, topics.RECORDER_DISCARD)
             else:
                 self.save_episode(outcome, episode)
@@ -124,9 +126,10 @@ def eval_nodes(task: str, checkpoint: Path, speed_factor: float, record_dir: Pat
 def evaluate(task: str, episodes: int, checkpoint: str | Path, first_seed: int = 0,
              output_dir: Path = Path("outputs/eval"), record_failures: bool = False,
              speed_factor: float = 1.0, time_limit: float | None = None, video: bool = True,
-             arguments: dict[str, str] | None = None, progress: bool = True) -> dict:
+             arguments: dict[str, str] | None = None, progress: bool = True, keep_successes: bool = False) -> dict:
     """Bring up the policy graph, run the episodes, shut the graph down; returns the summary
-    (also written to OUTPUT_DIR/TASK/summary.json)."""
+    (also written to OUTPUT_DIR/TASK/summary.json). With `record_failures` every episode is
+    recorded and the failed ones kept; `keep_successes` keeps the successful ones too."""
     from brs.collect import drive_episodes
 
     if episodes < 1:
@@ -138,7 +141,8 @@ def evaluate(task: str, episodes: int, checkpoint: str | Path, first_seed: int =
     evaluator_box: list[Evaluator] = []
 
     def make_evaluator(client, stop):
-        evaluator_box.append(Evaluator(client, task, out, record_failures, speed_factor, stop, time_limit, video))
+        evaluator_box.append(Evaluator(client, task, out, record_failures, speed_factor, stop, time_limit, video,
+                                       keep_successes))
         return evaluator_box[-1]
 
     outcomes, errors, rc = drive_episodes(nodes, out, "brs_eval", make_evaluator, episodes, first_seed,

@@ -152,6 +152,7 @@ class PolicyNode(Node):
             ("threads", 1),
             ("max_observation_age", 0.6),
             ("actions_per_inference", 0),
+            ("seed", -1),
         ])}
         self.rate_hz = float(p["rate_hz"])
         self.stale_timeout = float(p["stale_timeout"])
@@ -169,6 +170,8 @@ class PolicyNode(Node):
                               f"executed actions) or 0 for all; got {p['actions_per_inference']}")
         self.actions_per_inference = k
         self.next_inference = None  # node time at which the executed span of the last chunk ends
+        self.seed = int(p["seed"])  # >= 0: the sampler's noise is seeded at every start
+        self._seed_sampler()
 
         self.clouds: deque[tuple[float, np.ndarray, np.ndarray]] = deque(maxlen=self.obs_window)
         self.joints = _History()
@@ -221,6 +224,12 @@ class PolicyNode(Node):
         policy.warmup()  # one-time tracing of the denoisers now, not in the first control step
         return policy, extra
 
+    def _seed_sampler(self):
+        if self.seed >= 0:
+            import torch
+
+            torch.manual_seed(self.seed)
+
     def _now(self) -> float:
         return self.get_clock().now().nanoseconds * 1e-9
 
@@ -268,6 +277,7 @@ class PolicyNode(Node):
         self.policy.clear_cache()
         self.last_cloud_time = None
         self.next_inference = None
+        self._seed_sampler()
         self._set_state(RUNNING)
         response.success, response.message = True, "policy running"
         return response

@@ -75,6 +75,26 @@ def read_checkpoint(path: str | Path, check_spec: bool = True, map_location="cpu
     return data
 
 
+def export_policy(src: str | Path, dst: str | Path, half: bool = True) -> Path:
+    """A deployable copy of a checkpoint: the EMA weights (when present) as the model, no optimizer,
+    EMA or train state; with `half` the large weight tensors stored as float16 (loaded back into
+    the float32 model: ~2x smaller again; buffers and small tensors stay float32). What
+    `brs_policy/checkpoints/*.pt` are."""
+    data = read_checkpoint(src)
+    state = data["ema"]["model"] if "ema" in data else data["model"]
+    if half:
+        state = {k: v.half() if v.is_floating_point() and v.numel() >= 1024 else v for k, v in state.items()}
+    out = {k: data[k] for k in ("format", "format_version", "config_json", "robot_spec_hash", "action_joints")
+           if k in data}
+    out.update(model=state, extra={**data.get("extra", {}), "exported_from": str(src), "half": half})
+    dst = Path(dst)
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dst.with_name(dst.name + ".tmp")
+    torch.save(out, tmp)
+    os.replace(tmp, dst)
+    return dst
+
+
 def load_policy(path: str | Path, use_ema: bool = True, device=None, check_spec: bool = True,
                 strict: bool = True) -> WBVIMAPolicy:
     """A WBVIMAPolicy in eval mode from a checkpoint (EMA weights when present and use_ema)."""
