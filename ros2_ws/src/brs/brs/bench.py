@@ -24,6 +24,7 @@ BENCHMARK_MODULES = {
     "brs_teleop.bench_teleop": "JoyLo: leader arm -> robot bus latency and loop rate",
     "brs_teleop.bench_recorder": "episode recorder: frames/s and dropped frames, 3 cameras at 10 Hz",
     "brs_policy.bench_wbvima": "WB-VIMA inference latency; training windows/s of the CPU preset vs the public config",
+    "brs_policy.bench_dataset": "WB-VIMA training data: memory at 20 vs 200 episodes, memory-mapped vs loaded clouds",
     "brs_policy.bench_success": "WB-VIMA closed-loop success of the committed checkpoints vs the expert (sim graph)",
     "brs_policy.bench_perception": "perception: 3 RGB-D cameras -> fused 4096-point cloud; FPS vs exact and open3d",
     "rl_agents.bench_pldm": "PLDM: MPPI planning time per step (Two Rooms, default config) vs unbatched MPPI",
