@@ -562,3 +562,24 @@ def test_exported_policy_is_small_and_acts_like_the_ema_weights(tmp_path):
     b = small.predict(obs, generator=torch.Generator().manual_seed(0))
     np.testing.assert_allclose(a, b, atol=1e-2)  # float16 weights: < 0.3 % of these actions (|a| up to ~4)
     assert export_main([str(tmp_path / "missing.pt"), str(tmp_path / "x.pt")]) == 2
+
+
+def test_shift_check_moves_only_the_region_and_reports_the_response(episodes, tmp_path):
+    from brs_policy.shift_check import main as shift_main
+    from brs_policy.shift_check import shift_response
+
+    folder, paths = episodes
+    ckpt = save_checkpoint(tmp_path / "p.pt", tiny_model())
+    empty = shift_response(ckpt, paths[:1], [5], (5, 6, 5, 6, 5, 6), (0, 0.1, 0), seeds=2, points_fn=points_fn)
+    (row,) = empty
+    assert row["moved"] == [0, 0] and row["arms_change"] == 0.0
+    assert row["base"][0] == row["base"][1] == row["base"][2]  # nothing moved: the same actions
+    everything = shift_response(ckpt, paths[:1], [5, 12], (-9, 9, -9, 9, -9, 9), (0, 0.3, 0), seeds=2,
+                                points_fn=points_fn)
+    assert [r["moved"] for r in everything] == [[32, 32], [32, 32]]
+    assert all(r["arms_change"] > 0 for r in everything)  # a random model reacts to its input
+    assert len(everything[0]["recorded"]) == 3
+    with pytest.raises(SystemExit) as bad:  # argparse: a region needs 6 numbers
+        shift_main([str(ckpt), "--episodes", str(paths[0]), "--region", "1,2,3"])
+    assert bad.value.code == 2
+    assert shift_main([str(tmp_path / "missing.pt"), "--episodes", str(paths[0]), "--region", "0,1,0,1,0,1"]) == 2
