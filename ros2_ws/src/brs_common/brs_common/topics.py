@@ -1,4 +1,4 @@
-"""Topic and service names of the graph contract (DESIGN.md section 3). The only place they live."""
+"""Topic and service names of the graph contract (docs/architecture.md, "Topic contract"). The only place they live."""
 
 from __future__ import annotations
 

@@ -69,7 +69,7 @@ def load_policy(path: str, task, device: str = "cpu", threads: int = 1):
         raise ConfigError(f"checkpoint {path}: no such file") from None
     except pickle.UnpicklingError:
         raise ConfigError(f"checkpoint {path} is not a weights-only torch checkpoint (refused: no pickle "
-                          "from files; DESIGN.md section 7)") from None
+                          "from files)") from None
     except Exception as exc:  # unpickling refused, truncated file, wrong keys or shapes ...
         raise ConfigError(f"checkpoint {path} is not a usable MR.Q checkpoint: {type(exc).__name__}: "
                           f"{str(exc)[:300]}") from None

@@ -42,7 +42,7 @@ POSITION = np.array([not j.velocity_controlled for j in spec.JOINTS])  # the 18 
 
 class ForwardKinematics:
     """Position of a spec end-effector frame in base_link from STATE_JOINTS positions (robot-only
-    MJCF, mj_kinematics; DESIGN.md section 5). Thread-safe."""
+    MJCF, mj_kinematics). Thread-safe."""
 
     def __init__(self, frame: str = "right_ee"):
         import mujoco
