@@ -173,8 +173,7 @@ class ExpertNode(Node):
                 target = np.where(POSITION, target, 0.0)  # last command: base at rest
         executed = target
         if self.state == RUNNING and self.action_noise > 0:
-            executed = np.clip(target + self.noise(), np.where(POSITION, spec.LOWER, -spec.MAX_VELOCITY),
-                               np.where(POSITION, spec.UPPER, spec.MAX_VELOCITY))
+            executed = np.clip(target + self.noise(), spec.ACTION_LOWER, spec.ACTION_UPPER)
         self.pub.publish(whole_body_command_msg(executed, 1.0 / self.rate_hz))
         self.clean_pub.publish(make_joint_state(spec.ACTION_JOINTS, np.where(POSITION, target, 0.0),
                                                 vel=np.where(POSITION, 0.0, target),

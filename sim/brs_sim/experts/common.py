@@ -23,7 +23,7 @@ from .cartesian_path import PhaseClock, PoseMove
 CONTROL_DT = 1.0 / spec.CONTROL_RATE_HZ
 EXPERT_RATE_HZ = 50.0  # how often an expert is asked for a target (the teleop send rate)
 BASE = spec.group_slice("base")
-POSITION = np.array([not j.velocity_controlled for j in spec.JOINTS])
+POSITION = spec.POSITION
 STATE_INDEX = {name: i for i, name in enumerate(spec.STATE_JOINTS)}
 ACTION_INDEX = {name: i for i, name in enumerate(spec.ACTION_JOINTS)}
 

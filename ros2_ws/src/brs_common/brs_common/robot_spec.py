@@ -97,7 +97,7 @@ def _joints() -> tuple[Joint, ...]:
 JOINTS: tuple[Joint, ...] = _joints()
 JOINT_BY_NAME: dict[str, Joint] = {j.name: j for j in JOINTS}
 
-# Action layout order of DESIGN.md section 3 (21-D).
+# Action layout order (21-D; docs/architecture.md, "Topic contract").
 GROUP_ORDER = ("base", "torso", "left_arm", "left_gripper", "right_arm", "right_gripper")
 GROUPS: dict[str, Group] = {
     g: Group(
@@ -127,6 +127,11 @@ UPPER = np.array([j.upper for j in JOINTS])
 MAX_VELOCITY = np.array([j.max_velocity for j in JOINTS])
 MAX_ACCELERATION = np.array([j.max_acceleration for j in JOINTS])
 HOME = np.array([j.home for j in JOINTS])
+# Action entries that are positions (the base's are velocities), and the bounds of a valid action:
+# positions within the joint limits, base velocities within +-MAX_VELOCITY.
+POSITION = np.array([not j.velocity_controlled for j in JOINTS])
+ACTION_LOWER = np.where(POSITION, LOWER, -MAX_VELOCITY)
+ACTION_UPPER = np.where(POSITION, UPPER, MAX_VELOCITY)
 
 # Holonomic base hardware: three omni wheels (kiwi drive), wheel 0 in front, then rear left and
 # rear right. The MuJoCo model draws the same geometry; the wheel driver reports these joints.

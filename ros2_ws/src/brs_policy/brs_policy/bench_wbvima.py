@@ -28,13 +28,13 @@ import numpy as np
 from brs.bench import Result
 
 
-def _policy(seed: int = 0, **overrides):
+def _policy(config=None, seed: int = 0):
     import torch
 
     from brs_policy.wbvima import WBVIMAConfig, WBVIMAPolicy
 
     torch.manual_seed(seed)
-    model = WBVIMAPolicy(WBVIMAConfig(**overrides))
+    model = WBVIMAPolicy(config or WBVIMAConfig())
     rng = np.random.default_rng(seed)
     model.fit_normalizers(rng.normal(size=(256, 21)), rng.normal(size=(256, 21)))
     return model.eval()
@@ -78,8 +78,7 @@ def train_samples_per_s(config, batch: int, steps: int) -> float:
 
     from brs_policy.train import TrainConfig, _optimizer
 
-    torch.manual_seed(0)
-    model = _trainable(config).train()
+    model = _policy(config).train()
     opt = _optimizer(model, TrainConfig())
     rng = np.random.default_rng(0)
     To, T, P = config.obs_window, config.horizon, config.n_points
@@ -96,15 +95,6 @@ def train_samples_per_s(config, batch: int, steps: int) -> float:
         if i >= 2:  # the first steps allocate
             times.append(time.perf_counter() - t0)
     return batch / float(np.median(times))
-
-
-def _trainable(config):
-    from brs_policy.wbvima import WBVIMAPolicy
-
-    model = WBVIMAPolicy(config)
-    rng = np.random.default_rng(0)
-    model.fit_normalizers(rng.normal(size=(256, 21)), rng.normal(size=(256, 21)))
-    return model
 
 
 def run(repeats: int = 3) -> list[Result]:

@@ -118,7 +118,7 @@ class EpisodeData:
 
 
 class WindowDataset:
-    """All (episode, frame) windows of a set of episodes; `batch(indices, rng)` -> numpy dict."""
+    """All (episode, frame) windows of a set of episodes; `batch(indices)` -> numpy dict."""
 
     def __init__(self, paths: Sequence[str | Path], obs_window: int = 2, horizon: int = 8,
                  points_fn: PointsFn | None = None, n_points: int | None = None, cache: bool = True,
@@ -157,15 +157,15 @@ class WindowDataset:
             proprio.append(ep.proprio)
         return np.concatenate(chunks), np.concatenate(proprio)
 
-    def sample(self, i: int, rng: np.random.Generator | None = None) -> dict[str, np.ndarray]:
+    def sample(self, i: int) -> dict[str, np.ndarray]:
         e, t = self.index[i]
         ep = self.episodes[e]
         obs_t = np.clip(np.arange(t - self.obs_window + 1, t + 1), 0, ep.n - 1)  # (To,)
         act_t = np.clip(obs_t[:, None] + np.arange(self.horizon)[None], 0, ep.n - 1)  # (To, T)
         n = self.cloud_points if self.n_points is None else self.n_points
-        points = np.stack([ep.points[i, :n] for i in obs_t])  # reads only these rows of the map
+        points = ep.points[obs_t, :n]  # reads only these frames' first n points of the map
         return {"points": points, "proprio": ep.proprio[obs_t], "actions": ep.actions[act_t]}
 
-    def batch(self, indices, rng: np.random.Generator | None = None) -> dict[str, np.ndarray]:
-        items = [self.sample(int(i), rng) for i in indices]
+    def batch(self, indices) -> dict[str, np.ndarray]:
+        items = [self.sample(int(i)) for i in indices]
         return {k: np.stack([it[k] for it in items]) for k in items[0]}

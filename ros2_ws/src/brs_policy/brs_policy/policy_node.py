@@ -56,7 +56,7 @@ from brs_common.node_main import run_node
 NODE_NAME = "policy"
 DEFAULT_ACTION_PERIOD = 1.0 / 10.0  # the episode recorder's default rate (config/recorder.yaml)
 HOME_TOLERANCE = 0.02  # rad / m, every position joint
-POSITION = np.array([not j.velocity_controlled for j in spec.JOINTS])
+POSITION = spec.POSITION
 BASE = ~POSITION
 IDLE, HOMING, HOME, RUNNING, STALE = "idle", "homing", "home", "running", "stale"
 
@@ -353,9 +353,7 @@ class PolicyNode(Node):
             return
         # within the spec's limits (the controller clamps too, but never counts a policy's action
         # as a violation): positions in [LOWER, UPPER], base velocities within MAX_VELOCITY
-        lo = np.where(POSITION, spec.LOWER, -spec.MAX_VELOCITY)
-        hi = np.where(POSITION, spec.UPPER, spec.MAX_VELOCITY)
-        chunk = np.clip(chunk, lo, hi)
+        chunk = np.clip(chunk, spec.ACTION_LOWER, spec.ACTION_UPPER)
         # action k is due at observation time + k * period. Stamped now, the chunk starts with
         # the action interpolated at now; the part that perception + inference latency already
         # ate is dropped (so no stamp is ever stale for the controller, whatever the latency)

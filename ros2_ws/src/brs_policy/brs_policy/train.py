@@ -19,7 +19,7 @@ import math
 import os
 import random
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -95,7 +95,7 @@ def _schedule_on_resume(cfg: TrainConfig, ts: dict) -> tuple[int, float] | None:
     if total == cfg.steps:
         return anchor
     step = int(ts["step"])
-    was = TrainConfig(**{**asdict(cfg), "steps": total})
+    was = replace(cfg, steps=total)
     return step, lr_lambda(was, anchor)(step)
 
 
@@ -172,7 +172,7 @@ def validate(model: WBVIMAPolicy, ds: WindowDataset, batch: int, n_batches: int,
         torch.manual_seed(seed)
         for _ in range(n_batches):
             idx = rng.integers(len(ds), size=min(batch, len(ds)))
-            loss, _ = model.compute_loss(_to(ds.batch(idx, None), device))
+            loss, _ = model.compute_loss(_to(ds.batch(idx), device))
             losses.append(float(loss))
     model.train(was_training)
     return float(np.mean(losses))
@@ -308,7 +308,7 @@ def train(config: TrainConfig, points_fn: PointsFn | None = None) -> dict:
     t0, steps_run = time.perf_counter(), 0
     while step < stop:
         idx = np_rng.integers(len(train_ds), size=per_rank)
-        batch = _to(train_ds.batch(idx, np_rng), device)
+        batch = _to(train_ds.batch(idx), device)
         loss, parts = net(batch)
         opt.zero_grad(set_to_none=True)
         loss.backward()

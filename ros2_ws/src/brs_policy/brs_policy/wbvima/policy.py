@@ -80,12 +80,10 @@ class WBVIMAPolicy(nn.Module):
             prev += b - a
         self.action_normalizer = Normalizer(cfg.action_dim, cfg.action_norm)
         self.proprio_normalizer = Normalizer(cfg.proprio_dim, cfg.proprio_norm)
-        position = torch.tensor([not j.velocity_controlled for j in spec.JOINTS])
         if cfg.proprio_norm == "limits":  # base velocity within +-max, joints within their limits
-            self.proprio_normalizer.set_range(np.where(position, spec.LOWER, -spec.MAX_VELOCITY),
-                                              np.where(position, spec.UPPER, spec.MAX_VELOCITY))
+            self.proprio_normalizer.set_range(spec.ACTION_LOWER, spec.ACTION_UPPER)
         # position entries of the action (relative targets are taken against these proprio entries)
-        self.register_buffer("position_mask", position, persistent=False)
+        self.register_buffer("position_mask", torch.as_tensor(spec.POSITION), persistent=False)
         # loss weight per part: its share of the action's dimensions (every dimension counts alike)
         self._part_weight = {n: (b - a) / cfg.action_dim for n, (a, b) in cfg.parts.items()}
         box = torch.tensor(cfg.xyz_box, dtype=torch.float32)  # (3, 2)
