@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
+h5py = pytest.importorskip("h5py")
 
 from brs_common import robot_spec as spec  # noqa: E402
 from brs_policy.dataset import WindowDataset  # noqa: E402
@@ -392,6 +393,39 @@ def test_relative_targets_round_trip_and_predict_around_the_current_pose():
     assert np.all(np.abs(chunk[:, position.numpy()] - 0.7) <= 0.05 + 1e-5), chunk
 
 
+@pytest.mark.parametrize("base_velocity_input", [True, False])
+def test_base_velocity_input_is_seen_or_not(base_velocity_input):
+    """Without base_velocity_input the encoder gets the base velocity as 0: the policy cannot copy
+    its own motion; the joints are seen either way."""
+    m = tiny_model(base_velocity_input=base_velocity_input)
+    rng = np.random.default_rng(1)
+    points = torch.as_tensor(rng.random((1, 32, 6)), dtype=torch.float32)
+    prop = torch.as_tensor(np.where(spec.POSITION, spec.HOME, 0.0)[None], dtype=torch.float32)
+    moving, turned = prop.clone(), prop.clone()
+    moving[0, spec.group_slice("base")] = torch.tensor([0.3, -0.2, 0.4])
+    turned[0, 5] += 0.3  # a torso joint
+    with torch.no_grad():
+        tok = [m.obs_tokens(points, p)[0, 1] for p in (prop, moving, turned)]
+    assert not torch.equal(tok[0], tok[2])
+    assert torch.equal(tok[0], tok[1]) is not base_velocity_input, (tok[0] - tok[1]).abs().max()
+
+
+def test_training_leaves_out_recorded_failures(tmp_path, capsys):
+    from brs_policy.train import episode_paths
+
+    paths = write_episodes(tmp_path, n_episodes=3, n_frames=4)
+    for path, success in zip(paths, (1, 0, None)):  # success, failure, unknown (teleop)
+        with h5py.File(path, "r+") as f:
+            if success is None:
+                del f.attrs["success"]
+            else:
+                f.attrs["success"] = success
+    assert episode_paths(tmp_path) == [paths[0], paths[2]]
+    assert "leaving out 1 of 3 episodes" in capsys.readouterr().err
+    assert episode_paths(tmp_path, include_failures=True) == paths
+    assert episode_paths([tmp_path / paths[1].name]) == [paths[1]]  # a file named explicitly is used
+
+
 def test_loss_counts_every_action_dimension_alike():
     """loss = MSE over all 21 dimensions: each part's MSE weighted by its share of them."""
     m = tiny_model().train()
@@ -410,6 +444,7 @@ def test_cpu_preset():
 
     cpu, public = WBVIMAConfig.cpu(), WBVIMAConfig()
     assert (cpu.n_points, cpu.pointnet_hidden, cpu.embed_dim, cpu.relative_actions) == (512, 128, 128, True)
+    assert cpu.base_velocity_input is False and public.base_velocity_input is True
     assert (cpu.horizon, cpu.n_action_steps, cpu.obs_window, cpu.num_inference_steps) == (8, 8, 2, 16)
     assert count_parameters(WBVIMAPolicy(cpu)) < 0.8 * count_parameters(WBVIMAPolicy(public))
     assert public.relative_actions is False and public.n_points == 4096  # the public config stays

@@ -18,6 +18,7 @@ import json
 import math
 import os
 import random
+import sys
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -26,7 +27,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from brs_teleop.episode import list_episodes
+from brs_teleop.episode import SUCCESS_UNKNOWN, list_episodes, read_episode
 
 from .dataset import PointsFn, WindowDataset
 from .wbvima import EMA, WBVIMAConfig, WBVIMAPolicy, count_parameters, pick_device, save_checkpoint
@@ -36,6 +37,7 @@ from .wbvima.checkpoint import read_checkpoint
 @dataclass
 class TrainConfig:
     data: str | list = ""  # dataset folder(s) of episode files, or a list of episode paths
+    include_failures: bool = False  # also train on a folder's episodes that record a failure
     out: str = "outputs/wbvima"
     steps: int = 300_000  # public config; scale down on a CPU (see docs/wbvima.md)
     batch: int = 256
@@ -99,13 +101,26 @@ def _schedule_on_resume(cfg: TrainConfig, ts: dict) -> tuple[int, float] | None:
     return step, lr_lambda(was, anchor)(step)
 
 
-def episode_paths(data) -> list[Path]:
+def _failed(path: Path) -> bool:
+    """Whether an episode records a failed attempt (success 0; teleop episodes are unknown, -1)."""
+    with read_episode(path) as ep:
+        return int(ep.metadata.get("success", SUCCESS_UNKNOWN)) == 0
+
+
+def episode_paths(data, include_failures: bool = False) -> list[Path]:
+    """Episode files of dataset folders and files. A folder's recorded failures (`brs collect`
+    keeps them, e.g. with --action-noise) are left out unless `include_failures`; a file named
+    explicitly is always used."""
     paths: list[Path] = []
     for item in [data] if isinstance(data, (str, Path)) else data:
         p = Path(item)
         if p.is_dir():
             complete, _ = list_episodes(p)
-            paths += complete
+            failed = [] if include_failures else [e for e in complete if _failed(e)]
+            if failed:
+                print(f"{p}: leaving out {len(failed)} of {len(complete)} episodes that record a failure "
+                      "(--include-failures keeps them)", file=sys.stderr)
+            paths += [e for e in complete if e not in failed]
         elif p.is_file():
             paths.append(p)
         else:
@@ -118,8 +133,6 @@ def episode_paths(data) -> list[Path]:
 def _crop_for(paths: list[Path], crop):
     if crop is not None:
         return crop
-    from brs_teleop.episode import read_episode
-
     from .perception import CROP_BOXES
 
     with read_episode(paths[0]) as ep:
@@ -235,7 +248,7 @@ def train(config: TrainConfig, points_fn: PointsFn | None = None) -> dict:
     torch.manual_seed(cfg.seed + rank)
     np_rng = np.random.default_rng(cfg.seed + rank)
 
-    paths = episode_paths(cfg.data)
+    paths = episode_paths(cfg.data, cfg.include_failures)
     n_val = cfg.val_episodes if cfg.val_episodes is not None else (max(1, len(paths) // 10) if len(paths) >= 2 else 0)
     if n_val >= len(paths):
         raise ValueError(f"val_episodes={n_val} leaves no training episodes ({len(paths)} in total)")

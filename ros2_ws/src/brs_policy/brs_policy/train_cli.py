@@ -48,6 +48,8 @@ def _arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--ckpt-every", type=int, default=1000)
     p.add_argument("--val-every", type=int, default=500)
     p.add_argument("--val-episodes", type=int, default=None, help="held-out episodes (default 10%%)")
+    p.add_argument("--include-failures", action="store_true",
+                   help="also train on episodes that record a failure (left out by default)")
     p.add_argument("--crop", default=None, help="perception crop: task name (default: the episodes' task)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
@@ -69,7 +71,7 @@ def config_from_args(args):
     model = {k: v for k, v in model.items() if v != WBVIMAConfig().to_dict()[k]}  # only what differs
     if args.no_autoregressive:
         model["autoregressive"] = False
-    return TrainConfig(data=args.data, out=args.out, steps=args.steps, batch=args.batch, points=points,
+    return TrainConfig(data=args.data, include_failures=args.include_failures, out=args.out, steps=args.steps, batch=args.batch, points=points,
                        lr=args.lr, warmup_steps=args.warmup, ckpt_every=args.ckpt_every,
                        val_every=args.val_every, val_episodes=args.val_episodes, crop=args.crop,
                        seed=args.seed, device=args.device, threads=args.threads, resume=args.resume,

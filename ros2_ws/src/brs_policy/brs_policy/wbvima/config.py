@@ -59,6 +59,10 @@ class WBVIMAConfig:
     # position targets predicted relative to the joint positions of the chunk's observation
     # (base entries stay velocities); False: absolute targets
     relative_actions: bool = False
+    # feed the measured base velocity to the proprio encoder. False zeroes it: in scripted demos the
+    # next base command is the measured velocity (R^2 0.98), a shortcut that lets the policy copy
+    # its own motion instead of steering by what it sees (causal confusion / "copycat")
+    base_velocity_input: bool = True
     parts: dict = field(default_factory=_parts)
 
     def __post_init__(self):
@@ -104,9 +108,10 @@ class WBVIMAConfig:
         """The CPU preset: what trains in hours on a 2-core machine (docs/wbvima.md, "CPU preset").
         Same structure as the public config; 512 points, PointNet/proprio/transformer width 128
         (the PointNet was ~85 % of a training step at 1024 points and width 256), position
-        targets relative to the current joints."""
+        targets relative to the current joints, no base velocity input (the base steers by the
+        points, not by copying its own motion)."""
         kw = dict(n_points=512, pointnet_hidden=128, proprio_hidden=128, embed_dim=128, n_heads=4,
-                  relative_actions=True)
+                  relative_actions=True, base_velocity_input=False)
         kw.update(overrides)
         return cls(**kw)
 

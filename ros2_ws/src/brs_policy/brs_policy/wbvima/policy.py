@@ -84,6 +84,11 @@ class WBVIMAPolicy(nn.Module):
             self.proprio_normalizer.set_range(spec.ACTION_LOWER, spec.ACTION_UPPER)
         # position entries of the action (relative targets are taken against these proprio entries)
         self.register_buffer("position_mask", torch.as_tensor(spec.POSITION), persistent=False)
+        # proprio entries the encoder sees (1) or gets as 0 (the base velocity without base_velocity_input)
+        seen = torch.ones(cfg.proprio_dim)
+        if not cfg.base_velocity_input:
+            seen[spec.group_slice("base")] = 0.0
+        self.register_buffer("proprio_seen", seen, persistent=False)
         # loss weight per part: its share of the action's dimensions (every dimension counts alike)
         self._part_weight = {n: (b - a) / cfg.action_dim for n, (a, b) in cfg.parts.items()}
         box = torch.tensor(cfg.xyz_box, dtype=torch.float32)  # (3, 2)
@@ -109,7 +114,7 @@ class WBVIMAPolicy(nn.Module):
         pts = torch.cat((xyz, points[..., 3:]), dim=-1)
         lead = pts.shape[:-2]
         pc = self.pointnet(pts.reshape(-1, *pts.shape[-2:])).reshape(*lead, -1)
-        prop = self.proprio_mlp(self.proprio_normalizer.normalize(proprio))
+        prop = self.proprio_mlp(self.proprio_normalizer.normalize(proprio) * self.proprio_seen)
         return torch.stack((pc, prop), dim=-2)
 
     def encode(self, points: torch.Tensor, proprio: torch.Tensor) -> torch.Tensor:
