@@ -28,3 +28,28 @@ def test_full_run_replaces_everything(tmp_path):
     write_reports([_result("b", 2.5)], tmp_path, 1.0)
     rows = json.loads((tmp_path / "benchmarks" / "results.json").read_text())
     assert [r["name"] for r in rows] == ["b"] and rows[0]["value"] == 2.5
+
+
+def test_a_recorded_baseline_judges_nothing(tmp_path):
+    recorded = Result(name="r", value=1.0, unit="x", baseline=2.0, baseline_name="reference", target=">= 3",
+                      recorded="2026-11-01, 2-core CPU, load ~1")
+    write_reports([recorded, _result("s", 1.0)], tmp_path, 1.0)
+    table = (tmp_path / "BENCHMARKS.md").read_text().splitlines()
+    row_r = next(line for line in table if line.startswith("| r |"))
+    assert "*recorded* 2026-11-01, 2-core CPU, load ~1" in row_r and "| 0.50x | >= 3 | - |" in row_r
+    row_s = next(line for line in table if line.startswith("| s |"))
+    assert "(base; same run)" in row_s and "| **no** |" in row_s
+
+
+def test_render_rewrites_the_table_from_results_json_alone(tmp_path):
+    from brs.bench import main
+
+    write_reports([_result("a", 3.0)], tmp_path, 1.0)
+    path = tmp_path / "benchmarks" / "results.json"
+    rows = json.loads(path.read_text())
+    rows[0]["recorded"] = "2026-01-01, another machine"
+    path.write_text(json.dumps(rows))
+    assert main(["--render", "--out", str(tmp_path)]) == 0
+    row = next(line for line in (tmp_path / "BENCHMARKS.md").read_text().splitlines() if line.startswith("| a |"))
+    assert "*recorded* 2026-01-01, another machine" in row and "| 3.00x | >= 2 | - |" in row
+    assert json.loads(path.read_text()) == rows  # measured nothing, stamped nothing

@@ -43,6 +43,9 @@ class Result:
     higher_is_better: bool = True
     note: str = ""
     machine: str = ""
+    # where a baseline could not be measured in this run: when/where/under what load it was; the
+    # row then shows the ratio for information and judges no target against it
+    recorded: str = ""
 
     @property
     def ratio(self) -> float:
@@ -70,7 +73,7 @@ def _commit() -> str:
 
 
 def _met(row: dict) -> bool | None:
-    if not row["target"]:
+    if not row["target"] or row.get("recorded"):
         return None
     op, bound = row["target"].split()
     return row["value"] >= float(bound) if op == ">=" else row["value"] <= float(bound)
@@ -95,23 +98,31 @@ def write_reports(results: list[Result], out_dir: Path, seconds: float, update: 
         rows = merge_rows(json.loads(json_path.read_text()), rows)
     json_path.parent.mkdir(parents=True, exist_ok=True)
     json_path.write_text(json.dumps(rows, indent=2) + "\n")
+    write_markdown(rows, out_dir, machine, f"this run {seconds:.0f} s")
+
+
+def write_markdown(rows: list[dict], out_dir: Path, machine: str, run: str) -> None:
+    """BENCHMARKS.md from results.json's rows (`python -m brs.bench --render` rewrites it alone)."""
     runs = sorted({(row.get("measured", "?"), row.get("commit", "?")) for row in rows})
     lines = [
         "# Benchmarks",
         "",
         "Written by `make bench` (`python -m brs.bench --only MODULE --update` re-measures some rows). "
         f"Machine: {machine}. Rows measured "
-        + "; ".join(f"{w} at commit `{c}`" for w, c in runs) + f" (column `when`); this run {seconds:.0f} s.",
-        "Values are medians over repeats; every ratio is against a baseline measured in the same run.",
+        + "; ".join(f"{w} at commit `{c}`" for w, c in runs) + f" (column `when`); {run}.",
+        "Values are medians over repeats. A ratio judges its target only against a baseline measured in "
+        "the same run; a baseline marked *recorded* (another day, machine or load) is shown for "
+        "information and judges nothing.",
         "",
-        "| metric | value | baseline (same run) | ratio | target | met | when | notes |",
+        "| metric | value | baseline | ratio | target | met | when | notes |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for row in rows:
         met = {True: "yes", False: "**no**", None: "-"}[_met(row)]
+        source = f"*recorded* {row['recorded']}" if row.get("recorded") else "same run"
         lines.append(
             f"| {row['name']} | {row['value']:.3g} {row['unit']} | {row['baseline']:.3g} {row['unit']} "
-            f"({row['baseline_name']}) | {row['ratio']:.2f}x | {row['target'] or '-'} | {met} | "
+            f"({row['baseline_name']}; {source}) | {row['ratio']:.2f}x | {row['target'] or '-'} | {met} | "
             f"{row.get('measured', '?')} | {row['note']} |"
         )
     (out_dir / "BENCHMARKS.md").write_text("\n".join(lines) + "\n")
@@ -124,7 +135,14 @@ def main(argv=None) -> int:
     parser.add_argument("--out", type=Path, default=Path.cwd(), help="folder for BENCHMARKS.md")
     parser.add_argument("--update", action="store_true",
                         help="keep the other metrics of OUT's results.json; replace only the re-measured ones")
+    parser.add_argument("--render", action="store_true",
+                        help="measure nothing: rewrite OUT/BENCHMARKS.md from OUT/benchmarks/results.json")
     args = parser.parse_args(argv)
+    if args.render:
+        rows = json.loads((args.out / "benchmarks" / "results.json").read_text())
+        write_markdown(rows, args.out, machine_description(), "rendered from results.json")
+        print(f"wrote {args.out / 'BENCHMARKS.md'}")
+        return 0
     t0 = time.monotonic()
     results: list[Result] = []
     for module in args.only or BENCHMARK_MODULES:
