@@ -8,11 +8,16 @@ perception_speedup_vs_open3d  our downsampling (fps.fast_fps) vs open3d's
                               input; value = open3d time / our time, baseline = open3d's time.
 perception_fps_coverage_ratio covering radius of fast FPS / exact FPS on that input (lower is
                               better; target <= 1.2).
-open3d is a benchmark-only dependency (requirements-bench.txt; Debian needs libusb-1.0-0).
+perception_speedup_vs_fpsample our downsampling vs the fastest of fpsample's samplers (bucket FPS
+                              with a KD-tree or KD-line, "QuickFPS": exact FPS quality), same input;
+                              value = fpsample time / our time; its coverage is in the note.
+open3d and fpsample are benchmark-only dependencies (requirements-bench.txt; open3d needs Debian's
+libusb-1.0-0).
 """
 
 from __future__ import annotations
 
+import importlib.metadata
 import time
 
 import numpy as np
@@ -46,6 +51,16 @@ def _open3d():
         return None
 
 
+def _fpsample():
+    try:
+        import fpsample
+        return fpsample
+    except ImportError as exc:
+        print(f"   fpsample unavailable ({exc!r}): `.venv/bin/pip install -r requirements-bench.txt`; "
+              "skipping perception_speedup_vs_fpsample", flush=True)
+        return None
+
+
 def run(repeats: int = 3) -> list:
     from brs.bench import Result
 
@@ -72,10 +87,26 @@ def run(repeats: int = 3) -> list:
         note=f"covering radius fast {r_fast * 100:.2f} cm vs exact {r_exact * 100:.2f} cm",
     ))
 
+    ours_ms = _median_ms(lambda: fast_fps(xyz, N_POINTS), n_fuse)
+    fps_lib = _fpsample()
+    if fps_lib is not None:
+        samplers = {"bucket_fps_kdline_sampling(h=7)": lambda: fps_lib.bucket_fps_kdline_sampling(xyz, N_POINTS, h=7,
+                                                                                             start_idx=0),
+                    "bucket_fps_kdtree_sampling": lambda: fps_lib.bucket_fps_kdtree_sampling(xyz, N_POINTS, start_idx=0)}
+        times = {name: _median_ms(fn, max(3, repeats), warmup=1) for name, fn in samplers.items()}
+        best = min(times, key=times.get)
+        r_lib = covering_radius(xyz, xyz[np.asarray(samplers[best](), dtype=np.int64)])
+        results.append(Result(
+            "perception_speedup_vs_fpsample", times[best] / ours_ms, "x", 1.0,
+            f"fpsample {importlib.metadata.version('fpsample')} {best}: {times[best]:.1f} ms", ">= 1.5",
+            note=f"{len(xyz)} -> {N_POINTS} points; ours (fps.fast_fps) {ours_ms:.1f} ms, covering radius "
+                 f"{r_fast / r_exact:.2f}x exact; fpsample's {r_lib / r_exact:.2f}x exact; "
+                 + ", ".join(f"{k} {v:.1f} ms" for k, v in times.items()),
+        ))
+
     o3d = _open3d()
     if o3d is not None:
         pcd = o3d.geometry.PointCloud(o3d.utility.Vector3dVector(xyz.astype(np.float64)))
-        ours_ms = _median_ms(lambda: fast_fps(xyz, N_POINTS), n_fuse)
         o3d_ms = _median_ms(lambda: pcd.farthest_point_down_sample(N_POINTS), max(1, repeats), warmup=1)
         results.append(Result(
             "perception_speedup_vs_open3d", o3d_ms / ours_ms, "x", 1.0,
