@@ -167,6 +167,16 @@ def test_train_cli_arguments():
     assert public.points == 4096 and public.model == {}
 
 
+def test_train_cli_on_a_missing_dataset_says_so_and_creates_nothing(tmp_path, capsys):
+    from brs_policy import train_cli
+
+    out = tmp_path / "run"
+    assert train_cli.main(["--data", str(tmp_path / "missing"), "--out", str(out), "--steps", "1"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == f"brs train: error: {tmp_path / 'missing'}: no such episode file or dataset folder", err
+    assert not out.exists()
+
+
 def test_observation_is_causal_over_time():
     """The readout of step 1 must not depend on step 2's observation."""
     m = tiny_model()

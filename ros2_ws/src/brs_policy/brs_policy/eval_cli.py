@@ -23,7 +23,7 @@ def add_parser(sub) -> None:
                     "whole-body controller, perception, policy node; + episode recorder with "
                     "--record-failures) and run EPISODES episodes with seeds FIRST_SEED, ...: home, "
                     "reset, /policy/start, wait for the task's success or time limit. Prints the "
-                    "success rate with a Wilson 95%% interval; OUTPUT_DIR/TASK/summary.json.",
+                    "success rate with a Wilson 95 % interval; OUTPUT_DIR/TASK/summary.json.",
         epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--task", required=True, choices=sorted(TASKS), help="sim task")
     p.add_argument("--episodes", type=int, default=10, help="number of episodes (default %(default)s)")

@@ -241,17 +241,16 @@ def train(config: TrainConfig, points_fn: PointsFn | None = None) -> dict:
     main = rank == 0
     out = Path(cfg.out)
     ckpt_path = out / "checkpoints" / "last.pt"
+    paths = episode_paths(cfg.data, cfg.include_failures)  # before creating anything: bad input leaves no folder
+    n_val = cfg.val_episodes if cfg.val_episodes is not None else (max(1, len(paths) // 10) if len(paths) >= 2 else 0)
+    if n_val >= len(paths):
+        raise ValueError(f"val_episodes={n_val} leaves no training episodes ({len(paths)} in total)")
     if main:
         out.mkdir(parents=True, exist_ok=True)
 
     random.seed(cfg.seed)
     torch.manual_seed(cfg.seed + rank)
     np_rng = np.random.default_rng(cfg.seed + rank)
-
-    paths = episode_paths(cfg.data, cfg.include_failures)
-    n_val = cfg.val_episodes if cfg.val_episodes is not None else (max(1, len(paths) // 10) if len(paths) >= 2 else 0)
-    if n_val >= len(paths):
-        raise ValueError(f"val_episodes={n_val} leaves no training episodes ({len(paths)} in total)")
     train_paths, val_paths = paths[: len(paths) - n_val], paths[len(paths) - n_val:]
     crop = _crop_for(paths, cfg.crop)
 

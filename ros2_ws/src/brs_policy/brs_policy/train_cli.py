@@ -81,7 +81,11 @@ def config_from_args(args):
 def run(args) -> int:
     from .train import train
 
-    metrics = train(config_from_args(args))
+    try:
+        metrics = train(config_from_args(args))
+    except FileNotFoundError as exc:  # a missing dataset: one line, exit 2 (ValueError: brs's own handler)
+        print(f"brs train: error: {exc}", file=sys.stderr)
+        return 2
     summary = {k: v for k, v in metrics.items() if k not in ("history", "val_history")}
     print(json.dumps(summary, indent=1))
     return 0
