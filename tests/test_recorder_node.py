@@ -261,3 +261,17 @@ def test_bad_parameters_fail_at_startup(ros_domain, tmp_path, params, message):
                        log_path=tmp_path / "recorder.log")
     assert proc.proc.wait(60) == 2
     assert "configuration error" in proc.log() and message in proc.log(), proc.log()
+
+
+def test_record_start_without_a_graph_says_so_and_fails_fast(ros_domain):
+    """No ROS node on the domain: `brs record start` says what it waits for, then fails with the
+    reason after the discovery window instead of waiting out its 30 s timeout in silence."""
+    import time
+
+    t0 = time.monotonic()
+    cli = subprocess.run([str(BIN / "brs"), "record", "start"], capture_output=True, text=True, timeout=60)
+    took = time.monotonic() - t0
+    assert cli.returncode == 1, cli
+    assert "waiting up to 30 s for /episode_recorder/start" in cli.stderr, cli.stderr
+    assert f"no ROS 2 node runs on ROS_DOMAIN_ID={ros_domain}" in cli.stderr, cli.stderr
+    assert took < 25, f"took {took:.1f} s: {cli.stderr}"  # 3 s discovery + start-up, well under 30 s

@@ -3,6 +3,7 @@ the latest /diagnostics status of each component. Runs its own context and execu
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from typing import Any
@@ -44,19 +45,42 @@ class GraphClient(BackgroundNode):
         raise TimeoutError(f"timed out after {timeout:.0f} s waiting for {what or name} "
                            f"(last status: {self.status(name)})")
 
-    def call(self, srv_type, service: str, request=None, timeout: float = 30.0):
-        """Call a service (waiting for it to appear); RuntimeError on timeout."""
+    def call(self, srv_type, service: str, request=None, timeout: float = 30.0, on_wait=None,
+             discovery: float = 3.0):
+        """Call a service (waiting for it to appear); RuntimeError on timeout. `on_wait(text)` is
+        told once what is being waited for when the service is not there at once. When after
+        `discovery` s no other ROS node is on the domain at all, fail then (no graph runs)."""
         client = self._clients.get(service)
         if client is None:
             client = self._clients[service] = self.node.create_client(srv_type, service)
-        if not client.wait_for_service(timeout_sec=timeout):
-            raise RuntimeError(f"service {service} is not available (is the graph running?)")
+        deadline, start = time.monotonic() + timeout, time.monotonic()
+        while not client.wait_for_service(timeout_sec=min(0.5, max(0.0, deadline - time.monotonic()))):
+            waited = time.monotonic() - start
+            if time.monotonic() >= deadline:
+                raise RuntimeError(f"service {service} is not available after {timeout:g} s "
+                                   f"({self._graph_summary()})")
+            if on_wait is not None and waited >= 0.5:
+                on_wait(f"waiting up to {timeout:g} s for {service} ({self._graph_summary()})")
+                on_wait = None
+            if waited >= discovery and not self._other_nodes():
+                raise RuntimeError(f"service {service}: no ROS 2 node runs on ROS_DOMAIN_ID="
+                                   f"{os.environ.get('ROS_DOMAIN_ID', '0')} (start the graph: brs bringup ...)")
         future = client.call_async(request if request is not None else srv_type.Request())
         done = threading.Event()
         future.add_done_callback(lambda _: done.set())
         if not done.wait(timeout):
             raise RuntimeError(f"service {service} did not answer within {timeout:.0f} s")
         return future.result()
+
+    def _other_nodes(self) -> list[str]:
+        me = self.node.get_name()
+        return sorted(n for n in self.node.get_node_names() if n != me)
+
+    def _graph_summary(self) -> str:
+        nodes = self._other_nodes()
+        if not nodes:
+            return "no other ROS 2 node seen yet"
+        return f"{len(nodes)} nodes run: " + ", ".join(nodes[:8]) + (" ..." if len(nodes) > 8 else "")
 
     def set_parameters(self, node_name: str, values: dict[str, Any], timeout: float = 10.0) -> None:
         client = AsyncParameterClient(self.node, node_name)

@@ -149,7 +149,8 @@ def _service(args) -> int:
             "discard": topics.RECORDER_DISCARD}[args.service]
     client = _client()
     try:
-        response = client.call(Trigger, name, timeout=args.timeout)
+        response = client.call(Trigger, name, timeout=args.timeout,
+                               on_wait=lambda text: print(f"brs record {args.service}: {text}", file=sys.stderr))
     except RuntimeError as exc:
         print(f"brs record {args.service}: {exc}", file=sys.stderr)
         return 1
