@@ -21,5 +21,6 @@ setup(
     entry_points={"console_scripts": [
         "sim_node = brs_sim.sim_node:main",
         "expert_node = brs_sim.expert_node:main",
+        "robot_description_node = brs_sim.robot_description_node:main",
     ]},
 )

@@ -108,14 +108,14 @@ def test_nodes_are_exactly_the_description(launch_file, given, expected):
 
 def test_sim_and_demo_nodes_by_mode(launch_file):
     assert [n.kwargs["name"] for n in _launch(launch_file, mode="demo")[1]] == [
-        "sim", "whole_body_controller", "demo_source", "demo_recorder"]
+        "sim", "whole_body_controller", "robot_description_publisher", "demo_source", "demo_recorder"]
     sim = _launch(launch_file, speed_factor="2.5")[1][0].kwargs
     assert sim["parameters"][0]["speed_factor"] == 2.5
     assert sim["parameters"][0]["camera_rate_hz"] == 10.0
     real = _launch(launch_file, use_sim="false", **{"torso_driver.port": "/tmp/x"})[1]
     assert [n.kwargs["name"] for n in real] == [
         "torso_driver", "left_arm_driver", "right_arm_driver", "wheel_driver", "joint_state_merger",
-        "whole_body_controller"]
+        "whole_body_controller", "robot_description_publisher"]
     ports = {n.kwargs["name"]: n.kwargs["parameters"][0].get("port") for n in real}
     assert ports["torso_driver"] == "/tmp/x" and ports["left_arm_driver"] == "/dev/brs_left_arm"
     assert all(n.kwargs["parameters"][0]["use_sim_time"] is False for n in real)

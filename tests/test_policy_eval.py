@@ -41,7 +41,8 @@ def test_eval_graph_is_the_policy_graph_with_the_task_and_the_recorder(tmp_path)
     ckpt = tmp_path / "p.pt"
     nodes = {n.name: n for n in eval_nodes("bimanual_box", ckpt, 1.0, tmp_path / "ep",
                                            {"episode_recorder.rate_hz": "5.0", "policy.device": "cpu"})}
-    assert set(nodes) == {"sim", "whole_body_controller", "perception", "policy", "episode_recorder"}
+    assert set(nodes) == {"sim", "whole_body_controller", "robot_description_publisher", "perception", "policy",
+                          "episode_recorder"}
     assert nodes["whole_body_controller"].parameters["active_source"] == "policy"
     assert nodes["sim"].parameters["task"] == "bimanual_box"
     assert nodes["perception"].parameters["crop"] == "bimanual_box"

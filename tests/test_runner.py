@@ -289,7 +289,8 @@ def test_cli_errors_are_clear(capsys):
     assert "expected key:=value" in capsys.readouterr().err
     assert cli.main(["graph", "--json", "mode:=demo", "speed_factor:=2"]) == 0
     described = json.loads(capsys.readouterr().out)
-    assert [n["name"] for n in described] == ["sim", "whole_body_controller", "demo_source", "demo_recorder"]
+    assert [n["name"] for n in described] == ["sim", "whole_body_controller", "robot_description_publisher",
+                                                "demo_source", "demo_recorder"]
     assert described[0]["parameters"]["speed_factor"] == 2.0
 
 

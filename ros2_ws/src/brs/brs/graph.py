@@ -15,6 +15,8 @@ from typing import Any
 
 import yaml
 
+from brs_common import topics
+
 MODES = ("idle", "teleop", "policy", "rl", "record", "demo", "collect", "plan")
 
 
@@ -94,8 +96,13 @@ CONTROLLER = NodeDescription(
     description="arbitrates command sources, enforces limits, watchdog and e-stop; 100 Hz",
 )
 
-# Nodes that run in every mode on top of the hardware layer (whole-body controller, perception).
-COMMON_NODES: tuple[NodeDescription, ...] = (CONTROLLER,)
+ROBOT_DESCRIPTION = NodeDescription(
+    "brs_sim", "robot_description_node", topics.ROBOT_DESCRIPTION_NODE,
+    description="URDF generated from the MuJoCo model, latched on /robot_description",
+)
+
+# Nodes that run in every mode on top of the hardware layer.
+COMMON_NODES: tuple[NodeDescription, ...] = (CONTROLLER, ROBOT_DESCRIPTION)
 
 # Which command source the controller executes in each mode (higher-priority sources preempt).
 ACTIVE_SOURCE = {"idle": "teleop", "teleop": "teleop", "record": "teleop", "policy": "policy",

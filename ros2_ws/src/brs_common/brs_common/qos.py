@@ -23,3 +23,12 @@ STATE = COMMAND
 # /clock: reliable, keep last 1 (what rclpy's time source subscribes with is compatible).
 CLOCK = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE)
 DIAGNOSTICS = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
+# Latched: reliable, transient local, keep last 1: a subscriber that joins later (with the same
+# profile) still gets the last message. /robot_description, as robot_state_publisher offers it.
+LATCHED = QoSProfile(
+    history=HistoryPolicy.KEEP_LAST,
+    depth=1,
+    reliability=ReliabilityPolicy.RELIABLE,
+    durability=DurabilityPolicy.TRANSIENT_LOCAL,
+)
+ROBOT_DESCRIPTION = LATCHED

@@ -14,6 +14,12 @@ DIAGNOSTICS = "/diagnostics"
 POINTS = "/perception/points"
 JOY = "/joy"
 
+# The robot's URDF (generated from the MuJoCo model, docs/robot_description.md): std_msgs/String,
+# latched (qos.ROBOT_DESCRIPTION), published once by brs_sim/robot_description_node, as
+# robot_state_publisher does on a full ROS install.
+ROBOT_DESCRIPTION_NODE = "robot_description_publisher"
+ROBOT_DESCRIPTION = "/robot_description"
+
 # Sim services (served by the sim node under its own name).
 SIM_NODE = "sim"
 SIM_RESET = f"/{SIM_NODE}/reset"  # std_srvs/Trigger, reseeds from the `seed` parameter
