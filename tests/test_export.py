@@ -3,6 +3,7 @@ independent readers (pyarrow, imageio's ffmpeg, rosbags AnyReader)."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import shutil
@@ -189,7 +190,7 @@ def test_lerobot_videos_decode_with_the_right_frames(lerobot_dir, source):
 
 
 def test_lerobot_lower_fps_picks_frames(dataset, source, tmp_path):
-    summary = export_lerobot(dataset, tmp_path / "ds5", fps=5, include_depth=False, progress=False)
+    summary = export_lerobot(dataset, tmp_path / "ds5", fps=5, include_depth=False, default_task="unnamed", progress=False)
     assert (summary.fps, summary.frames) == (5, 6 + 4 + 5)
     d = pq.read_table(tmp_path / "ds5/data/chunk-000/file-000.parquet").to_pydict()
     assert "observation.depth.head" not in d
@@ -197,7 +198,7 @@ def test_lerobot_lower_fps_picks_frames(dataset, source, tmp_path):
     np.testing.assert_array_equal(np.array(d["action"], np.float32), picked)
     assert len(_decode(tmp_path / "ds5/videos/observation.images.head/chunk-000/file-000.mp4")) == 15
     with pytest.raises(ExportError, match="--fps 20 must be between 1 and"):
-        export_lerobot(dataset, tmp_path / "ds20", fps=20, progress=False)
+        export_lerobot(dataset, tmp_path / "ds20", fps=20, default_task="unnamed", progress=False)
 
 
 # ---- MCAP ------------------------------------------------------------------------------------------
@@ -289,7 +290,7 @@ def with_partial(dataset, tmp_path) -> Path:
 
 @pytest.mark.parametrize("fmt", ["lerobot", "mcap"])
 def test_incomplete_episode_is_refused_and_nothing_written(with_partial, tmp_path, fmt):
-    export = export_lerobot if fmt == "lerobot" else export_mcap
+    export = functools.partial(export_lerobot, default_task="unnamed") if fmt == "lerobot" else export_mcap
     out = tmp_path / "out"
     before = _digest(with_partial)
     refusal = r"(?s)1 incomplete episode.*episode_000003\.h5\.partial.*--skip-incomplete"
@@ -307,13 +308,13 @@ def test_invalid_episode_is_listed(with_partial, tmp_path):
     (with_partial / "episode_000003.h5.partial").unlink()
     (with_partial / "episode_000004.h5").write_bytes(b"not an hdf5 file")
     with pytest.raises(ExportError, match=r"(?s)1 invalid episode.*episode_000004\.h5"):
-        export_lerobot(with_partial, tmp_path / "out", progress=False)
+        export_lerobot(with_partial, tmp_path / "out", default_task="unnamed", progress=False)
     assert not (tmp_path / "out").exists()
 
 
 @pytest.mark.parametrize("fmt", ["lerobot", "mcap"])
 def test_existing_output_needs_overwrite(dataset, tmp_path, fmt):
-    export = export_lerobot if fmt == "lerobot" else export_mcap
+    export = functools.partial(export_lerobot, default_task="unnamed") if fmt == "lerobot" else export_mcap
     out = tmp_path / "out"
     out.mkdir()
     (out / "keep.txt").write_text("mine")
@@ -331,7 +332,7 @@ def test_failure_midway_keeps_the_old_output(dataset, tmp_path, monkeypatch):
     from brs_teleop import export_lerobot as module
 
     out = tmp_path / "out"
-    export_lerobot(dataset, out, progress=False)
+    export_lerobot(dataset, out, default_task="unnamed", progress=False)
     before = _digest(out)
     calls = {"n": 0}
     real_write = module._DataWriter.write
@@ -344,7 +345,7 @@ def test_failure_midway_keeps_the_old_output(dataset, tmp_path, monkeypatch):
 
     monkeypatch.setattr(module._DataWriter, "write", failing_write)
     with pytest.raises(OSError, match="disk full"):
-        export_lerobot(dataset, out, overwrite=True, progress=False)
+        export_lerobot(dataset, out, overwrite=True, default_task="unnamed", progress=False)
     assert _digest(out) == before and not _leftovers(tmp_path)
 
 
@@ -354,7 +355,10 @@ def test_cli(dataset, tmp_path, capsys):
     from brs import cli
 
     assert cli.main(["export", "lerobot", str(dataset), str(tmp_path / "lr"), "--no-depth",
-                     "--repo-id", "me/demos", "--no-progress"]) == 0
+                     "--repo-id", "me/demos", "--no-progress"]) == 2  # one episode has no task label
+    assert "no task label" in capsys.readouterr().err
+    assert cli.main(["export", "lerobot", str(dataset), str(tmp_path / "lr"), "--no-depth",
+                     "--repo-id", "me/demos", "--no-progress", "--task", "unnamed"]) == 0
     assert "3 episodes, 29 frames at 10 fps" in capsys.readouterr().out
     assert cli.main(["export", "mcap", str(dataset), str(tmp_path / "lr")]) == 2
     assert "not empty; pass --overwrite" in capsys.readouterr().err
@@ -369,7 +373,7 @@ def test_lerobot_starts_new_files_when_full(dataset, source, tmp_path, monkeypat
     monkeypatch.setattr(module, "DATA_FILES_SIZE_IN_MB", 0)  # every episode in files of its own
     monkeypatch.setattr(module, "VIDEO_FILES_SIZE_IN_MB", 0)
     out = tmp_path / "ds"
-    export_lerobot(dataset, out, include_depth=False, progress=False)
+    export_lerobot(dataset, out, include_depth=False, default_task="unnamed", progress=False)
     info = json.loads((out / "meta/info.json").read_text())
     eps = pq.read_table(out / "meta/episodes/chunk-000/file-000.parquet").to_pydict()
     key = "videos/observation.images.head"
@@ -396,3 +400,12 @@ def test_lerobot_reports_dropped_frames(tmp_path):
     assert summary.frames == 6
     assert len(summary.warnings) == 1 and "episode_000000.h5: 1 gap(s)" in summary.warnings[0]
     assert "after frame 2" in summary.warnings[0]
+
+
+def test_lerobot_export_refuses_an_episode_without_a_task_label(dataset, tmp_path):
+    """LeRobot gives every frame a task: an unlabelled episode is refused (nothing written)
+    unless --task names it; the error says how."""
+    out = tmp_path / "out"
+    with pytest.raises(ExportError, match=r"1 episode\(s\) have no task label \(episode_\d+\.h5\).*--task TEXT"):
+        export_lerobot(dataset, out, progress=False)
+    assert not out.exists() and not _leftovers(tmp_path)

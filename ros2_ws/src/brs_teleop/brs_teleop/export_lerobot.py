@@ -426,6 +426,7 @@ def export_lerobot(dataset_dir: str | Path, out_dir: str | Path, *, repo_id: str
     start = time.perf_counter()
     dataset_dir = Path(dataset_dir)
     episodes = collect_episodes(dataset_dir, skip_incomplete=skip_incomplete)
+    _check_task_labels(episodes, default_task)
     out = check_output_dir(out_dir, episodes, overwrite=overwrite)
     fps, cameras, rates = _dataset_shape(episodes, fps)
     features = build_features(cameras, fps, include_depth)
@@ -486,6 +487,21 @@ def _gap_warnings(ep, fps: int) -> list[str]:
         return []
     return [f"{ep.path.name}: {int(gaps.sum())} gap(s) longer than 1.5 frames (first after frame "
             f"{int(np.argmax(gaps))}); the exported timestamps close them up"]
+
+
+def _check_task_labels(episodes: list[Path], default_task: str) -> None:
+    """Every LeRobot frame carries a task: refuse (nothing written) episodes without one."""
+    if default_task.strip():
+        return
+    unlabelled = []
+    for path in episodes:
+        with ep_format.read_episode(path) as ep:
+            if not str(ep.metadata.get("task", "")).strip():
+                unlabelled.append(path.name)
+    if unlabelled:
+        raise ExportError(f"{len(unlabelled)} episode(s) have no task label ({', '.join(unlabelled[:5])}"
+                          f"{' ...' if len(unlabelled) > 5 else ''}); LeRobot needs one per frame: pass "
+                          "--task TEXT (used for episodes recorded without a task)")
 
 
 def _export_episode(ep, ep_index, rate, fps, offset, tasks, default_task, features, layout,
