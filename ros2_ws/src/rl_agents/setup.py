@@ -13,7 +13,7 @@ setup(
         (f"share/{package_name}", ["package.xml"]),
         (f"share/{package_name}/checkpoints", glob("checkpoints/*.pt")),  # base planner (docs/base_planner.md)
     ],
-    install_requires=["setuptools", "brs_common", "numpy", "torch", "gymnasium", "tqdm", "matplotlib"],
+    install_requires=["setuptools", "brs_common", "numpy", "torch", "gymnasium", "tqdm", "matplotlib", "chess", "requests"],
     zip_safe=False,
     maintainer="BRS developers",
     maintainer_email="dev@brs.local",

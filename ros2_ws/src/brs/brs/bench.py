@@ -29,6 +29,7 @@ BENCHMARK_MODULES = {
     "brs_policy.bench_perception": "perception: 3 RGB-D cameras -> fused 4096-point cloud; FPS vs exact and open3d",
     "rl_agents.bench_pldm": "PLDM: MPPI planning time per step (Two Rooms, default config) vs unbatched MPPI",
     "rl_agents.bench_mrq": "MR.Q training steps/s, default config, DMC cheetah-run, vs the reference",
+    "rl_agents.bench_lmact": "LMAct harness overhead per action (prompt + parse + env step), 64 demos in context",
 }
 
 

@@ -261,7 +261,7 @@ def _emulate(args) -> int:
 # imported when the parser is built; heavy imports (torch, exporters) wait until a command runs.
 PACKAGE_COMMANDS = ("brs_teleop.export_cli", "brs_teleop.calibrate_cli", "brs_teleop.record_cli",
                     "brs_policy.train_cli", "brs_policy.eval_cli", "rl_agents.mrq.cli",
-                    "rl_agents.pldm.cli")
+                    "rl_agents.pldm.cli", "rl_agents.lmact.cli")
 
 SUBCOMMANDS = (_add_bringup, _add_demo, _add_graph, _add_emulate, _add_collect)
 
