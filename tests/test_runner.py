@@ -292,6 +292,16 @@ def test_cli_errors_are_clear(capsys):
     assert [n["name"] for n in described] == ["sim", "whole_body_controller", "robot_description_publisher",
                                                 "demo_source", "demo_recorder"]
     assert described[0]["parameters"]["speed_factor"] == 2.0
+    assert cli.main(["graph", "speed_factor=3"]) == 2  # the usual typo gets the fix
+    assert "got 'speed_factor=3' (did you mean speed_factor:=3?)" in capsys.readouterr().err
+
+
+def test_graph_table_piped_prints_every_value_whole(capsys):
+    """`brs graph | cat`: no terminal, so no width to cut values to (captured stdout is no tty)."""
+    long_dir = "/tmp/" + "a_rather_long_folder_name_" * 6
+    assert cli.main(["graph", "mode:=record", f"episode_recorder.output_dir:={long_dir}"]) == 0
+    out = capsys.readouterr().out
+    assert long_dir in out and "…" not in out
 
 
 @pytest.mark.skipif(importlib.util.find_spec("brs_sim.sim_node") is None,

@@ -25,7 +25,9 @@ def parse_launch_arguments(items: list[str]) -> dict[str, str]:
     for item in items:
         key, sep, value = item.partition(":=")
         if not sep or not key:
-            raise ValueError(f"expected key:=value, got {item!r}")
+            k, eq, v = item.partition("=")
+            hint = f" (did you mean {k.rstrip(':')}:={v}?)" if eq and k.rstrip(":") else ""
+            raise ValueError(f"expected key:=value, got {item!r}{hint}")
         arguments[key] = value
     return arguments
 
@@ -153,7 +155,8 @@ def _graph(args) -> int:
     table = Table(title=f"{len(nodes)} nodes", title_justify="left", show_lines=True)
     remaps = any(n.remappings for n in nodes)
     for column in ("node", "package/executable", "parameters") + (("remappings",) * remaps):
-        table.add_column(column, no_wrap=column != "remappings")
+        # long values fold onto the next line instead of being cut with an ellipsis
+        table.add_column(column, no_wrap=column == "node", overflow="fold")
     for n in nodes:
         flags = [f for f, on in (("required", n.required), ("respawn", n.respawn)) if on]
         row = [
@@ -163,7 +166,8 @@ def _graph(args) -> int:
         if remaps:
             row.append("\n".join(f"{a}:={b}" for a, b in n.remappings))
         table.add_row(*row)
-    Console().print(table)
+    # piped (`brs graph | cat`, a file): no terminal width to fit, print every value whole
+    Console(width=None if sys.stdout.isatty() else 1000).print(table)
     for n in nodes:
         print(f"{n.name}: {n.description}")
     return 0
