@@ -239,6 +239,26 @@ def _collect(args) -> int:
     return 0 if outcomes else 1
 
 
+def _add_estop(sub) -> None:
+    p = sub.add_parser(
+        "estop", help="latch, reset or show the whole-body controller's e-stop",
+        description="`brs estop` latches the e-stop (base stopped, joints holding) and returns once the "
+                    "controller reports it; `brs estop reset` clears it (~/reset_estop); `brs estop "
+                    "status` prints latched or clear. Exit 1 when no controller answers.",
+        epilog="examples:\n  brs estop\n  brs estop reset\n  brs estop status",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("action", nargs="?", choices=("latch", "reset", "status"), default="latch",
+                   help="latch (default), reset or status")
+    p.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for the controller (default 10)")
+    p.set_defaults(func=_estop)
+
+
+def _estop(args) -> int:
+    from brs import estop
+
+    return estop.main(args.action, args.timeout)
+
+
 # ---- main --------------------------------------------------------------------------------------
 
 def _add_emulate(sub) -> None:
@@ -267,7 +287,7 @@ PACKAGE_COMMANDS = ("brs_teleop.export_cli", "brs_teleop.calibrate_cli", "brs_te
                     "brs_policy.train_cli", "brs_policy.eval_cli", "rl_agents.mrq.cli",
                     "rl_agents.pldm.cli", "rl_agents.lmact.cli")
 
-SUBCOMMANDS = (_add_bringup, _add_demo, _add_graph, _add_emulate, _add_collect)
+SUBCOMMANDS = (_add_bringup, _add_demo, _add_graph, _add_emulate, _add_collect, _add_estop)
 
 
 def build_parser() -> argparse.ArgumentParser:
