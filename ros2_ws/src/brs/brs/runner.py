@@ -109,6 +109,14 @@ def _child_setup(parent_pid: int):
     return setup
 
 
+def spawn_node(node: NodeDescription, env: dict[str, str], stdout=subprocess.DEVNULL, executable: str | None = None) -> subprocess.Popen:
+    """Start one node of a graph description (brs.graph) as a child process in its own session
+    that dies with this process, even if this process is SIGKILLed. `stdout` takes stderr too."""
+    argv = command_line(node, executable or find_executable(node))
+    return subprocess.Popen(argv, env=env, stdin=subprocess.DEVNULL, stdout=stdout, stderr=subprocess.STDOUT,
+                            start_new_session=True, preexec_fn=_child_setup(os.getpid()))
+
+
 def _exit_status(rc: int) -> int:
     return rc if rc >= 0 else 128 - rc
 
@@ -220,15 +228,10 @@ class Runner:
             time.sleep(0.05)
 
     def _start(self, proc: _Proc) -> None:
-        argv = command_line(proc.node, proc.executable)
         try:
-            proc.popen = subprocess.Popen(
-                argv, env=self.env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT, start_new_session=True,
-                preexec_fn=_child_setup(os.getpid()),
-            )
+            proc.popen = spawn_node(proc.node, self.env, subprocess.PIPE, proc.executable)
         except OSError as exc:
-            raise RunnerError(f"cannot start node {proc.node.name!r} ({argv[0]}): {exc}") from exc
+            raise RunnerError(f"cannot start node {proc.node.name!r} ({proc.executable}): {exc}") from exc
         proc.started = time.monotonic()
         proc.state, proc.returncode, proc.restart_at = "running", None, None
         try:
@@ -238,7 +241,7 @@ class Runner:
             proc.ps = None
         proc.pump = threading.Thread(target=self._pump, args=(proc, proc.popen.stdout), daemon=True)
         proc.pump.start()
-        self._say(f"started {proc.node.name} (pid {proc.popen.pid}): {' '.join(argv)}")
+        self._say(f"started {proc.node.name} (pid {proc.popen.pid}): {' '.join(proc.popen.args)}")
 
     def _poll(self, proc: _Proc, now: float) -> None:
         if proc.restart_at is not None and now >= proc.restart_at and not self._stopping:

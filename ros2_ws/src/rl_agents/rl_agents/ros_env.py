@@ -66,7 +66,7 @@ class SimGraph:
 
     def __init__(self, domain_id: int, log_dir: Path | str | None = None, with_agent: bool = False, **overrides):
         from brs.graph import CONTROLLER, RL_AGENT, SIM, describe
-        from brs.runner import _child_setup, command_line, find_executable
+        from brs.runner import spawn_node
 
         params = {"start_paused": True, "speed_factor": 0.0, "cameras_enabled": False, **overrides}
         names = (SIM.name, CONTROLLER.name) + ((RL_AGENT.name,) if with_agent else ())
@@ -78,10 +78,7 @@ class SimGraph:
         self.procs: dict[str, subprocess.Popen] = {}
         for node in nodes:
             log = open(self.log_dir / f"{node.name}.log", "wb")
-            self.procs[node.name] = subprocess.Popen(command_line(node, find_executable(node)), env=env,
-                                                     stdout=log, stderr=subprocess.STDOUT,
-                                                     start_new_session=True,
-                                                     preexec_fn=_child_setup(os.getpid()))  # die with us
+            self.procs[node.name] = spawn_node(node, env, log)  # dies with us
             log.close()
         atexit.register(self.close)
 
