@@ -9,6 +9,8 @@ log of applied writes.
 
 from __future__ import annotations
 
+import random
+import time
 from pathlib import Path
 
 import numpy as np
@@ -172,6 +174,87 @@ def test_bad_commands_never_reach_the_bus(ros, emulator, tmp_path):
     arm_writes = [w for w in emulator.goal_writes() if w[1] != 17]
     allowed = {IDS[k]: {int(arm_ticks(good)[k]), int(arm_ticks(final)[k])} for k in range(6)}
     assert arm_writes and all(v in allowed[i] for _, i, v in arm_writes)
+    assert proc.proc.poll() is None
+
+
+# ----------------------------------------------------------------------------- event-driven writes
+
+def bus_values(ros) -> dict[str, str]:
+    s = statuses(ros, "bus")
+    return values(s[-1]) if s else {}
+
+
+def test_changed_goal_is_written_on_receipt_not_at_the_next_cycle(ros, emulator, tmp_path):
+    """2 Hz cycles (a read every 500 ms): each changed command reaches the motors within a DDS hop,
+    not at the next cycle (which would be 0-500 ms later)."""
+    emulator.start()
+    proc = spawn_driver(ros, emulator, tmp_path, rate_hz=2.0, command_timeout=2.0)
+    arm = publisher(ros, "left_arm")
+    rng = random.Random(0)
+    base = np.array([0.1, 0.1, 0.1, -0.4, 0.1, 0.1])
+    delays = []
+    for k in range(6):
+        target = base + 0.02 * (k + 1)
+        ticks = int(arm_ticks(target)[0])
+        time.sleep(rng.uniform(0.0, 0.5))  # a random phase of the cycle
+        t0 = time.monotonic()
+        arm.publish(make_float64_array(target))
+        written = wait_for(lambda: next((t for t, _, v in emulator.goal_writes(11) if t >= t0 and v == ticks), None),
+                           5, message=f"goal {ticks} on motor 11; writes {emulator.goal_writes(11)[-5:]}")
+        delays.append(written - t0)
+    print(f"\ncommand -> goal write with 500 ms cycles: {np.round(np.array(delays) * 1e3, 1).tolist()} ms")
+    assert np.median(delays) < 0.1 and max(delays) < 0.25, delays  # the cycle would wait 250 ms on average
+    assert np.array_equal(emulator.goals()[:6], arm_ticks(base + 0.12))
+    wait_status(ros, "bus", lambda s: int(values(s).get("event_writes", 0)) >= 6,
+                message=f"event_writes on /diagnostics: {bus_values(ros)}")
+    assert proc.proc.poll() is None
+
+
+def test_on_receipt_writes_are_rate_bounded_and_the_latest_command_wins(ros, emulator, tmp_path):
+    """A flood of changing commands: on-receipt writes at least event_min_interval (2 ms) apart, plus
+    at most one write per 10 ms cycle; one transaction at a time (no bus errors); the last command
+    ends up on the motors; only commanded values are written."""
+    emulator.start()
+    proc = spawn_driver(ros, emulator, tmp_path)
+    arm = publisher(ros, "left_arm")
+    base = np.array([0.0, 0.1, 0.0, -0.5, 0.0, 0.1])
+    drive_to(ros, arm, slice(0, 6), base)
+    emulator.clear_writes()
+    before = bus_values(ros)
+    sent = [base + 0.001 * k for k in range(1, 301)]
+    t0 = time.monotonic()
+    for k, target in enumerate(sent):
+        arm.publish(make_float64_array(target))
+        if k % 10 == 9:
+            time.sleep(0.001)  # ~2-5 kHz in bursts: far faster than the bus may be written
+    last = arm_ticks(sent[-1])
+    wait_for(lambda: np.array_equal(emulator.goals()[:6], last), 10,
+             message=f"the last command on the motors: {emulator.goals()[:6]} vs {last}")
+    writes = [t for t, _, _ in emulator.goal_writes(11) if t >= t0]
+    span = writes[-1] - writes[0]
+    bound = span / 0.002 + span * 100 + 3
+    print(f"\n{len(sent)} commands in {time.monotonic() - t0:.2f} s -> {len(writes)} goal writes in "
+          f"{span * 1e3:.0f} ms (bound {bound:.0f})")
+    assert len(writes) <= bound, (len(writes), span)
+    allowed = {int(arm_ticks(x)[0]) for x in [base, *sent]}
+    assert all(v in allowed for _, _, v in emulator.goal_writes(11)), emulator.goal_writes(11)
+    counted = int(before.get("event_writes", 0))
+    after = wait_status(ros, "bus", lambda s: int(values(s).get("event_writes", 0)) > counted,
+                        message="event writes counted")
+    v = values(after)
+    assert level_value(after.level) == OK and v["state"] == "active", v
+    assert all(int(v[f"bus.{k}"]) == int(before.get(f"bus.{k}", 0)) for k in ("timeouts", "corrupt")), v
+    assert proc.proc.poll() is None
+
+
+def test_event_driven_false_writes_only_in_the_cycle(ros, emulator, tmp_path):
+    emulator.start()
+    proc = spawn_driver(ros, emulator, tmp_path, event_driven=False)
+    arm = publisher(ros, "left_arm")
+    drive_to(ros, arm, slice(0, 6), [0.2, -0.1, 0.1, -0.6, 0.1, 0.0])
+    status = wait_status(ros, "bus", lambda s: int(values(s).get("cycle_writes", 0)) > 0, message="cycle writes")
+    v = values(status)
+    assert v["event_driven"] == "False" and int(v["event_writes"]) == 0 and int(v["deferred_writes"]) == 0, v
     assert proc.proc.poll() is None
 
 

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import subprocess
+import time
 
 import numpy as np
 import pytest
@@ -92,6 +94,26 @@ def test_release_events_stop_a_lost_joycon():
     assert core.targets[0] > 0 and core.state.zl == 1.0
     targets, _ = core.step(core.release_events(), None)
     assert targets[tm.BASE].tolist() == [0.0, 0.0, 0.0] and core.state.zl == 0.0
+
+
+def test_core_preview_is_the_next_step_and_leaves_the_core_alone():
+    core = JoyloCore(jc.load_config())
+    core.start({"left_arm_joint4": -1.2})
+    core.step([axis(1, -0.5)], np.r_[HOME_ARM, HOME_ARM])  # base forward, grippers open
+    before = core.targets.copy()
+    leader = np.r_[HOME_ARM, HOME_ARM]
+    leader[0] += 0.01  # within one step
+    leader[1] += 1.0  # far: one step of it
+    leader[6:] = np.nan  # right arm unreadable: held
+    preview = core.preview(leader)
+    assert np.array_equal(core.targets, before)  # pure
+    moved = np.abs(preview - before)
+    assert moved[J1] == pytest.approx(0.01) and moved[J1 + 1] == pytest.approx(MAX_STEP)
+    others = np.ones(spec.ACTION_DIM, bool)
+    others[[J1, J1 + 1]] = False
+    assert np.array_equal(preview[others], before[others])  # base, torso, grippers, right arm as they were
+    step, _ = core.step([], leader)  # same reading, Joy-Con unchanged: the next tick commands exactly that
+    assert np.array_equal(step, preview)
 
 
 # ----------------------------------------------------------------------------- the node
@@ -286,3 +308,66 @@ def test_missing_or_mismatched_calibration_refuses_to_start(tmp_path, leaders):
     assert res.returncode == 2, res.stderr
     assert "joylo_left.yaml" in res.stderr and "do not answer" in res.stderr
     assert "brs calibrate joylo --side left" in res.stderr
+
+
+def loop_status(ros):
+    with ros.lock:
+        msgs = list(ros.messages[topics.DIAGNOSTICS])
+    found = [s for m in msgs for s in m.status if s.name == "joylo: loop"]
+    return {kv.key: kv.value for kv in found[-1].values} if found else {}
+
+
+def test_event_driven_publishes_a_new_leader_reading_before_the_next_tick(ros, tmp_path, leaders):
+    """Ticks at 5 Hz (200 ms apart): a leader move reaches the teleop topic within a bus read and a
+    DDS hop, not at the next tick; event_driven:=false waits for the tick."""
+    Robot(ros)
+    ros.record(CMD, JointTrajectory, qos.COMMAND, keep=5000)
+    ros.record(topics.DIAGNOSTICS, DiagnosticArray, qos.DIAGNOSTICS, keep=500)
+    script = write_script(tmp_path / "script.jsonl", 1000, {})
+    rng = random.Random(0)
+
+    def moves(n: int) -> list[float]:
+        delays = []
+        for k in range(n):
+            q = HOME_ARM[0] + 0.05 * (k % 3 + 1) * (1 if k % 2 == 0 else -1)  # < one 5 Hz step (0.6 rad)
+            time.sleep(rng.uniform(0.0, 0.2))  # a random phase of the tick
+            t0 = time.monotonic()
+            hold(leaders["left"], 31, tick_of(q))
+
+            def arrived():
+                with ros.lock:
+                    return next((t for t, m in zip(ros.stamps[CMD], ros.messages[CMD])
+                                 if t >= t0 and abs(m.points[0].positions[J1] - q) < 2e-3), None)
+
+            try:
+                delays.append(wait_for(arrived, 5, message=f"a command with left_arm_joint1 {q:.3f}") - t0)
+            except TimeoutError as exc:
+                with ros.lock:
+                    seen = [(round(t - t0, 3), round(m.points[0].positions[J1], 4))
+                            for t, m in zip(ros.stamps[CMD][-10:], ros.messages[CMD][-10:])]
+                raise AssertionError(f"{exc}; saw (s after the move, left_arm_joint1): {seen}; leader at "
+                                     f"{leaders['left'].positions()[0]:.1f} ticks; log:\n{proc.log()[-2000:]}"
+                                     ) from None
+        return delays
+
+    # haptics off: a passive leader stays where the test puts it (no pull toward a lagging robot)
+    proc = spawn_joylo(ros, tmp_path, leaders, replay_file=str(script), rate_hz=5.0, haptics=False)
+    wait_for(lambda: ros.count(CMD) > 3, 20, message=f"commands; log:\n{proc.log()}")
+    event = moves(6)
+    wait_for(lambda: int(loop_status(ros).get("event_commands", 0)) >= 1, 5,
+             message=f"event commands on /diagnostics: {loop_status(ros)}")
+    steps = np.abs(np.diff(commands(ros)[:, tm.ARMS], axis=0))
+    assert steps.max() <= 3.0 / 5.0 + 1e-9  # never more than one (5 Hz) step between two commands
+    assert proc.stop() == 0
+    ros.clear(topics.DIAGNOSTICS)
+    proc = spawn_joylo(ros, tmp_path, leaders, "tick.log", replay_file=str(script), rate_hz=5.0, haptics=False,
+                       event_driven=False)
+    n = ros.count(CMD)
+    wait_for(lambda: ros.count(CMD) > n + 3, 20, message=f"commands; log:\n{proc.log()}")
+    tick = moves(3)
+    wait_for(lambda: loop_status(ros).get("event_driven") == "False", 5, message=f"{loop_status(ros)}")
+    assert int(loop_status(ros)["event_commands"]) == 0
+    assert proc.stop() == 0
+    print(f"\nleader move -> teleop command, ticks at 5 Hz: event-driven {np.round(np.array(event) * 1e3, 1).tolist()} "
+          f"ms, tick-driven {np.round(np.array(tick) * 1e3, 1).tolist()} ms")
+    assert np.median(event) < 0.05 and max(event) < 0.15, event  # the tick alone: 0-200 ms, 100 ms median

@@ -9,6 +9,7 @@ No sleeps for synchronisation: every wait is a condition with a timeout.
 from __future__ import annotations
 
 import math
+import random
 import threading
 import time
 
@@ -590,3 +591,273 @@ def test_hold_drops_commands_and_holds_the_measured_pose_without_latching(ros, t
     finally:
         h.node.destroy_timer(feeder)
     assert ctrl.stop() == 0
+
+
+# ----------------------------------------------------------------------------- event-driven path
+# A wall-clock controller (event_driven, the default) fed /joint_states at 100 Hz by the harness.
+# In wall time the clock always advances between two steps, so commands of the source in control
+# are applied in the subscription callback (in sim time /clock only moves at the tick, and the
+# on-receipt path mostly coalesces into the tick: the sim-time tests above cover that).
+
+@pytest.fixture(scope="module")
+def wall(tmp_path_factory):
+    with harness_on_new_domain() as h:
+        for topic in GROUP_TOPICS.values():
+            h.record(topic, Float64MultiArray, qos.COMMAND, keep=100_000)
+        h.record(topics.CMD_VEL, TwistStamped, qos.COMMAND, keep=100_000)
+        h.record(topics.CONTROLLER_STATE, JointState, qos.STATE, keep=100_000)
+        h.record(topics.DIAGNOSTICS, DiagnosticArray, qos.DIAGNOSTICS, keep=200)
+        logs = tmp_path_factory.mktemp("wbc_wall")
+        h.ctrl = h.spawn("whole_body_controller", {"command_timeout": TIMEOUT}, log_path=logs / "controller.log")
+        js = h.node.create_publisher(JointState, topics.JOINT_STATES, qos.STATE)
+        h.pose = np.array(spec.HOME)  # the measured pose (the harness's robot never moves), action order
+        pose = make_joint_state(spec.STATE_JOINTS, h.pose[POSITION_INDEX])
+        h.node.create_timer(0.01, lambda: js.publish(pose))
+        h.pubs = {s: h.node.create_publisher(JointTrajectory, topics.whole_body_command(s), qos.COMMAND)
+                  for s in topics.COMMAND_SOURCES}
+        h.estop = h.node.create_publisher(Bool, topics.ESTOP, qos.COMMAND)
+        wait_for(lambda: h.count(topics.CONTROLLER_STATE) > 10 or h.ctrl.proc.poll() is not None, 60,
+                 message="controller output")
+        assert h.ctrl.proc.poll() is None, h.ctrl.log()
+        for pub in (*h.pubs.values(), h.estop):
+            wait_for(lambda: pub.get_subscription_count() > 0, 10, message="controller subscribed")
+        wait_for(lambda: diag(h).get("event_driven") == "True", 10, message="controller diagnostics")
+        yield h
+
+
+class Flood:
+    """Publishes `make()` on `pub` from a thread every `period` s until stop(); send times (wall)."""
+
+    def __init__(self, pub, make, period: float):
+        self.sent: list[float] = []
+        self._stop = threading.Event()
+
+        def loop():
+            while not self._stop.is_set():
+                pub.publish(make())
+                self.sent.append(time.time())
+                self._stop.wait(period)
+
+        self._thread = threading.Thread(target=loop, daemon=True)
+        self._thread.start()
+        wait_for(lambda: self.sent, 5, message="flood started")
+
+    def stop(self) -> float:
+        """Stop; the wall time of the last message sent."""
+        self._stop.set()
+        self._thread.join(5)
+        return self.sent[-1]
+
+
+def until(predicate, timeout: float, what: str, show=lambda: ""):
+    """wait_for, and on a timeout an AssertionError with what `show()` returns then."""
+    try:
+        return wait_for(predicate, timeout, message=what)
+    except TimeoutError as exc:
+        raise AssertionError(f"{exc}; saw: {show()}") from None
+
+
+def last_states(h, n: int = 20) -> list:
+    with h.lock:
+        msgs = h.messages[topics.CONTROLLER_STATE][-n:]
+    return [(round(stamp_to_sec(m.header.stamp) % 100, 4), round(m.position[J1], 5), round(m.velocity[J1], 4))
+            for m in msgs]
+
+
+def wall_states(h, since: float) -> list:
+    with h.lock:
+        return [m for m in h.messages[topics.CONTROLLER_STATE] if stamp_to_sec(m.header.stamp) >= since]
+
+
+def home_again(h, hold):
+    h.pubs["teleop"].publish(trajectory(list(spec.ACTION_JOINTS[3:]), [hold[3:]], times=[0.01]))
+    until(lambda: np.array_equal(commanded(h)[POSITION_INDEX], hold[POSITION_INDEX]), 10, "back at the hold pose",
+          lambda: f"commanded {commanded(h)[POSITION_INDEX].tolist()} vs {hold[POSITION_INDEX].tolist()}")
+    settle(h)
+
+
+def test_on_receipt_steps_stay_within_the_limits_one_step_per_period(wall):
+    """A 500 Hz flood of targets beyond the joint limits: every output inside the limits, every
+    step within the velocity and acceleration limits, never more outputs than control periods."""
+    h = wall
+    hold = settle(h)
+    steps, coalesced = diag_int(h, "event_steps"), diag_int(h, "event_coalesced")
+    t_begin = time.time()
+    names = ["left_arm_joint1", "left_arm_joint2"]
+    flood = Flood(h.pubs["teleop"], lambda: trajectory(names, [[10.0, -10.0]], times=[DT]), 0.002)
+    try:
+        lo, hi = spec.LOWER[J2], spec.UPPER[J1]
+        until(lambda: commanded(h)[J1] == hi and commanded(h)[J2] == lo, 15, f"at the limits {hi}, {lo}",
+              lambda: f"commanded {commanded(h)[[J1, J2]].tolist()}")
+    finally:
+        flood.stop()
+    msgs = wall_states(h, t_begin)
+    t = np.array([stamp_to_sec(m.header.stamp) for m in msgs])
+    q = np.array([m.position for m in msgs])[:, POSITION_INDEX]
+    v = np.array([m.velocity for m in msgs])[:, POSITION_INDEX]
+    span = t[-1] - t[0]
+    state = (f"{len(msgs)} outputs over {span:.3f} s for {len(flood.sent)} commands; J1 {q[:, J1 - 3].tolist()}; "
+             f"v {v[:, J1 - 3].tolist()}")
+    assert np.all(q >= spec.LOWER[POSITION_INDEX]) and np.all(q <= spec.UPPER[POSITION_INDEX]), state
+    assert np.all(np.abs(v) <= spec.MAX_VELOCITY[POSITION_INDEX] + 1e-9), state
+    # consecutive limiter steps: q[k] = q[k-1] + v[k] * DT (a pair the harness saw both of)
+    consecutive = np.all(np.isclose(np.diff(q, axis=0), v[1:] * DT, atol=1e-9), axis=1)
+    assert consecutive.mean() > 0.8, state
+    dq = np.abs(np.diff(q, axis=0))[consecutive]
+    assert np.all(dq <= spec.MAX_VELOCITY[POSITION_INDEX] * DT + 1e-9), state
+    dv = np.abs(np.diff(v, axis=0))[consecutive]
+    assert np.all(dv <= spec.MAX_ACCELERATION[POSITION_INDEX] * DT + 1e-6), state
+    # one step (one output) per control period, however many commands arrive: at most one per tick
+    # whose callback ran in the span (their stamps jitter by up to a period under load: + 2) plus
+    # the on-receipt step that took the place of the tick after the span (+ 1)
+    assert len(msgs) <= span / DT + 4, state
+    for group, topic in GROUP_TOPICS.items():
+        s = spec.group_slice(group)
+        with h.lock:
+            data = np.array([m.data for m in h.messages[topic][-len(msgs):]])
+        assert np.all(data >= spec.LOWER[s]) and np.all(data <= spec.UPPER[s]), group
+    wait_for(lambda: diag_int(h, "event_steps") > steps and diag_int(h, "event_coalesced") > coalesced, 5,
+             message=f"event steps and coalesced commands on /diagnostics: {diag(h)}")
+    assert int(diag(h, "input").get("rejected.clamped", 0)) > 0
+    print(f"\nflood: {len(flood.sent)} commands -> {len(msgs)} outputs in {span:.2f} s; event steps "
+          f"{diag_int(h, 'event_steps') - steps}, coalesced {diag_int(h, 'event_coalesced') - coalesced}")
+    home_again(h, hold)
+
+
+def test_first_output_of_a_command_is_the_on_receipt_step(wall):
+    """From rest, each command's first output is computed in the subscription callback: one event
+    step per command, stamped on receipt, before the tick that would have taken it."""
+    h = wall
+    hold = settle(h)
+    steps = diag_int(h, "event_steps")
+    delays = []
+    for k in range(6):
+        target = hold[J1] + (0.05 if k % 2 == 0 else 0.0)
+        before = commanded(h)[J1]
+        time.sleep(random.uniform(0.0, DT))  # a random phase of the tick
+        t_pub = time.time()
+        h.pubs["teleop"].publish(trajectory(["left_arm_joint1"], [[target]], times=[DT]))
+        first = until(lambda: next((m for m in wall_states(h, t_pub) if m.position[J1] != before), None), 5,
+                      "the first output after the command", lambda: last_states(h))
+        delays.append(stamp_to_sec(first.header.stamp) - t_pub)
+        until(lambda: commanded(h)[J1] == target and not any(h.last(topics.CONTROLLER_STATE).velocity), 5,
+              f"at {target}", lambda: last_states(h))
+    print(f"\npublish -> on-receipt step: {np.round(np.array(delays) * 1e3, 1).tolist()} ms")
+    wait_for(lambda: diag_int(h, "event_steps") >= steps + 6, 5,
+             message=f"one event step per command from rest: {diag(h)}")
+    assert min(delays) >= 0.0
+
+
+def test_on_receipt_path_executes_only_the_source_in_control(wall):
+    h = wall
+    hold = settle(h)
+    steps, ignored = diag_int(h, "event_steps"), diag_int(h, "ignored_inactive")
+    t_begin = time.time()
+
+    def cmd(value):
+        return lambda: trajectory(["left_arm_joint1"], [[value]], times=[DT])
+
+    # lower priority than the active source (teleop): validated, never executed
+    floods = [Flood(h.pubs["policy"], cmd(hold[J1] + 0.3), 0.01), Flood(h.pubs["demo"], cmd(hold[J1] + 0.3), 0.01)]
+    try:
+        wait_for(lambda: all(len(f.sent) > 30 for f in floods), 10, message="30 commands each")
+        wait_for(lambda: diag_int(h, "ignored_inactive") >= ignored + 30, 5, message="ignored on /diagnostics")
+    finally:
+        for f in floods:
+            f.stop()
+    moved = [m.position[J1] for m in wall_states(h, t_begin) if m.position[J1] != hold[J1]]
+    assert not moved, moved
+    assert diag_int(h, "event_steps") == steps
+
+    # a fresh higher-priority source in control: the active one (teleop) is not executed on receipt
+    low, high = hold[J1] - 0.2, hold[J1] + 0.3
+    sup = Flood(h.pubs["estop"], cmd(low), 0.01)  # /whole_body/estop/command: the highest priority
+    tele = None
+    try:
+        until(lambda: commanded(h)[J1] == low, 10, f"the supervisor's target {low}", lambda: last_states(h))
+        t_sup = time.time()
+        tele = Flood(h.pubs["teleop"], cmd(high), 0.01)
+        wait_for(lambda: len(tele.sent) > 30, 5, message="30 teleop commands")
+        held = [m.position[J1] for m in wall_states(h, t_sup)]
+        assert len(held) > 20 and all(x == low for x in held), held  # teleop never executed meanwhile
+        sup.stop()
+        until(lambda: commanded(h)[J1] == high, 10, f"teleop in control after the supervisor went stale ({high})",
+              lambda: last_states(h))
+    finally:
+        sup.stop()
+        if tele is not None:
+            tele.stop()
+    home_again(h, hold)
+
+
+def test_on_receipt_path_holds_after_estop(wall):
+    h = wall
+    hold = settle(h)
+    goal = hold[J1] + 0.5
+    stream = Flood(h.pubs["teleop"], lambda: trajectory(["left_arm_joint1"], [[goal]], times=[0.5]), 0.01)
+    try:
+        wait_for(lambda: commanded(h)[J1] > hold[J1] + 0.05, 5, message="moving")
+        t_press = time.time()
+        h.estop.publish(Bool(data=True))
+        latched = until(lambda: next((m for m in wall_states(h, t_press) if m.position[J1] == h.pose[J1]), None),
+                        5, f"joints held at the measured pose {h.pose[J1]}", lambda: last_states(h))
+        wait_for(lambda: diag(h).get("estop_latched") == "True", 5, message="e-stop on /diagnostics")
+        steps, ignored = diag_int(h, "event_steps"), diag_int(h, "ignored_estop")
+        t_latched = stamp_to_sec(latched.header.stamp)
+        wait_for(lambda: time.time() > t_latched + 0.5, 5)
+        wait_for(lambda: diag_int(h, "ignored_estop") >= ignored + 20, 5, message="commands ignored")
+        after = wall_states(h, t_latched)
+        assert len(after) > 30 and all(m.position[J1] == h.pose[J1] and not any(m.velocity) for m in after), \
+            [(stamp_to_sec(m.header.stamp), m.position[J1]) for m in after]
+        assert diag_int(h, "event_steps") == steps
+    finally:
+        stream.stop()
+        assert h.call(Trigger, topics.ESTOP_RESET, Trigger.Request()).success
+    wait_for(lambda: diag(h).get("estop_latched") == "False", 5)
+    home_again(h, hold)
+
+
+def test_watchdog_still_fires_with_on_receipt_commands(wall):
+    h = wall
+    hold = settle(h)
+    trips = diag_int(h, "watchdog_trips")
+    names = ["base_x", "left_arm_joint1"]
+    stream = Flood(h.pubs["teleop"], lambda: trajectory(names, [[0.0, hold[J1]]], velocities=[[0.3, 0.0]],
+                                                        times=[DT]), 0.01)
+    try:
+        wait_for(lambda: h.last(topics.CMD_VEL).twist.linear.x == pytest.approx(0.3), 5, message="base at 0.3 m/s")
+    finally:
+        t_last = stream.stop()
+    zero, after = until(lambda: _first_zero(h, t_last), 5, "zero cmd_vel",
+                        lambda: [(stamp_to_sec(m.header.stamp) - t_last, m.twist.linear.x)
+                                 for m in _cmd_vels(h, t_last)])
+    reaction = stamp_to_sec(zero.header.stamp) - t_last
+    print(f"\nwatchdog (wall time): zero cmd_vel {reaction * 1e3:.1f} ms after the last command sent")
+    # fresh until receipt + command_timeout (receipt >= send); the zero goes out at the next tick
+    # (+ this loaded machine's scheduling delay)
+    assert TIMEOUT <= reaction <= TIMEOUT + 2 * DT + 0.1, reaction
+    wait_for(lambda: len(_first_zero(h, t_last)[1]) > 20, 5)
+    _, after = _first_zero(h, t_last)
+    assert all(m.twist.linear.x == 0.0 for m in after)
+    wait_for(lambda: diag_int(h, "watchdog_trips") > trips, 5, message="watchdog trip on /diagnostics")
+    settle(h)
+
+
+def test_event_driven_false_is_the_tick_path(wall):
+    h = wall
+    hold = settle(h)
+    req = SetParameters.Request(parameters=[Parameter("event_driven", value=False).to_parameter_msg()])
+    assert h.call(SetParameters, f"/{NODE}/set_parameters", req).results[0].successful
+    try:
+        wait_for(lambda: diag(h).get("event_driven") == "False", 5, message="event_driven false on /diagnostics")
+        steps = diag_int(h, "event_steps")
+        for target in (hold[J1] + 0.05, hold[J1]):
+            h.pubs["teleop"].publish(trajectory(["left_arm_joint1"], [[target]], times=[DT]))
+            until(lambda: commanded(h)[J1] == target, 5, f"at {target}", lambda: last_states(h))
+        ticks = diag_int(h, "ticks")
+        wait_for(lambda: diag_int(h, "ticks") > ticks, 5, message="a fresh status")
+        assert diag_int(h, "event_steps") == steps
+    finally:
+        req = SetParameters.Request(parameters=[Parameter("event_driven", value=True).to_parameter_msg()])
+        assert h.call(SetParameters, f"/{NODE}/set_parameters", req).results[0].successful
+    assert h.ctrl.proc.poll() is None

@@ -28,6 +28,15 @@ missing, so bringup order does not matter.
 Each cycle (rate_hz, steady clock): ONE sync read of position/velocity/current, publish the
 JointState, then, when active and a fresh command is pending, ONE sync write of Goal_Position.
 
+Event-driven writes (`event_driven`, default true): a command that changes the goal is written in
+its subscription callback, at once (the executor is single-threaded, so the callback only runs
+between transactions and the bus is free; the bus lock keeps one transaction at a time anyway).
+On-receipt writes are at least `event_min_interval` (2 ms) apart: a change arriving sooner wakes
+a one-shot timer that writes it when the interval is over (coalescing whatever arrived
+meanwhile). A command that does not change the goal waits for the cycle, as before. The cycle
+stays for the reads, the states, the watchdog and the diagnostics. `event_driven:=false`: goals
+are written by the cycle only (the old behaviour).
+
 Commands: length, NaN/inf and joint limits (spec limits narrowed by the calibration's range)
 are checked first; bad commands never reach the bus and are counted on /diagnostics
 ("wrong_length", "non_finite", "out_of_limits" with out_of_limit:=reject, "clamped" with the
@@ -110,6 +119,8 @@ class DynamixelDriver(Node):
         self._last_warn_log = 0.0
         self._seen_errors = 0
         self.torque_off_pending = False
+        self.last_event_write = -np.inf  # monotonic time of the last on-receipt goal write
+        self.write_stats = {"event_writes": 0, "deferred_writes": 0, "cycle_writes": 0}
 
         self.state_pub = self.create_publisher(JointState, "~/joint_states", qos.STATE)
         for group in self.groups:
@@ -121,6 +132,9 @@ class DynamixelDriver(Node):
             self.create_service(Trigger, f"~/{name}", fn)
         steady = Clock(clock_type=ClockType.STEADY_TIME)
         self.timer = self.create_timer(1.0 / self.rate_hz, self._cycle, clock=steady)
+        # one-shot (cancelled in its callback): writes a change that came too soon after the last write
+        self.wake = self.create_timer(self.event_min_interval, self._on_wake, clock=steady)
+        self.wake.cancel()
         self.get_logger().info(
             f"groups {self.groups} joints {list(self.joints)} ids {self.ids} on {self.port} @ "
             f"{self.baudrate} baud, calibration {self.calibration.path or '(identity)'}; "
@@ -150,6 +164,8 @@ class DynamixelDriver(Node):
         p("return_delay_time", 0)
         p("autostart", True)
         p("torque_off_on_exit", False)
+        p("event_driven", True)
+        p("event_min_interval", 0.002)
 
     def _param(self, name, default=None):
         try:
@@ -239,8 +255,13 @@ class DynamixelDriver(Node):
         self.return_delay_time = int(self._param("return_delay_time"))
         self.autostart = bool(self._param("autostart"))
         self.torque_off_on_exit = bool(self._param("torque_off_on_exit"))
+        self.event_driven = bool(self._param("event_driven"))
+        self.event_min_interval = float(self._param("event_min_interval"))
         if self.rate_hz <= 0 or self.command_timeout <= 0:
             raise ConfigError("rate_hz and command_timeout must be positive")
+        if not (0.0 < self.event_min_interval <= 1.0 / self.rate_hz):
+            raise ConfigError(f"event_min_interval must be > 0 and at most one cycle "
+                              f"({1.0 / self.rate_hz:g} s), got {self.event_min_interval}")
 
     # ------------------------------------------------------------------ bring-up steps
 
@@ -321,8 +342,32 @@ class DynamixelDriver(Node):
             return
         self.pending[group] = (values, now)
         self.last_command[group] = now
+        if self.event_driven and not np.array_equal(values, self.goal[sl]):
+            self._write_soon(now)
 
-    def _apply_commands(self, now: float) -> None:
+    def _write_soon(self, now: float) -> None:
+        """Write the pending goal now, or once event_min_interval has passed since the last
+        on-receipt write (the cycle's own write is bounded by the cycle)."""
+        if now - self.last_event_write >= self.event_min_interval:
+            self._write_pending(now, "event_writes")
+        elif self.wake.is_canceled():
+            self.wake.reset()  # fires after event_min_interval: writes what is pending then
+
+    def _on_wake(self) -> None:
+        self.wake.cancel()
+        if self.state == ACTIVE and self.pending:
+            self._write_pending(time.monotonic(), "deferred_writes")
+
+    def _write_pending(self, now: float, kind: str) -> None:
+        try:
+            if self._apply_commands(now):
+                self.last_event_write = time.monotonic()
+                self.write_stats[kind] += 1
+        except BusError as exc:
+            self._bus_failure(exc, now)
+
+    def _apply_commands(self, now: float) -> bool:
+        """Goal_Position := the fresh pending commands (ONE sync write); True if written."""
         dirty = False
         for group in self.groups:
             cmd = self.pending.pop(group, None)
@@ -337,6 +382,7 @@ class DynamixelDriver(Node):
             dirty = True
         if dirty:
             self.bus.write_positions(self.goal)
+        return dirty
 
     # ------------------------------------------------------------------ the cycle
 
@@ -376,8 +422,8 @@ class DynamixelDriver(Node):
                     self._describe_alert()
             elif self.alert_text:
                 self.alert_text = ""
-            if self.state == ACTIVE:
-                self._apply_commands(now)
+            if self.state == ACTIVE and self._apply_commands(now):
+                self.write_stats["cycle_writes"] += 1
         except BusError as exc:
             self._bus_failure(exc, now)
 
@@ -441,7 +487,8 @@ class DynamixelDriver(Node):
         values = {
             "state": self.state, "target": self.target, "port": self.port, "baudrate": self.baudrate,
             "ids": self.ids, "cycle_hz": f"{len(window):.0f}", "failed_cycles": self.failed_cycles,
-            "reconnect_attempts": self.attempts,
+            "reconnect_attempts": self.attempts, "event_driven": self.event_driven,
+            **self.write_stats,
             **{f"bus.{k}": stats.get(k, 0) for k in ("transactions", "timeouts", "corrupt", "disconnects",
                                                      "retries", "reconnects", "opens", "goal_clipped")},
             "last_error": str(self.bus.last_error or self.fault_reason or ""),

@@ -2,17 +2,31 @@
 
 Subscribes: /whole_body/<source>/command (trajectory_msgs/JointTrajectory) for every source of
 topics.COMMAND_SOURCES, /joint_states, /whole_body/estop (std_msgs/Bool).
-Publishes every control tick: /<group>_controller/commands (std_msgs/Float64MultiArray) for the
-position groups, /base_controller/cmd_vel (geometry_msgs/TwistStamped), ~/commanded
-(sensor_msgs/JointState: what was commanded, stamped with the tick time); /diagnostics.
+Publishes once per control period: /<group>_controller/commands (std_msgs/Float64MultiArray) for
+the position groups, /base_controller/cmd_vel (geometry_msgs/TwistStamped), ~/commanded
+(sensor_msgs/JointState: what was commanded, stamped with the time of the step); /diagnostics.
 Services: ~/reset_estop (std_srvs/Trigger), ~/set_source/<source> (std_srvs/Trigger).
 Parameters: active_source, command_timeout, max_command_age, max_chunk_horizon, interpolation,
-control_rate_hz, max_points, publish_commanded, velocity_feedforward, executor
+control_rate_hz, max_points, publish_commanded, velocity_feedforward, executor, event_driven
 (see docs/controller.md).
 
 Nothing is published before the first complete /joint_states: the hold targets start from the
 measured positions. The control loop is a timer on the node clock (sim time with use_sim_time).
-All callbacks run in one single-threaded executor, so the state needs no locks.
+
+Event-driven path (`event_driven`, default true): a command of the source in control is applied
+in its subscription callback. The limiters take exactly one step per control period, as on the
+tick path; the on-receipt step is that period's step taken early (at receipt instead of at the
+next tick), and the next tick then only runs the watchdog and arbitration (it publishes only if
+they changed something). So at most one on-receipt step per control period: further commands
+arriving before the next tick are coalesced into the reference and executed by the next step
+(the output rate never exceeds the tick rate), and every limit (joint limits, per-step velocity
+and acceleration, arbitration, watchdog, e-stop latch) applies unchanged. A step that would change
+nothing (the output at rest on its target) is not taken early, and neither is one while the clock
+has not advanced since the last step (sim time between two /clock messages).
+
+All callbacks (timer, subscriptions, services) run in one single-threaded executor (`executor`:
+EventsExecutor or SingleThreadedExecutor, both run every callback on the spinning thread), so
+the on-receipt and tick paths never run concurrently and the state needs no locks.
 """
 
 from __future__ import annotations
@@ -71,6 +85,7 @@ class WholeBodyController(Node):
             ("publish_commanded", True),
             ("velocity_feedforward", True),
             ("executor", "events"),
+            ("event_driven", True),
         ])}
         error = self._check_params(p)
         if error:
@@ -80,6 +95,7 @@ class WholeBodyController(Node):
         self.max_points = int(p["max_points"])
         self.publish_commanded = bool(p["publish_commanded"])
         self.feedforward = bool(p["velocity_feedforward"])
+        self.event_driven = bool(p["event_driven"])
         self.arbiter = Arbiter(SOURCES, p["active_source"], p["command_timeout"], p["max_chunk_horizon"])
         self.interpolation = p["interpolation"]
         self.add_on_set_parameters_callback(self._on_set_parameters)
@@ -96,7 +112,11 @@ class WholeBodyController(Node):
             "ticks": 0, "tick_overruns": 0, "max_tick_ms": 0.0, "watchdog_trips": 0,
             "estop_latches": 0, "ignored_estop": 0, "ignored_no_joint_states": 0,
             "ignored_inactive": 0, "source_switches": 0, "holds": 0,
+            "event_steps": 0, "event_coalesced": 0,
         }
+        # Event-driven path: the step of the coming tick was already taken on receipt.
+        self._ahead = False
+        self._last_step = -math.inf  # clock time (s) of the last limiter step
         self.received = dict.fromkeys(SOURCES, 0)
         self.accepted = dict.fromkeys(SOURCES, 0)
         self._last_event_publish = -math.inf
@@ -169,6 +189,8 @@ class WholeBodyController(Node):
             self.publish_commanded = bool(changes["publish_commanded"])
         if "velocity_feedforward" in changes:
             self.feedforward = bool(changes["velocity_feedforward"])
+        if "event_driven" in changes:
+            self.event_driven = bool(changes["event_driven"])
         if "interpolation" in changes:
             self.interpolation = changes["interpolation"]
             if self.ref is not None:
@@ -208,7 +230,8 @@ class WholeBodyController(Node):
         if self.joints is None:
             self.stats["ignored_no_joint_states"] += 1
             return
-        now = self._now()
+        clock_now = self.get_clock().now()
+        now = clock_now.nanoseconds * 1e-9
         try:
             stamp = stamp_to_sec(msg.header.stamp)
             if stamp != 0.0:
@@ -233,6 +256,31 @@ class WholeBodyController(Node):
         self.arbiter.touch(source, now, chunk.end)
         if source == self.controlling:
             self.ref.install(chunk, now, self._vel)
+        if self.event_driven:
+            self._step_on_receipt(source, clock_now, now)
+
+    def _step_on_receipt(self, source: str, clock_now, now: float):
+        """Apply a just-accepted command of `source` now instead of at the next tick, if `source`
+        is the one the arbitration puts in control and this period's step is still to be taken."""
+        if not self.arbiter.competes(source) or now <= 0.0:
+            return  # a lower-priority source than the active one is never executed
+        if self._ahead or now <= self._last_step:
+            self.stats["event_coalesced"] += 1  # executed by the next step, with whatever came since
+            return
+        selected = self.arbiter.select(now)  # the tick's own arbitration, at the receipt time
+        if selected != source:
+            return  # a fresher higher-priority source is in control: the tick handles it
+        if selected != self.controlling:
+            self._switch(selected, now)
+        joints_q, joints_v, base_v = self.joints.q, self.joints.v, self.base.v
+        self._step(now)
+        if (np.array_equal(joints_q, self.joints.q) and np.array_equal(joints_v, self.joints.v)
+                and np.array_equal(base_v, self.base.v)):
+            return  # nothing changed (at rest on the target): leave the step to the tick
+        self._ahead = True
+        self._last_step = now
+        self.stats["event_steps"] += 1
+        self._publish(clock_now)
 
     def _on_estop(self, msg: Bool):
         if not msg.data or self.estop:
@@ -260,6 +308,7 @@ class WholeBodyController(Node):
         self.controlling = None
         self.latest.clear()
         self.base.stop()
+        self._ahead = False
         if self.joints is not None:
             self._hold_measured()
             self._publish(self.get_clock().now())  # base zero and joints held right now, not at the next tick
@@ -324,21 +373,22 @@ class WholeBodyController(Node):
             return
         if self.joints is None:
             self._initialise()
+        ahead, self._ahead = self._ahead, False
+        publish = True
         if not self.estop:
             source = self.arbiter.select(now)
-            if source != self.controlling:
+            switched = source != self.controlling
+            if switched:
                 self._switch(source, now)
-            ref = self.ref.sample(now)
-            if self.feedforward:
-                self.joints.step(ref[POSITION_INDEX], self.ref.velocity[POSITION_INDEX],
-                                 self.ref.stop[POSITION_INDEX])
-            else:
-                self.joints.step(ref[POSITION_INDEX])
-            if self.controlling is None:
-                self.base.stop()
-            else:
-                self.base.step(ref[BASE_INDEX])
-        self._publish(clock_now)
+            if not ahead:
+                self._step(now)
+                self._last_step = now
+            elif not switched:
+                publish = False  # this period's step was taken and published on receipt
+            # else: the watchdog or a source switch acted: publish it now (base zero at once),
+            # the limiters already took this period's step
+        if publish:
+            self._publish(clock_now)
         stats = self.stats
         stats["ticks"] += 1
         elapsed_ms = (time.perf_counter() - t_start) * 1e3
@@ -347,6 +397,19 @@ class WholeBodyController(Node):
             stats["tick_overruns"] += 1
         if stats["ticks"] % STATUS_EVERY == 0:
             self._update_status()
+
+    def _step(self, now: float):
+        """One limiter step (one control period) towards the reference sampled at `now`."""
+        ref = self.ref.sample(now)
+        if self.feedforward:
+            self.joints.step(ref[POSITION_INDEX], self.ref.velocity[POSITION_INDEX],
+                             self.ref.stop[POSITION_INDEX])
+        else:
+            self.joints.step(ref[POSITION_INDEX])
+        if self.controlling is None:
+            self.base.stop()
+        else:
+            self.base.step(ref[BASE_INDEX])
 
     def _publish(self, clock_now):
         q, vb = self.joints.q, self.base.v
@@ -390,6 +453,7 @@ class WholeBodyController(Node):
             "joint_states_received": self.measured is not None,
             "interpolation": self.interpolation,
             "command_timeout": self.arbiter.command_timeout,
+            "event_driven": self.event_driven,
             **self.stats,
             **{f"received.{s}": n for s, n in self.received.items()},
             **{f"accepted.{s}": n for s, n in self.accepted.items()},

@@ -9,6 +9,17 @@ calibrated to robot joints) -> `teleop_mapping.joycon_targets` -> publishes
 then writes the haptic goals to the leader motors (leader_arms.haptic_command against the robot's
 /joint_states). The alt torso mode (X button) is kept here.
 
+Event-driven (`event_driven`, default true): between two ticks the thread keeps reading the leader
+arms (one sync read per arm, back to back, at most one every `event_min_interval`, 2 ms) and
+publishes the teleop command as soon as a reading differs from the one the last command was
+made from: the last tick's targets with the arms moved toward the new reading by at most one
+tick's step (`JoyloCore.preview`: exactly what the next tick commands if the reading stays). The
+core's state only changes at ticks, so the log and its replay are unchanged and the speed limit
+holds: every command's arm targets are within one step (max_arm_speed / rate_hz) of the last
+tick's. Joy-Con, haptics, /joy, the e-stop and the log stay on the tick; the extra commands are
+bounded by the read rate (and only come when the leader moved). `event_driven:=false`: the leader
+is read once per tick only.
+
 Arm targets follow the leader at most `max_arm_speed` rad/s, so a leader that comes back after a
 bus fault (or a first reading far from the robot) never makes the command jump. While an arm is
 unreadable its targets are held and /diagnostics says so; the bus reconnects with backoff.
@@ -59,6 +70,20 @@ class JoyloCore:
         self.targets: np.ndarray | None = None
         self.state = jc.JoyConState()
         self.alt_mode = False
+
+    def preview(self, leader) -> np.ndarray:
+        """The current targets with the arms moved toward a newer `leader` reading (12, NaN: hold)
+        by at most one step: what the next step() commands if that reading stays and the Joy-Con
+        does not change. Pure: the core's state is not touched."""
+        if self.targets is None:
+            raise RuntimeError("JoyloCore.preview before start()")
+        out = self.targets.copy()
+        arms = out[tm.ARMS]
+        leader = np.asarray(leader, dtype=float)
+        ok = np.isfinite(leader)
+        arms[ok] += np.clip(leader[ok] - arms[ok], -self.max_step, self.max_step)
+        out[tm.ARMS] = np.clip(arms, spec.LOWER[tm.ARMS], spec.UPPER[tm.ARMS])
+        return out
 
     def start(self, joint_positions: dict[str, float] | None) -> np.ndarray:
         self.targets = tm.initial_targets(joint_positions)
@@ -182,10 +207,15 @@ def _make_node():
             latency = float(p("latency_timer_ms", -1.0))
             margin = float(p("timeout_margin_ms", 2.0))
             backoff_max = float(p("reconnect_backoff_max", 2.0))
+            self.event_driven = bool(p("event_driven", True))
+            self.event_min_interval = float(p("event_min_interval", 0.002))
             if self.input not in ("joycon", "replay"):
                 raise ConfigError(f"input must be 'joycon' or 'replay', got {self.input!r}")
             if self.rate_hz <= 0:
                 raise ConfigError(f"rate_hz must be positive, got {self.rate_hz}")
+            if not 0 < self.event_min_interval <= 1.0 / self.rate_hz:
+                raise ConfigError(f"event_min_interval must be > 0 and at most one tick "
+                                  f"({1.0 / self.rate_hz:g} s), got {self.event_min_interval}")
 
             self.joy_config = jc.load_config(joycon_config or None)
             self.core = JoyloCore(self.joy_config, self.rate_hz, mapping, max_arm_speed)
@@ -225,13 +255,18 @@ def _make_node():
             self.max_period = 0.0
             self.overruns = 0
             self.commands = 0
+            self.event_commands = 0  # published on a new leader reading between ticks
+            self.event_reads = 0
+            self._made_from: np.ndarray | None = None  # leader reading of the last command
+            self._last_targets: np.ndarray | None = None  # targets of the last command
             self.replay_done = False
             self._last_diag = 0.0
             self._stop = threading.Event()
             self._thread = threading.Thread(target=self._loop, name="joylo_loop", daemon=True)
             self._thread.start()
             self.get_logger().info(
-                f"input {self.input}{' ' + replay_file if replay_file else ''}, {self.rate_hz:.0f} Hz, "
+                f"input {self.input}{' ' + replay_file if replay_file else ''}, {self.rate_hz:.0f} Hz"
+                f"{' + leader reads between ticks (event-driven)' if self.event_driven and self.leader else ''}, "
                 f"leader {'from the log' if self.leader is None else ports}, haptics "
                 f"{'on' if haptics.enabled and self.leader else 'off'}"
                 f"{', recording ' + record_file if record_file else ''}")
@@ -263,8 +298,49 @@ def _make_node():
                 if delay < 0:  # overrun: skip the missed ticks, keep the schedule's phase
                     self.overruns += 1
                     next_t += period * np.ceil(-delay / period)
-                    delay = next_t - time.monotonic()
-                self._stop.wait(max(0.0, delay))
+                self._until(next_t)
+
+        def _until(self, deadline: float):
+            """Wait for the next tick; event-driven: read the leader meanwhile and publish changes."""
+            while not self._stop.is_set():
+                now = time.monotonic()
+                if now >= deadline:
+                    return
+                wake = deadline
+                if self.event_driven and self._reads_between_ticks():
+                    try:
+                        self._read_between_ticks(now)
+                    except Exception as exc:  # report and keep the loop alive
+                        self.get_logger().error(f"leader read failed: {exc!r}", throttle_duration_sec=1.0)
+                    wake = min(deadline, now + self.event_min_interval)
+                self._stop.wait(max(0.0, wake - time.monotonic()))
+
+        def _reads_between_ticks(self) -> bool:
+            """Live leader arms, commands being published, and (replay) the next tick reads the live arms."""
+            if self.leader is None or self._made_from is None or self.core.targets is None:
+                return False
+            if self.input == "joycon":
+                return True
+            return (self.tick_index < len(self.ticks)
+                    and isinstance(self.ticks[self.tick_index].leader, str))
+
+        def _read_between_ticks(self, now: float):
+            """One read of both arms; a reading that differs from the last command's is published
+            at once (JoyloCore.preview), unless the command would not change."""
+            reading = self.leader.read(now)
+            self.event_reads += 1
+            leader = np.concatenate([reading.positions[s] if reading.positions[s] is not None
+                                     else np.full(6, np.nan) for s in SIDES])
+            if np.array_equal(leader, self._made_from, equal_nan=True):
+                return
+            self._made_from = leader
+            targets = self.core.preview(leader)
+            if np.array_equal(targets, self._last_targets):
+                return
+            self.cmd_pub.publish(tm.command_msg(targets, 1.0 / self.rate_hz))
+            self._last_targets = targets
+            self.commands += 1
+            self.event_commands += 1
 
         def _inputs(self, now: float):
             """(events, leader 12 with NaN where unreadable | None when waiting) of this tick."""
@@ -310,6 +386,9 @@ def _make_node():
                 self.tick_index += 1
             targets, out = self.core.step(events, leader)
             self.cmd_pub.publish(tm.command_msg(targets, 1.0 / self.rate_hz))
+            self._made_from = (np.full(12, np.nan) if leader is None
+                               else np.asarray(leader, dtype=float).copy())
+            self._last_targets = targets.copy()
             self.commands += 1
             self.publishing = True
             if self.input == "replay" or self.joycon.connected:
@@ -332,7 +411,9 @@ def _make_node():
             rate = len(window)
             loop = {"rate_hz": f"{rate:.0f}", "target_hz": f"{self.rate_hz:.0f}",
                     "max_period_ms": f"{self.max_period * 1e3:.1f}", "overruns": self.overruns,
-                    "commands": self.commands, "publishing": self.publishing}
+                    "commands": self.commands, "publishing": self.publishing,
+                    "event_driven": self.event_driven, "event_commands": self.event_commands,
+                    "event_reads": self.event_reads}
             self.max_period = 0.0
             level = OK if rate >= 0.9 * self.rate_hz else WARN
             self.diag.set_status("loop", level, f"{rate} Hz (target {self.rate_hz:.0f})"
