@@ -10,7 +10,7 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
-from brs.runner import format_value
+from brs_bringup.runner import format_value
 from brs_common.background import BackgroundNode, wait_for  # noqa: F401 (wait_for: for the tests)
 from brs_common.process import stop_process
 

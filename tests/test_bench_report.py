@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 
-from brs.bench import Result, write_reports
+from brs.bench import write_reports
+from brs_common.bench_result import Result
 
 
 def _result(name, value, target=">= 2"):

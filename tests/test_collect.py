@@ -13,15 +13,16 @@ import imageio.v2 as imageio
 import numpy as np
 
 from brs.cli import main as brs_main
-from brs.collect import collect
+from brs_bringup.collect import collect
 from brs_teleop.episode import read_episode, validate_episode
+from brs_teleop.episode_video import episode_video
 
 FIXTURES = str(Path(__file__).parent / "fixtures")
 
 
 def test_collect_records_episodes_with_seeds_outcome_and_video(ros_domain, monkeypatch, tmp_path):
     monkeypatch.setenv("PYTHONPATH", FIXTURES + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    outcomes = collect("bimanual_box", 2, first_seed=7, output_dir=tmp_path, progress=False,
+    outcomes = collect("bimanual_box", 2, first_seed=7, output_dir=tmp_path, progress=False, video=episode_video,
                        arguments={"expert_class": "reach_expert:ReachExpert"})
     assert [o.seed for o in outcomes] == [7, 8]
     assert not any(o.success for o in outcomes)  # reaching is not lifting the box

@@ -1,7 +1,7 @@
 """bringup.launch.py against stand-in launch / launch_ros modules (not installable here).
 
 The stand-ins record their constructor arguments; the launch file must declare exactly
-brs.graph.LAUNCH_ARGUMENTS and its OpaqueFunction must produce exactly graph.describe(...).
+brs_bringup.graph.LAUNCH_ARGUMENTS and its OpaqueFunction must produce exactly graph.describe(...).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from brs import graph
+from brs_bringup import graph
 
 LAUNCH_FILE = Path(__file__).resolve().parents[1] / "ros2_ws/src/brs/launch/bringup.launch.py"
 
@@ -148,3 +148,25 @@ def test_describe_validates_directly():
         graph.describe(use_sim=False, **{"torso_driver.nope": "1"})
     sim = graph.describe(speed_factor=0)[0]
     assert sim.parameters["speed_factor"] == 0.0 and isinstance(sim.parameters["speed_factor"], float)
+
+
+def test_config_comes_from_the_brs_package_checkout_or_install(monkeypatch, tmp_path):
+    """graph (in brs_bringup) reads brs's config/*.yaml: from the brs source checkout (editable
+    install), else from share/brs/config of the ament index (a non-editable colcon install)."""
+    from brs_common import paths
+
+    checkout = Path(__file__).resolve().parents[1] / "ros2_ws/src/brs/config"
+    assert graph.default_config_dir() == checkout
+    share = tmp_path / "install/brs/share/brs"
+    (share / "config").mkdir(parents=True)
+    (share / "config/sim.yaml").write_text("sim:\n  ros__parameters:\n    speed_factor: 4.0\n")
+    site = tmp_path / "install/brs/lib/python3/site-packages/brs"  # no package.xml beside it
+    site.mkdir(parents=True)
+    monkeypatch.setattr(paths.importlib.util, "find_spec",
+                        lambda name: types.SimpleNamespace(origin=str(site / "__init__.py")))
+    index = types.ModuleType("ament_index_python.packages")
+    index.get_package_share_directory = lambda package: str(tmp_path / f"install/{package}/share/{package}")
+    monkeypatch.setitem(sys.modules, "ament_index_python", types.ModuleType("ament_index_python"))
+    monkeypatch.setitem(sys.modules, "ament_index_python.packages", index)
+    assert graph.default_config_dir() == share / "config"
+    assert graph.load_parameters() == {"sim": {"speed_factor": 4.0}}

@@ -12,7 +12,7 @@ from diagnostic_msgs.msg import DiagnosticArray
 from trajectory_msgs.msg import JointTrajectory
 
 from brs.cli import main as brs_main
-from brs.collect import EpisodeDriver
+from brs_bringup.episodes import EpisodeDriver
 from brs_common import qos, topics
 from brs_common import robot_spec as spec
 from brs_common.convert import make_trajectory

@@ -21,8 +21,8 @@ import pytest
 from rosutil import BIN, wait_for
 
 from brs import cli
-from brs.graph import NodeDescription
-from brs.runner import Runner, RunnerError, command_line
+from brs_bringup.graph import NodeDescription
+from brs_bringup.runner import Runner, RunnerError, command_line
 
 FAKE_NODE = """#!{python}
 import json, os, signal, subprocess, sys
@@ -72,8 +72,8 @@ rclpy.try_shutdown()
 
 DRIVER = """
 import json, sys
-from brs.graph import NodeDescription
-from brs.runner import Runner
+from brs_bringup.graph import NodeDescription
+from brs_bringup.runner import Runner
 spec = json.loads(open(sys.argv[1]).read())
 nodes = [NodeDescription(**{**n, "remappings": tuple(map(tuple, n["remappings"]))})
          for n in spec["nodes"]]

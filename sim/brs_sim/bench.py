@@ -79,7 +79,7 @@ def _physics_rtf() -> float:
 
 
 def run(repeats: int = 3):
-    from brs.bench import Result
+    from brs_common.bench_result import Result
 
     def median(fn, *args):
         return statistics.median(fn(*args) for _ in range(repeats))

@@ -14,11 +14,12 @@ setup(
         (f"share/{package_name}/launch", glob("launch/*.launch.py")),
         (f"share/{package_name}/config", glob("config/*.yaml")),
     ],
-    install_requires=["setuptools", "brs_common", "brs_sim", "pyyaml", "psutil", "rich", "matplotlib", "imageio", "imageio-ffmpeg"],
+    install_requires=["setuptools", "brs_common", "brs_bringup", "brs_sim", "brs_control", "brs_teleop", "brs_policy",
+                      "rl_agents", "numpy", "rich", "matplotlib", "imageio-ffmpeg"],
     zip_safe=True,
     maintainer="BRS developers",
     maintainer_email="dev@brs.local",
-    description="BRS bringup: graph description, launch file, config and the brs CLI.",
+    description="BRS top package: launch file, config, the brs CLI, make bench and the demo nodes.",
     license="Apache-2.0",
     entry_points={
         "console_scripts": [

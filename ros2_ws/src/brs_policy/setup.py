@@ -13,7 +13,7 @@ setup(
         (f"share/{package_name}", ["package.xml"]),
         (f"share/{package_name}/config", glob("config/*.yaml")),
     ],
-    install_requires=["setuptools", "brs_common", "brs_sim", "brs_teleop", "numpy", "torch", "matplotlib",
+    install_requires=["setuptools", "brs_common", "brs_bringup", "brs_sim", "brs_teleop", "numpy", "torch", "matplotlib",
                       "diffusers", "tqdm", "h5py"],
     zip_safe=False,
     maintainer="BRS developers",

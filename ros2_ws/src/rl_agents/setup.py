@@ -13,7 +13,8 @@ setup(
         (f"share/{package_name}", ["package.xml"]),
         (f"share/{package_name}/checkpoints", glob("checkpoints/*.pt")),  # base planner (docs/base_planner.md)
     ],
-    install_requires=["setuptools", "brs_common", "numpy", "torch", "gymnasium", "tqdm", "matplotlib", "chess", "requests"],
+    install_requires=["setuptools", "brs_common", "brs_bringup", "brs_control", "brs_sim", "numpy", "torch", "gymnasium",
+                      "tqdm", "matplotlib", "chess", "requests"],
     zip_safe=False,
     maintainer="BRS developers",
     maintainer_email="dev@brs.local",

@@ -1,1 +1,3 @@
-"""brs: bringup of the BRS graph (description, launch file, embedded runner, CLI)."""
+"""brs: the top of the BRS stack (launch file, config, the brs CLI, make bench, demo nodes); nothing imports it.
+
+The graph description, runner, graph client and episode driver are in brs_bringup."""

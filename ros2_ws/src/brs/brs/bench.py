@@ -1,7 +1,8 @@
 """`make bench`: run every registered benchmark, write BENCHMARKS.md and benchmarks/results.json.
 
-Each benchmark module exposes `run(repeats: int) -> list[Result]` and measures its own baseline in
-the same run, so ratios stay meaningful on noisy shared machines (absolute numbers are not).
+Each benchmark module exposes `run(repeats: int) -> list[Result]` (brs_common.bench_result) and
+measures its own baseline in the same run, so ratios stay meaningful on noisy shared machines
+(absolute numbers are not).
 """
 
 from __future__ import annotations
@@ -13,8 +14,10 @@ import os
 import platform
 import subprocess
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
+
+from brs_common.bench_result import Result
 
 # module -> what it measures; later issues add their modules here.
 BENCHMARK_MODULES = {
@@ -31,26 +34,6 @@ BENCHMARK_MODULES = {
     "rl_agents.bench_mrq": "MR.Q training steps/s, default config, DMC cheetah-run, vs the reference",
     "rl_agents.bench_lmact": "LMAct harness overhead per action (prompt + parse + env step), 64 demos in context",
 }
-
-
-@dataclass
-class Result:
-    name: str
-    value: float
-    unit: str
-    baseline: float  # the same quantity for the baseline, measured in the same run
-    baseline_name: str
-    target: str  # e.g. ">= 2"
-    higher_is_better: bool = True
-    note: str = ""
-    machine: str = ""
-    # where a baseline could not be measured in this run: when/where/under what load it was; the
-    # row then shows the ratio for information and judges no target against it
-    recorded: str = ""
-
-    @property
-    def ratio(self) -> float:
-        return self.value / self.baseline if self.baseline else float("nan")
 
 
 def machine_description() -> str:

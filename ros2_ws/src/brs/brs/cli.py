@@ -1,7 +1,7 @@
 """The `brs` command line: bringup, demo and graph inspection of the BRS stack.
 
 Arguments after the subcommand are ros2-launch style `key:=value` pairs: the bringup arguments
-of brs.graph.LAUNCH_ARGUMENTS (use_sim, mode) and node parameter overrides (speed_factor:=3.0).
+of brs_bringup.graph.LAUNCH_ARGUMENTS (use_sim, mode) and node parameter overrides (speed_factor:=3.0).
 A new subcommand is one `_add_<name>(subparsers)` function registered in SUBCOMMANDS.
 """
 
@@ -16,20 +16,8 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
-from brs import graph
-
-
-def parse_launch_arguments(items: list[str]) -> dict[str, str]:
-    """['use_sim:=true', 'speed_factor:=3'] -> {'use_sim': 'true', 'speed_factor': '3'}."""
-    arguments = {}
-    for item in items:
-        key, sep, value = item.partition(":=")
-        if not sep or not key:
-            k, eq, v = item.partition("=")
-            hint = f" (did you mean {k.rstrip(':')}:={v}?)" if eq and k.rstrip(":") else ""
-            raise ValueError(f"expected key:=value, got {item!r}{hint}")
-        arguments[key] = value
-    return arguments
+from brs_bringup import graph
+from brs_bringup.graph import parse_launch_arguments
 
 
 def _arguments_help() -> str:
@@ -67,7 +55,7 @@ def _add_bringup(sub) -> None:
 
 
 def _run(nodes, args) -> int:
-    from brs.runner import Runner
+    from brs_bringup.runner import Runner
 
     return Runner(nodes, log_dir=args.log_dir, live=args.status).run()
 
@@ -128,7 +116,7 @@ def _add_graph(sub) -> None:
     p = sub.add_parser(
         "graph", help="print the nodes a bringup would run",
         description="Print the node graph for the given bringup arguments, as described by "
-                    "brs.graph (the same description the runner and the launch file use).",
+                    "brs_bringup.graph (the same description the runner and the launch file use).",
         epilog=_arguments_help() + "\n\nexample: brs graph use_sim:=false mode:=teleop",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -150,7 +138,7 @@ def _graph(args) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    from brs.runner import format_value
+    from brs_bringup.runner import format_value
 
     table = Table(title=f"{len(nodes)} nodes", title_justify="left", show_lines=True)
     remaps = any(n.remappings for n in nodes)
@@ -174,7 +162,7 @@ def _graph(args) -> int:
 
 
 def _print_commands(nodes) -> int:
-    from brs.runner import command_line
+    from brs_bringup.runner import command_line
 
     for n in nodes:
         print("ros2 run", n.package, shlex.join(command_line(n)))
@@ -215,7 +203,8 @@ def _add_collect(sub) -> None:
 
 
 def _collect(args) -> int:
-    from brs.collect import collect
+    from brs_bringup.collect import collect
+    from brs_teleop.episode_video import episode_video
 
     if args.episodes < 1:
         raise ValueError("--episodes must be at least 1")
@@ -223,13 +212,11 @@ def _collect(args) -> int:
         raise ValueError(f"--action-noise must be in [0, 0.3]; got {args.action_noise}")
     arguments = parse_launch_arguments(args.arguments)
     if args.action_noise > 0:
-        from brs import graph
-
         arguments = {f"{graph.EXPERT.name}.action_noise": str(args.action_noise),
                      f"{graph.EXPERT.name}.noise_seed": str(args.first_seed),
                      "episode_recorder.action_topic": f"/{graph.EXPERT.name}/clean_command", **arguments}
     outcomes = collect(args.task, args.episodes, args.first_seed, args.output_dir, args.speed_factor,
-                       args.record, args.video, arguments)
+                       args.record, episode_video if args.video else None, arguments)
     wins = sum(o.success for o in outcomes)
     for o in outcomes:
         print(f"episode {o.episode} seed {o.seed}: {'success' if o.success else 'FAIL'} "
@@ -311,7 +298,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     if extra:
         args.arguments = [*args.arguments, *extra]
-    from brs.runner import RunnerError
+    from brs_bringup.runner import RunnerError
 
     try:
         return args.func(args)

@@ -50,7 +50,7 @@ def status(client, timeout: float) -> tuple[bool, str]:
 
 
 def main(action: str, timeout: float) -> int:
-    from brs.graph_client import GraphClient
+    from brs_bringup.graph_client import GraphClient
 
     client = GraphClient("brs_estop")
     try:

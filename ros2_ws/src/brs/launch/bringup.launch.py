@@ -2,16 +2,17 @@
 
     ros2 launch brs bringup.launch.py use_sim:=true mode:=demo speed_factor:=2.0
 
-The graph itself (nodes, parameters, remappings per use_sim/mode) lives in brs/graph.py, which
-`brs bringup` runs too; this file only turns its NodeDescriptions into launch_ros Nodes.
-Launch arguments other than brs.graph.LAUNCH_ARGUMENTS are node parameter overrides.
+The graph itself (nodes, parameters, remappings per use_sim/mode) lives in brs_bringup/graph.py
+(parameters from this package's config/*.yaml), which `brs bringup` runs too; this file only
+turns its NodeDescriptions into launch_ros Nodes. Launch arguments other than
+brs_bringup.graph.LAUNCH_ARGUMENTS are node parameter overrides.
 """
 
 from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument, OpaqueFunction, Shutdown
 from launch_ros.actions import Node
 
-from brs import graph
+from brs_bringup import graph
 
 
 def _nodes(context, *args, **kwargs):

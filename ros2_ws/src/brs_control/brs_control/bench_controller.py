@@ -1,4 +1,4 @@
-"""Whole-body controller benchmarks (`run(repeats)` -> list of brs.bench.Result).
+"""Whole-body controller benchmarks (`run(repeats)` -> list of brs_common.bench_result.Result).
 
 Every node runs as its own OS process over real DDS (localhost, a private domain), on wall time.
 
@@ -228,7 +228,7 @@ def _cpu_percent(proc: subprocess.Popen, seconds: float, load=None) -> float:
 
 
 def run(repeats: int = 3):
-    from brs.bench import Result
+    from brs_common.bench_result import Result
 
     from brs_common.dds import configure_dds
 

@@ -113,7 +113,7 @@ def measure(baud: int, repeats: int) -> tuple[float, float]:
 
 
 def run(repeats: int = 3):
-    from brs.bench import Result
+    from brs_common.bench_result import Result
 
     results = []
     for baud, name in ((1_000_000, "dxl_cycle_hz"), (4_000_000, "dxl_cycle_hz_4mbps")):

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from brs.bench import Result
+from brs_common.bench_result import Result
 
 FRAMES, POINTS = 100, 1024
 

@@ -62,7 +62,7 @@ def _fpsample():
 
 
 def run(repeats: int = 3) -> list:
-    from brs.bench import Result
+    from brs_common.bench_result import Result
 
     n_fuse = max(20, 10 * repeats)
     images, q, _ = render_sim_images(task=TASK)

@@ -13,14 +13,14 @@ import os
 import tempfile
 from pathlib import Path
 
-from brs.bench import Result
+from brs_common.bench_result import Result
 
 CHECKPOINTS = Path(__file__).resolve().parents[1] / "checkpoints"
 FIRST_SEED = 5000
 
 
 def run(repeats: int = 3) -> list[Result]:
-    from brs.collect import collect
+    from brs_bringup.collect import collect
     from brs_common.stats import wilson_interval
     from brs_sim.tasks import TASKS
 
@@ -35,8 +35,7 @@ def run(repeats: int = 3) -> list[Result]:
         with tempfile.TemporaryDirectory() as tmp:
             summary = evaluate(task, episodes, checkpoint, first_seed=FIRST_SEED, output_dir=Path(tmp) / "eval",
                                progress=False, arguments={"policy.device": "cpu"})
-            expert = collect(task, episodes, FIRST_SEED, Path(tmp) / "expert", record=False, video=False,
-                             progress=False)
+            expert = collect(task, episodes, FIRST_SEED, Path(tmp) / "expert", record=False, progress=False)
         wins, n = summary["successes"], summary["episodes_run"]
         expert_rate = sum(o.success for o in expert) / len(expert) if expert else float("nan")
         lo, hi = wilson_interval(wins, n)

@@ -25,7 +25,7 @@ import time
 
 import numpy as np
 
-from brs.bench import Result
+from brs_common.bench_result import Result
 
 
 def _policy(config=None, seed: int = 0):

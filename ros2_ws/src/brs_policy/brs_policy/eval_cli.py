@@ -45,7 +45,7 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
-    from brs.cli import parse_launch_arguments
+    from brs_bringup.graph import parse_launch_arguments
 
     from .evaluate import evaluate, format_summary
 

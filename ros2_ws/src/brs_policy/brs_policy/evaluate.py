@@ -7,7 +7,7 @@ every episode this tool, like `brs collect` does with the expert: homes the robo
 policy node's ~/home, reseeds and resets the sim, starts the recorder (if recording), calls
 /policy/start, waits until the sim's task status (topics.SIM_TASK_STATUS) says success or the
 task's time limit passed, calls /policy/stop and keeps the recording of a failed episode (with a
-camera video, brs.collect.episode_video) or discards a successful one. It prints the success rate
+camera video, brs_teleop.episode_video) or discards a successful one. It prints the success rate
 with a Wilson 95 % confidence interval and writes summary.json.
 """
 
@@ -21,10 +21,11 @@ from pathlib import Path
 
 from std_srvs.srv import Trigger
 
-from brs import graph
-from brs.collect import EpisodeDriver
+from brs_bringup import graph
+from brs_bringup.episodes import EpisodeDriver
 from brs_common import topics
 from brs_common.stats import wilson_interval
+from brs_teleop.episode_video import episode_video
 
 SIM_TASK_STATUS = topics.SIM_TASK_STATUS
 POLICY = "policy"
@@ -52,7 +53,8 @@ class Evaluator(EpisodeDriver):
     def __init__(self, client, task: str, output_dir: Path, record_failures: bool, speed_factor: float,
                  stop: threading.Event, time_limit: float | None = None, video: bool = True,
                  keep_successes: bool = False):
-        super().__init__(client, task, output_dir, record_failures, video, speed_factor, stop)
+        super().__init__(client, task, output_dir, record_failures, episode_video if video else None,
+                         speed_factor, stop)
         self.time_limit = float(time_limit) if time_limit else float(self.task.time_limit)
         self.keep_successes = keep_successes
 
@@ -130,7 +132,7 @@ def evaluate(task: str, episodes: int, checkpoint: str | Path, first_seed: int =
     """Bring up the policy graph, run the episodes, shut the graph down; returns the summary
     (also written to OUTPUT_DIR/TASK/summary.json). With `record_failures` every episode is
     recorded and the failed ones kept; `keep_successes` keeps the successful ones too."""
-    from brs.collect import drive_episodes
+    from brs_bringup.episodes import drive_episodes
 
     if episodes < 1:
         raise ValueError("--episodes must be at least 1")

@@ -26,7 +26,7 @@ GRAPH_NODES = ("sim", "whole_body_controller", "episode_recorder")
 
 
 def _spawn(node, log: Path) -> subprocess.Popen:
-    from brs.runner import command_line
+    from brs_bringup.runner import command_line
 
     executable = str(Path(sys.executable).parent / node.executable)  # this venv's console script
     env = {**os.environ, "MUJOCO_GL": os.environ.get("MUJOCO_GL", "egl")}  # headless cameras
@@ -76,10 +76,10 @@ def run(repeats: int = 3):
     import psutil
     from sensor_msgs.msg import Image
 
-    from brs import graph
-    from brs.bench import Result
-    from brs.graph_client import GraphClient
+    from brs_bringup import graph
+    from brs_bringup.graph_client import GraphClient
     from brs_common import qos, topics
+    from brs_common.bench_result import Result
     from brs_common.convert import stamp_to_sec
     from brs_common.process import stop_process
 

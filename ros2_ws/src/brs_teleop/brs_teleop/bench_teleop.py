@@ -1,4 +1,4 @@
-"""JoyLo teleop benchmarks (`run(repeats)` -> list of brs.bench.Result).
+"""JoyLo teleop benchmarks (`run(repeats)` -> list of brs_common.bench_result.Result).
 
 The real-mode path on emulators, every node its own OS process over real DDS (localhost, a
 private domain, wall time): two emulated leader arms (XL330 chains on ptys, in a child process of
@@ -321,7 +321,7 @@ def _rate(times: list[float], start: float, end: float) -> float:
 
 
 def run(repeats: int = 3):
-    from brs.bench import Result
+    from brs_common.bench_result import Result
 
     from brs_common.dds import configure_dds
 

@@ -1,6 +1,6 @@
 """`brs record status|start|stop|discard|list|validate`: the episode recorder on the command line.
 
-status/start/stop/discard talk to a running `episode_recorder` node (brs.graph_client);
+status/start/stop/discard talk to a running `episode_recorder` node (brs_bringup.graph_client);
 list/validate only read files. Importing this module is cheap (registered in brs.cli).
 """
 
@@ -135,7 +135,7 @@ def _validate(args) -> int:
 # ---- the running recorder ----------------------------------------------------------------------
 
 def _client():
-    from brs.graph_client import GraphClient
+    from brs_bringup.graph_client import GraphClient
 
     return GraphClient("brs_record")
 

@@ -14,7 +14,7 @@ import time
 
 import numpy as np
 
-from brs.bench import Result
+from brs_common.bench_result import Result
 from rl_agents.lmact.actions import act_or_replace
 from rl_agents.lmact.demos import record_demos
 from rl_agents.lmact.envs import make_env

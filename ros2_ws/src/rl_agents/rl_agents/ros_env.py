@@ -3,7 +3,8 @@ controller), lock-stepped with the sim's pause/step services.
 
 The env brings up its own graph (sim_node with cameras off, start_paused, and the whole-body
 controller in mode `rl`, both as OS processes on a private ROS domain, parameters from
-brs/graph.py), or attaches to a running one (`attach=True`: the graph of ROS_DOMAIN_ID / `domain_id`).
+brs_bringup/graph.py), or attaches to a running one (`attach=True`: the graph of ROS_DOMAIN_ID /
+`domain_id`).
 
 One env step (an agent step of `task.control_periods` control periods):
   1. the action becomes a whole-body command (trajectory_msgs/JointTrajectory, one point at the
@@ -61,12 +62,12 @@ class GraphError(RuntimeError):
 
 
 class SimGraph:
-    """sim_node + whole_body_controller processes (brs/graph.py description, mode rl) on a
+    """sim_node + whole_body_controller processes (brs_bringup/graph.py description, mode rl) on a
     ROS domain, for lock-stepped RL: paused at start, as fast as possible, cameras off."""
 
     def __init__(self, domain_id: int, log_dir: Path | str | None = None, with_agent: bool = False, **overrides):
-        from brs.graph import CONTROLLER, RL_AGENT, SIM, describe
-        from brs.runner import spawn_node
+        from brs_bringup.graph import CONTROLLER, RL_AGENT, SIM, describe
+        from brs_bringup.runner import spawn_node
 
         params = {"start_paused": True, "speed_factor": 0.0, "cameras_enabled": False, **overrides}
         names = (SIM.name, CONTROLLER.name) + ((RL_AGENT.name,) if with_agent else ())

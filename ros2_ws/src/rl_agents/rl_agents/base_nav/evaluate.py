@@ -144,8 +144,8 @@ class GoalDriver:
 
 def evaluate_graph(checkpoint: str, goals: int, seed: int, time_limit: float, out_dir: Path,
                    speed_factor: float = 1.0, extra_args: dict | None = None) -> dict:
-    from brs import graph
-    from brs.collect import drive_episodes
+    from brs_bringup import graph
+    from brs_bringup.episodes import drive_episodes
     from rl_agents.base_nav.agent import Tolerance
 
     out_dir = out_dir.resolve()

@@ -23,7 +23,7 @@ def main(argv=None) -> int:
     a = p.parse_args(argv)
     from geometry_msgs.msg import PoseStamped
 
-    from brs.graph_client import GraphClient
+    from brs_bringup.graph_client import GraphClient
     from brs_common import qos, topics
 
     client = GraphClient("base_goal")

@@ -30,7 +30,7 @@ from typing import IO, Any
 
 import psutil
 
-from brs.graph import NodeDescription
+from brs_bringup.graph import NodeDescription
 from brs_common.dds import configure_dds
 
 _PR_SET_PDEATHSIG = 1
@@ -110,7 +110,7 @@ def _child_setup(parent_pid: int):
 
 
 def spawn_node(node: NodeDescription, env: dict[str, str], stdout=subprocess.DEVNULL, executable: str | None = None) -> subprocess.Popen:
-    """Start one node of a graph description (brs.graph) as a child process in its own session
+    """Start one node of a graph description (brs_bringup.graph) as a child process in its own session
     that dies with this process, even if this process is SIGKILLed. `stdout` takes stderr too."""
     argv = command_line(node, executable or find_executable(node))
     return subprocess.Popen(argv, env=env, stdin=subprocess.DEVNULL, stdout=stdout, stderr=subprocess.STDOUT,

@@ -1,9 +1,10 @@
 """The one description of the BRS node graph, shared by `brs bringup` and bringup.launch.py.
 
 `describe(use_sim, mode, **overrides)` returns the nodes to run: which packages and executables,
-under which names, with which parameters (from config/*.yaml, ROS 2 param-file format, merged
-with overrides) and remappings. The embedded runner (brs/runner.py) and the launch file
-(launch/bringup.launch.py) only translate this list; neither knows anything about the graph.
+under which names, with which parameters (from the brs package's config/*.yaml, ROS 2 param-file
+format, merged with overrides) and remappings. The embedded runner (brs_bringup/runner.py) and the
+launch file (brs/launch/bringup.launch.py) only translate this list; neither knows anything about
+the graph. Nodes are named by package and executable: nothing here imports the packages they run.
 """
 
 from __future__ import annotations
@@ -176,10 +177,15 @@ MODE_NODES: dict[str, tuple[NodeDescription, ...]] = {
 
 # ---- parameters --------------------------------------------------------------------------------
 
+CONFIG_PACKAGE = "brs"  # the parameter files stay with the launch file in the top package
+
+
 def default_config_dir() -> Path:
+    """`<share of brs>/config`: the brs source tree (editable install) or the ament index
+    (`share/brs/config`, installed by brs's setup.py). Found by package name, not imported."""
     from brs_common.paths import config_dir
 
-    return config_dir("brs")
+    return config_dir(CONFIG_PACKAGE)
 
 
 def load_parameters(config_dir: Path | str | None = None) -> dict[str, dict[str, Any]]:
@@ -302,6 +308,19 @@ def describe(use_sim: bool | str = True, mode: str = "idle", **overrides: Any) -
         for node in targets:
             node.parameters[key] = _coerce(f"{node.name}.{key}", node.parameters[key], value)
     return nodes
+
+
+def parse_launch_arguments(items: list[str]) -> dict[str, str]:
+    """['use_sim:=true', 'speed_factor:=3'] -> {'use_sim': 'true', 'speed_factor': '3'}."""
+    arguments = {}
+    for item in items:
+        key, sep, value = item.partition(":=")
+        if not sep or not key:
+            k, eq, v = item.partition("=")
+            hint = f" (did you mean {k.rstrip(':')}:={v}?)" if eq and k.rstrip(":") else ""
+            raise ValueError(f"expected key:=value, got {item!r}{hint}")
+        arguments[key] = value
+    return arguments
 
 
 def describe_from_arguments(arguments: Mapping[str, str]) -> list[NodeDescription]:

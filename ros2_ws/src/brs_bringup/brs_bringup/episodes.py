@@ -1,57 +1,49 @@
-"""`brs collect`: a dataset of scripted-expert episodes, recorded through the full sim graph.
+"""The episode driver shared by `brs collect` (brs_bringup.collect), `brs eval` (brs_policy.evaluate)
+and the base planner's graph evaluation (rl_agents.base_nav.evaluate).
 
-The graph is `brs bringup use_sim:=true mode:=collect`: sim (with the task), whole-body
-controller, episode recorder and the task's expert node, one process each. For every episode
-this tool, like an operator with a Joy-Con, homes the robot, reseeds and resets the sim, starts
-the recorder, starts the expert, waits for it to finish (or the task's time limit), reads the
-outcome from the sim's task status, saves the episode and renders a camera video of it.
+`drive_episodes` runs a graph description in this thread (brs_bringup.runner) while a worker
+thread drives it through episodes over a GraphClient. `EpisodeDriver` holds the chores around
+each episode of a sim task: wait for the graph, home the robot through the agent node, reseed and
+reset the sim, start the episode recorder, save the episode and (optionally) render its video.
+
+Videos: the renderer is passed in (`video`, e.g. brs_teleop.episode_video.episode_video), since
+reading episode files is brs_teleop's and brs_teleop sits above this package.
 """
 
 from __future__ import annotations
 
-import json
 import threading
-import time
-from dataclasses import asdict, dataclass
+from collections.abc import Callable
 from pathlib import Path
 
 from std_srvs.srv import Trigger
 
-from brs import graph
 from brs_common import topics
 
 SIM_TASK_STATUS = topics.SIM_TASK_STATUS
-EXPERT = graph.EXPERT.name
-EXPERT_STATUS = f"{EXPERT}: expert"
 RECORDER = topics.RECORDER_NODE
 
-
-@dataclass
-class EpisodeOutcome:
-    episode: int
-    seed: int
-    success: bool
-    sim_seconds: float
-    wall_seconds: float
-    phase: str
-    file: str = ""
-    video: str = ""
+# (episode file, output folder) -> the video file written
+VideoRenderer = Callable[[Path, Path], Path]
 
 
 class EpisodeDriver:
     """What `brs collect` and `brs eval` share: a graph client, the task, wall-clock budgets, and
     the chores around each episode. `agent` is the node that drives the robot (services ~/home,
-    ~/start, ~/stop; /diagnostics status `agent_status` with a `state` value)."""
+    ~/start, ~/stop; /diagnostics status `agent_status` with a `state` value). `video`: renders
+    each saved episode into output_dir/videos, or None for no videos."""
 
     agent = ""
     agent_status = ""
     source = ""  # the recorder's `source` metadata for this driver's episodes
     home_sim_seconds = 10.0  # homing budget (sim s; see _wall) before the robot counts as stuck
 
-    def __init__(self, client, task: str, output_dir: Path, record: bool, video: bool,
+    def __init__(self, client, task: str, output_dir: Path, record: bool, video: VideoRenderer | None,
                  speed_factor: float, stop: threading.Event):
         from brs_sim.tasks import get_task
 
+        if video is not None and not callable(video):
+            raise TypeError(f"video must be a renderer (episode file, folder) -> video file, or None; got {video!r}")
         self.client, self.task = client, get_task(task)
         self.output_dir, self.record, self.video = output_dir, record, video
         self.speed = speed_factor if speed_factor > 0 else 1.0
@@ -116,60 +108,8 @@ class EpisodeDriver:
         if not response.success:
             raise RuntimeError(f"the recorder could not save episode {episode}: {response.message}")
         outcome.file = response.message.rsplit(" ", 1)[-1]
-        if self.video and outcome.file:
-            outcome.video = str(episode_video(Path(outcome.file), self.output_dir / "videos"))
-
-
-class Collector(EpisodeDriver):
-    """Drives a running collect graph through `episodes` episodes (see module doc)."""
-
-    agent, agent_status, source = EXPERT, EXPERT_STATUS, "expert"
-
-    def run_episode(self, episode: int, seed: int) -> EpisodeOutcome:
-        wall0 = time.monotonic()
-        self.begin_episode(seed)
-        self._trigger(f"/{EXPERT}/start")
-        limit = self.task.time_limit
-        deadline = time.monotonic() + self._wall(limit)
-        success, status, done_at = False, {}, None
-        while time.monotonic() < deadline and not self.stop.is_set():
-            entry = self.client.status(SIM_TASK_STATUS)
-            status = entry[1] if entry else {}
-            expert = (self.client.status(EXPERT_STATUS) or ("", {}))[1]
-            success = status.get("success") == "True"
-            if expert.get("state") == "done":
-                done_at = done_at or time.monotonic()
-            # done: success is judged once things came to rest (the sim reports at 1 Hz sim time)
-            if done_at and (success or time.monotonic() - done_at > 3.0 / self.speed + 2.0):
-                break
-            if float(status.get("elapsed", 0.0)) > limit:
-                break
-            time.sleep(0.05)
-        expert = (self.client.status(EXPERT_STATUS) or ("", {}))[1]
-        self._trigger(f"/{EXPERT}/stop")
-        outcome = EpisodeOutcome(episode, seed, success, float(status.get("elapsed", 0.0)),
-                                 time.monotonic() - wall0, expert.get("phase", ""))
-        if self.record:
-            self.save_episode(outcome, episode)
-        return outcome
-
-
-def episode_video(episode_file: Path, out_dir: Path) -> Path:
-    """mp4 of an episode's cameras side by side (head, left wrist, right wrist) at the record rate."""
-    import imageio.v2 as imageio
-    import numpy as np
-
-    from brs_teleop.episode import read_episode
-
-    out_dir.mkdir(parents=True, exist_ok=True)
-    path = out_dir / (episode_file.name.split(".")[0] + ".mp4")
-    with read_episode(episode_file) as ep:
-        names = list(ep.cameras)
-        rate = float(ep.metadata.get("rate_hz", 10.0))
-        with imageio.get_writer(str(path), fps=rate, macro_block_size=8) as writer:
-            for k in range(len(ep.time)):
-                writer.append_data(np.hstack([np.asarray(ep.cameras[n].color[k]) for n in names]))
-    return path
+        if self.video is not None and outcome.file:
+            outcome.video = str(self.video(Path(outcome.file), self.output_dir / "videos"))
 
 
 def drive_episodes(nodes, out: Path, client_name: str, make_driver, episodes: int, first_seed: int,
@@ -180,8 +120,8 @@ def drive_episodes(nodes, out: Path, client_name: str, make_driver, episodes: in
     Returns (outcomes, errors raised by the driver, the graph's exit code)."""
     from tqdm import tqdm
 
-    from brs.graph_client import GraphClient
-    from brs.runner import Runner
+    from brs_bringup.graph_client import GraphClient
+    from brs_bringup.runner import Runner
 
     log = open(out / "graph.log", "w")
     runner = Runner(nodes, log_dir=out / "logs", live=False, out=log)
@@ -216,29 +156,3 @@ def drive_episodes(nodes, out: Path, client_name: str, make_driver, episodes: in
         worker.join(timeout=30)
         log.close()
     return outcomes, errors, rc
-
-
-def collect(task: str, episodes: int, first_seed: int = 0, output_dir: Path = Path("outputs/collect"),
-            speed_factor: float = 1.0, record: bool = True, video: bool = True,
-            arguments: dict[str, str] | None = None, progress: bool = True) -> list[EpisodeOutcome]:
-    """Bring up the collect graph, run the episodes, shut the graph down; returns the outcomes."""
-    out = output_dir.resolve() / task
-    out.mkdir(parents=True, exist_ok=True)
-    args = {**(arguments or {}), "use_sim": "true", "mode": "collect", "task": task,
-            "speed_factor": str(speed_factor)}
-    if record:
-        args["output_dir"] = str(out / "episodes")
-    nodes = graph.describe_from_arguments(args)
-    outcomes, errors, rc = drive_episodes(
-        nodes, out, "brs_collect",
-        lambda client, stop: Collector(client, task, out, record, video, speed_factor, stop),
-        episodes, first_seed, f"collect {task}", progress)
-    summary = {"task": task, "episodes": [asdict(o) for o in outcomes],
-               "success_rate": (sum(o.success for o in outcomes) / len(outcomes)) if outcomes else None}
-    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
-    if errors:
-        graph_state = f"; the graph exited with code {rc}" if rc else ""
-        raise RuntimeError(f"collect stopped: {errors[0]}{graph_state} (node logs: {out / 'logs'})") from errors[0]
-    if rc not in (0, None) and len(outcomes) < episodes:
-        raise RuntimeError(f"the graph stopped with exit code {rc} (node logs: {out / 'logs'})")
-    return outcomes
