@@ -91,7 +91,7 @@ def run(repeats: int = 3) -> list[Result]:
             f"{m[(200, 'mapped')]['rate']:.0f}, loaded {m[(200, 'loaded')]['rate']:.0f}; synthetic episodes of "
             f"{FRAMES} frames, {POINTS}-point clouds, 512 points per window")
     return [Result("wbvima_dataset_rss_ratio", ratio("mapped"), "x (200 / 20 episodes)", ratio("loaded"),
-                   "every cloud loaded into memory, same run", "<= 1.2", higher_is_better=False, note=note)]
+                   "every cloud loaded into memory", "<= 1.2", higher_is_better=False, note=note)]
 
 
 if __name__ == "__main__":

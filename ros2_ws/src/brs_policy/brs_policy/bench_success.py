@@ -41,7 +41,7 @@ def run(repeats: int = 3) -> list[Result]:
         lo, hi = wilson_interval(wins, n)
         results.append(Result(
             f"wbvima_success_{task}", wins / n if n else float("nan"), "success rate", expert_rate,
-            "scripted expert, same seeds, same run", "",
+            "scripted expert, same seeds", "",
             note=f"{wins}/{n} on seeds {FIRST_SEED}-{FIRST_SEED + n - 1}, Wilson 95 % {lo:.2f}-{hi:.2f}; "
                  f"checkpoints/{task}.pt, full sim graph at real time"))
     return results

@@ -129,7 +129,7 @@ def run(repeats: int = 3) -> list[Result]:
                    "reference path: diffusers DDIM step loop, full eager UNet per step, no token cache",
                    "<= 40", higher_is_better=False, note=note),
             Result("wbvima_train_samples_per_s", cpu, "windows/s", public,
-                   "public config (4096 points, width 256), same run", "",
+                   "public config (4096 points, width 256)", "",
                    note=f"CPU preset (512 points, width 128, relative targets), batch 32, {threads} torch "
                         "threads, forward + backward + AdamW on synthetic windows")]
 

@@ -363,7 +363,7 @@ def run(repeats: int = 3):
     cpu_note = (f"psutil, % of one core during the latency runs, median of {repeats} blocks; joylo "
                 f"{med['event']['joylo']:.1f} % vs {med['tick']['joylo']:.1f} %, driver "
                 f"{med['event']['driver']:.1f} % vs {med['tick']['driver']:.1f} % (event vs tick); {load}")
-    base_name = "tick-driven path (event_driven:=false), same run"
+    base_name = "tick-driven path (event_driven:=false)"
     tick_cpu = med["tick"]["controller"]
     return [
         Result("teleop_latency_p99_ms", ms(lat["event"], 99), "ms", ms(lat["tick"], 99), base_name, "<= 10",

@@ -117,6 +117,6 @@ def run(repeats: int = 3) -> list[Result]:
     return [
         Result("mrq_steps_per_s", fast, "steps/s", ref, "reference implementation", f">= {1.5 * ref:.3g}",
                note=where, recorded=recorded),
-        Result("mrq_steps_per_s_same_run", fast, "steps/s", slow, "own update without fast paths, same run",
+        Result("mrq_steps_per_s_same_run", fast, "steps/s", slow, "own update without fast paths",
                f">= {slow:.3g}", note="fast paths: fused AdamW, policy-only grads, foreach clip"),
     ]
