@@ -12,7 +12,7 @@ setup(
         ("share/ament_index/resource_index/packages", [f"resource/{package_name}"]),
         (f"share/{package_name}", ["package.xml"]),
     ],
-    install_requires=["setuptools", "numpy", "mujoco", "mink", "brs_common", "brs_control"],
+    install_requires=["setuptools", "numpy", "scipy", "mujoco", "mink", "brs_common", "brs_control"],
     zip_safe=False,
     maintainer="BRS developers",
     maintainer_email="dev@brs.local",

@@ -22,7 +22,7 @@ Mapping (docs/robot_description.md):
     (`<side>_ee_link`) is a fixed link.
 
 `link_transforms(urdf, joint_positions)` is what robot_state_publisher computes: every frame of
-a URDF in its root frame, pure numpy (no MuJoCo, no tf2), for consumers without a ROS install.
+a URDF in its root frame, numpy and scipy (no MuJoCo, no tf2), for consumers without a ROS install.
 Only `robot_urdf()` and the CLI need MuJoCo (imported when called).
 """
 
@@ -39,6 +39,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from scipy.spatial.transform import Rotation
+
 from brs_common import robot_spec as spec
 
 URDF_PATH = Path(__file__).resolve().parent / "models" / "robot.urdf"
@@ -52,23 +54,12 @@ OPTICAL_RPY = (math.pi, 0.0, 0.0)
 
 def quat_to_matrix(q) -> np.ndarray:
     """Rotation matrix of a (w, x, y, z) quaternion (MuJoCo's order); normalises it."""
-    w, x, y, z = np.asarray(q, dtype=float) / np.linalg.norm(q)
-    return np.array([
-        [1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y)],
-        [2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x)],
-        [2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)],
-    ])
+    return Rotation.from_quat(np.asarray(q, dtype=float), scalar_first=True).as_matrix()
 
 
 def rpy_to_matrix(rpy) -> np.ndarray:
     """URDF rpy: roll about x, then pitch about y, then yaw about z, all fixed axes (Rz Ry Rx)."""
-    r, p, y = (float(v) for v in rpy)
-    cr, sr, cp, sp, cy, sy = math.cos(r), math.sin(r), math.cos(p), math.sin(p), math.cos(y), math.sin(y)
-    return np.array([
-        [cy * cp, cy * sp * sr - sy * cr, cy * sp * cr + sy * sr],
-        [sy * cp, sy * sp * sr + cy * cr, sy * sp * cr - cy * sr],
-        [-sp, cp * sr, cp * cr],
-    ])
+    return Rotation.from_euler("xyz", [float(v) for v in rpy]).as_matrix()
 
 
 def matrix_to_rpy(R) -> tuple[float, float, float]:
