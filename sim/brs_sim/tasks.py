@@ -45,10 +45,13 @@ class Task:
     description: str
     time_limit: float  # sim seconds
     objects: tuple[str, ...]  # free bodies the task places
+    # base pose (x, y, yaw in the world = odom frame) the robot starts from
+    robot_start: tuple[float, float, float] = (0.0, 0.0, 0.0)
 
     def reset(self, sim: SimCore, seed: int) -> None:
-        """Reset the scene and place the task's objects (and the robot) from `seed`."""
+        """Reset the scene and place the task's objects and the robot from `seed`."""
         sim.reset(seed)
+        sim.data.qpos[sim.joints.base_qpos] = self.robot_start
         rng = np.random.default_rng(seed)
         for name, (xyz, yaw) in self.placements(sim, rng).items():
             set_free_pose(sim.model, sim.data, name, xyz, yaw)
@@ -128,7 +131,10 @@ class FloorToTopShelf(Task):
 
 TASKS: dict[str, Task] = {
     t.name: t for t in (
-        BimanualBox("bimanual_box", "bimanual", "lift the box with both arms onto the table", 60.0, ("box",)),
+        # the robot starts 0.9 m behind the box: closer, the box sits below the head camera's view
+        # (12 of 512 cloud points at 0.45 m, ~48 at 0.7-1.1 m) and a policy cannot see where it is
+        BimanualBox("bimanual_box", "bimanual", "lift the box with both arms onto the table", 60.0, ("box",),
+                    robot_start=(-0.45, 0.0, 0.0)),
         TrashToSpot("trash_to_spot", "navigation",
                     "carry the trash bin through the door to the red spot", 120.0, ("trash_bin",)),
         FloorToTopShelf("floor_to_top_shelf", "reachability",
