@@ -223,13 +223,15 @@ def test_mcap_bags_read_back_with_rosbags(dataset, source, tmp_path):
     cam_topics = [topics.camera_topic(c, s) for c in CAMERAS for s in streams]
     for bag, src, n in zip(summary.bags, source, LENGTHS):
         msgs = _read_bag(bag)
-        assert set(msgs) == {topics.JOINT_STATES, topics.ODOM, topics.CONTROLLER_STATE, *cam_topics}
-        assert all(len(v) == n for v in msgs.values())
+        assert set(msgs) == {topics.JOINT_STATES, topics.ODOM, topics.CONTROLLER_STATE, topics.TF,
+                             topics.TF_STATIC, *cam_topics}
+        assert all(len(v) == (1 if topic == topics.TF_STATIC else n) for topic, v in msgs.items())
         want_ns = np.rint(src["time"] * 1e9).astype(np.int64)
         for topic, items in msgs.items():
             stamps = [t for t, _ in items]
-            assert stamps == want_ns.tolist() and np.all(np.diff(stamps) > 0), topic
-            head = items[0][1].header.stamp
+            assert stamps == want_ns[:len(stamps)].tolist() and np.all(np.diff(stamps) > 0), topic
+            first = items[0][1]
+            head = (first.transforms[0] if topic in (topics.TF, topics.TF_STATIC) else first).header.stamp
             assert head.sec * 1_000_000_000 + head.nanosec == want_ns[0]
         js = [m for _, m in msgs[topics.JOINT_STATES]]
         assert js[0].name == list(spec.STATE_JOINTS)
@@ -261,6 +263,78 @@ def test_mcap_bags_read_back_with_rosbags(dataset, source, tmp_path):
             np.testing.assert_array_equal(got, src["depth"][cam])  # nan and inf kept as recorded
             info = msgs[topics.camera_topic(cam, "color_info")][0][1]
             assert (info.width, info.height) == (W, H) and info.k[0] == 40.0 and info.p[2] == (W - 1) / 2
+
+
+def _tf_pose(transforms: dict, frame: str, root: str) -> np.ndarray:
+    """Compose a tf tree (child -> (parent, 4x4)) from `frame` up to `root`."""
+    M = np.eye(4)
+    while frame != root:
+        parent, T = transforms[frame]
+        M, frame = T @ M, parent
+    return M
+
+
+def test_mcap_tf_places_every_urdf_frame_as_forward_kinematics_does(dataset, source, tmp_path):
+    """/tf (odometry + movable joints, per frame) and /tf_static (fixed joints, once) compose to
+    the same pose of every URDF link in odom as the odometry times the URDF's forward kinematics,
+    the camera optical frames included: what RViz/Foxglove need to place the robot and its images."""
+    from scipy.spatial.transform import Rotation
+
+    from brs_sim.urdf import URDF_PATH, UrdfKinematics, link_transforms
+
+    bag = export_mcap(dataset / "episode_000000.h5", tmp_path / "tf", progress=False).bags[0]
+    msgs = _read_bag(bag)
+    kin = UrdfKinematics(URDF_PATH)
+
+    def tree(message) -> dict:
+        out = {}
+        for t in message.transforms:
+            tr, r = t.transform.translation, t.transform.rotation
+            M = np.eye(4)
+            M[:3, :3] = Rotation.from_quat([r.x, r.y, r.z, r.w]).as_matrix()
+            M[:3, 3] = tr.x, tr.y, tr.z
+            out[t.child_frame_id] = (t.header.frame_id, M)
+        return out
+
+    static = tree(msgs[topics.TF_STATIC][0][1])
+    assert {spec.CAMERAS[c].optical_frame for c in spec.CAMERAS} <= set(static)
+    odom, base = spec.FRAMES["odom"], spec.FRAMES["base"]
+    src = source[0]
+    for k in (0, len(src["time"]) - 1):
+        t_ns, message = msgs[topics.TF][k]
+        assert message.transforms[0].header.stamp.sec * 1_000_000_000 + message.transforms[0].header.stamp.nanosec == t_ns
+        frames = {**static, **tree(message)}
+        assert set(frames) == set(kin.links)  # every link has its parent; base_link's is odom
+        x, y, yaw = src["pose"][k].astype(float)
+        base_in_odom = np.eye(4)
+        base_in_odom[:3, :3] = Rotation.from_euler("z", yaw).as_matrix()
+        base_in_odom[:2, 3] = x, y
+        fk = link_transforms(kin, dict(zip(spec.STATE_JOINTS, src["q"][k].astype(float))))
+        for link in kin.links:
+            np.testing.assert_allclose(_tf_pose(frames, link, odom), base_in_odom @ fk[link], atol=1e-6,
+                                       err_msg=f"frame {k}, link {link}")
+
+
+def test_mcap_decodes_with_the_mcap_ros2_reader(dataset, source, tmp_path):
+    """Foxglove's own Python reader (mcap + mcap-ros2-support, the embedded message definitions):
+    every message of every topic decodes, log times rise per topic, /tf carries odom -> base_link."""
+    from mcap.reader import make_reader
+    from mcap_ros2.decoder import DecoderFactory
+
+    bag = export_mcap(dataset / "episode_000002.h5", tmp_path / "m", progress=False).bags[0]
+    (path,) = bag.glob("*.mcap")
+    times: dict[str, list[int]] = {}
+    with open(path, "rb") as f:
+        for _, channel, message, decoded in make_reader(f, decoder_factories=[DecoderFactory()]).iter_decoded_messages():
+            times.setdefault(channel.topic, []).append(message.log_time)
+            if channel.topic == topics.TF:
+                odom = decoded.transforms[0]
+                assert (odom.header.frame_id, odom.child_frame_id) == (spec.FRAMES["odom"], spec.FRAMES["base"])
+    n = LENGTHS[2]
+    assert topics.TF in times and len(times[topics.TF_STATIC]) == 1
+    assert all(len(t) == n for topic, t in times.items() if topic != topics.TF_STATIC), {k: len(v) for k, v in times.items()}
+    assert all(np.all(np.diff(t) > 0) for t in times.values())
+    assert times[topics.JOINT_STATES] == np.rint(source[2]["time"] * 1e9).astype(np.int64).tolist()
 
 
 def test_mcap_single_episode(dataset, tmp_path):

@@ -491,16 +491,24 @@ class UrdfKinematics:
             return multiplier * self.position(leader, joint_positions) + offset
         return float(joint_positions.get(joint, 0.0))
 
-    def transforms(self, joint_positions: Mapping[str, float]) -> dict[str, np.ndarray]:
-        """Pose (4x4) of every link in the root link's frame."""
-        poses = {self.root: np.eye(4)}
+    def joint_transforms(self, joint_positions: Mapping[str, float]) -> list[tuple[UrdfJoint, np.ndarray]]:
+        """(joint, 4x4 child frame in the parent link's frame) for every joint, parent-first: what
+        robot_state_publisher broadcasts, fixed joints on /tf_static and the others on /tf."""
+        out = []
         for j in self.joints.values():
-            T = poses[j.parent] @ j.origin
+            T = j.origin
             if j.type in ("revolute", "continuous"):
                 T = T @ transform(R=axis_angle_matrix(j.axis, self.position(j.name, joint_positions)))
             elif j.type == "prismatic":
                 T = T @ transform(p=j.axis * self.position(j.name, joint_positions))
-            poses[j.child] = T
+            out.append((j, T))
+        return out
+
+    def transforms(self, joint_positions: Mapping[str, float]) -> dict[str, np.ndarray]:
+        """Pose (4x4) of every link in the root link's frame."""
+        poses = {self.root: np.eye(4)}
+        for j, T in self.joint_transforms(joint_positions):
+            poses[j.child] = poses[j.parent] @ T
         return poses
 
 

@@ -11,8 +11,8 @@ setup(
         ("share/ament_index/resource_index/packages", [f"resource/{package_name}"]),
         (f"share/{package_name}", ["package.xml"]),
     ],
-    install_requires=["setuptools", "brs_common", "brs_control", "brs_bringup", "numpy", "h5py", "pygame", "pyyaml",
-                      "imageio", "pyarrow", "tqdm", "rosbags", "imageio-ffmpeg"],  # last four: exporters
+    install_requires=["setuptools", "brs_common", "brs_control", "brs_sim", "brs_bringup", "numpy", "h5py", "pygame", "pyyaml",
+                      "imageio", "pyarrow", "tqdm", "rosbags", "imageio-ffmpeg", "scipy"],  # last five: exporters
     zip_safe=False,
     maintainer="BRS developers",
     maintainer_email="dev@brs.local",

@@ -19,6 +19,9 @@ JOY = "/joy"
 # robot_state_publisher does on a full ROS install.
 ROBOT_DESCRIPTION_NODE = "robot_description_publisher"
 ROBOT_DESCRIPTION = "/robot_description"
+# tf2 (robot_state_publisher on a ROS install; the MCAP export writes both from the stack's own FK)
+TF = "/tf"
+TF_STATIC = "/tf_static"
 
 # Sim services (served by the sim node under its own name).
 SIM_NODE = "sim"

@@ -15,6 +15,10 @@ logged and stamped at the frame's recorded ROS time:
 | /cameras/<cam>/color/image_raw | sensor_msgs/Image | rgb8 |
 | /cameras/<cam>/depth/image_raw | sensor_msgs/Image | 32FC1 metres, as recorded |
 | /cameras/<cam>/{color,depth}/camera_info | sensor_msgs/CameraInfo | K, D from the episode; P = [K | 0] |
+| /tf | tf2_msgs/TFMessage | odom -> base_link from the odometry, and every movable URDF joint |
+| /tf_static | tf2_msgs/TFMessage | every fixed URDF joint (camera and end-effector frames), once |
+/tf and /tf_static are what robot_state_publisher would broadcast for the robot's URDF
+(brs_sim's generated `models/robot.urdf`), computed by `brs_sim.urdf.UrdfKinematics`.
 Episode attributes go to the bag's custom_data (`brs.task`, `brs.seed`, ...). MCAP chunks are
 zstd-compressed unless `compress=False`.
 """
@@ -29,6 +33,7 @@ import numpy as np
 
 from brs_common import robot_spec as spec
 from brs_common import topics
+from brs_sim.urdf import URDF_PATH, UrdfKinematics
 from brs_teleop import episode as ep_format
 from brs_teleop.export_common import check_output_dir, collect_episodes, staged_output
 
@@ -84,6 +89,21 @@ class _Messages:
             pose=T["geometry_msgs/msg/PoseWithCovariance"](pose=p, covariance=np.zeros(36)),
             twist=T["geometry_msgs/msg/TwistWithCovariance"](twist=tw, covariance=np.zeros(36)))
 
+    def tf(self, header, transforms) -> object:
+        """tf2_msgs/TFMessage of (parent, child, 4x4) transforms, all stamped with `header`'s stamp."""
+        from scipy.spatial.transform import Rotation
+
+        T = self.T
+        out = []
+        for parent, child, M in transforms:
+            x, y, z, w = Rotation.from_matrix(M[:3, :3]).as_quat()
+            out.append(T["geometry_msgs/msg/TransformStamped"](
+                header=T["std_msgs/msg/Header"](stamp=header.stamp, frame_id=parent), child_frame_id=child,
+                transform=T["geometry_msgs/msg/Transform"](
+                    translation=T["geometry_msgs/msg/Vector3"](x=float(M[0, 3]), y=float(M[1, 3]), z=float(M[2, 3])),
+                    rotation=T["geometry_msgs/msg/Quaternion"](x=float(x), y=float(y), z=float(z), w=float(w)))))
+        return T["tf2_msgs/msg/TFMessage"](transforms=out)
+
     def image(self, header, array: np.ndarray, encoding: str):
         a = np.ascontiguousarray(array)
         if encoding == "32FC1":
@@ -117,6 +137,15 @@ def commanded_velocity(action: np.ndarray) -> np.ndarray:
     return vel
 
 
+def odom_transform(pose) -> np.ndarray:
+    """odom -> base_link (4x4) of a planar base pose (x, y, yaw)."""
+    x, y, yaw = (float(v) for v in pose)
+    M = np.eye(4)
+    M[:2, :2] = [[np.cos(yaw), -np.sin(yaw)], [np.sin(yaw), np.cos(yaw)]]
+    M[:2, 3] = x, y
+    return M
+
+
 def write_bag(episode_path: Path, bag_dir: Path, compress: bool = True) -> tuple[int, int]:
     """One episode -> a rosbag2 MCAP bag folder at `bag_dir` (must not exist). (frames, messages).
 
@@ -142,7 +171,11 @@ def write_bag(episode_path: Path, bag_dir: Path, compress: bool = True) -> tuple
             "joints": connection(topics.JOINT_STATES, "sensor_msgs/msg/JointState"),
             "odom": connection(topics.ODOM, "nav_msgs/msg/Odometry"),
             "command": connection(topics.CONTROLLER_STATE, "sensor_msgs/msg/JointState"),
+            "tf": connection(topics.TF, "tf2_msgs/msg/TFMessage"),
+            "tf_static": connection(topics.TF_STATIC, "tf2_msgs/msg/TFMessage"),
         }
+        kin = UrdfKinematics(URDF_PATH)
+        fixed = [(j.parent, j.child, M) for j, M in kin.joint_transforms({}) if j.type == "fixed"]
         for name in ep.cameras:
             for stream in ("color", "depth"):
                 conn[(name, stream)] = connection(topics.camera_topic(name, stream), "sensor_msgs/msg/Image")
@@ -156,6 +189,12 @@ def write_bag(episode_path: Path, bag_dir: Path, compress: bool = True) -> tuple
 
         times_ns = np.rint(np.asarray(ep.time, dtype=np.float64) * 1e9).astype(np.int64)
         for i, t_ns in enumerate(times_ns.tolist()):
+            if i == 0:
+                write("tf_static", t_ns, build.tf(build.header(t_ns, ""), fixed))
+            q = dict(zip(spec.STATE_JOINTS, ep.joint_position[i].tolist()))
+            moving = [(j.parent, j.child, M) for j, M in kin.joint_transforms(q) if j.type != "fixed"]
+            odom = (spec.FRAMES["odom"], spec.FRAMES["base"], odom_transform(ep.base_pose[i]))
+            write("tf", t_ns, build.tf(build.header(t_ns, ""), [odom, *moving]))
             write("joints", t_ns, build.joint_state(
                 build.header(t_ns, ""), spec.STATE_JOINTS,
                 ep.joint_position[i], ep.joint_velocity[i], ep.joint_effort[i]))
