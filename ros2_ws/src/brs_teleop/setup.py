@@ -12,7 +12,7 @@ setup(
         (f"share/{package_name}", ["package.xml"]),
     ],
     install_requires=["setuptools", "brs_common", "brs_control", "brs_sim", "brs_bringup", "numpy", "h5py", "pygame", "pyyaml",
-                      "imageio", "pyarrow", "tqdm", "rosbags", "imageio-ffmpeg", "scipy"],  # last five: exporters
+                      "imageio", "pyarrow", "tqdm", "rosbags", "imageio-ffmpeg", "scipy", "matplotlib"],  # exporters, episode_plot
     zip_safe=False,
     maintainer="BRS developers",
     maintainer_email="dev@brs.local",

@@ -1,7 +1,8 @@
-"""`brs record status|start|stop|discard|list|validate`: the episode recorder on the command line.
+"""`brs record status|start|stop|discard|list|validate|show|video|plot`: the episode recorder on
+the command line.
 
 status/start/stop/discard talk to a running `episode_recorder` node (brs_bringup.graph_client);
-list/validate only read files. Importing this module is cheap (registered in brs.cli).
+list/validate/show/video/plot only read files. Importing this module is cheap (registered in brs.cli).
 """
 
 from __future__ import annotations
@@ -20,6 +21,9 @@ examples:
   brs record list outputs/episodes                  # frames, duration, task, status per episode
   brs record validate outputs/episodes/episode_000003.h5
   brs record validate outputs/episodes              # every episode of a folder
+  brs record show outputs/episodes/episode_000003.h5    # task, length, cameras, tracking error
+  brs record video outputs/episodes/episode_000003.h5   # -> outputs/episodes/episode_000003.mp4
+  brs record plot outputs/episodes/episode_000003.h5    # -> outputs/episodes/episode_000003.png
 """
 
 SERVICE_HELP = {
@@ -74,6 +78,29 @@ def add_parser(sub) -> None:
     v.add_argument("--any-spec", action="store_true",
                    help="accept episodes recorded with another robot spec (joints, limits, cameras)")
     v.set_defaults(func=_validate)
+
+    sh = cmds.add_parser("show", help="one episode: task, source, length, cameras, motion, tracking error",
+                         description="Print an episode's metadata and a summary of what happened: frames, "
+                                     "duration, measured rate, cameras, base distance and turn, and per "
+                                     "group the largest gap between the recorded target and the measured joint.",
+                         epilog="examples:\n  brs record show outputs/episodes/episode_000003.h5\n"
+                                "  brs record show outputs/episodes/episode_000003.h5 --json",
+                         formatter_class=argparse.RawDescriptionHelpFormatter)
+    sh.add_argument("episode", type=Path, metavar="EPISODE")
+    sh.add_argument("--json", action="store_true", help="print JSON (for scripts)")
+    sh.set_defaults(func=_show)
+
+    for name, what, ext in (("video", "an mp4 of the cameras side by side, at the record rate", "mp4"),
+                            ("plot", "a PNG: measured joints vs targets per group, base velocity "
+                                     "commanded vs measured", "png")):
+        c = cmds.add_parser(name, help=f"write {what.split(':')[0]}",
+                            description=f"Write {what} of EPISODE (default: next to it, .{ext}).",
+                            epilog=f"examples:\n  brs record {name} outputs/episodes/episode_000003.h5\n"
+                                   f"  brs record {name} outputs/episodes/episode_000003.h5 -o /tmp/ep3.{ext}",
+                            formatter_class=argparse.RawDescriptionHelpFormatter)
+        c.add_argument("episode", type=Path, metavar="EPISODE")
+        c.add_argument("-o", "--output", type=Path, help=f"output .{ext} file")
+        c.set_defaults(func=_video if name == "video" else _plot, ext=ext)
 
 
 # ---- files -------------------------------------------------------------------------------------
@@ -130,6 +157,70 @@ def _validate(args) -> int:
     if not paths:
         print("no episode files given")
     return 1 if bad or not paths else 0
+
+
+def _open_episode(path: Path):
+    from brs_teleop import episode as ep
+
+    if not path.is_file():
+        raise ValueError(f"{path}: no such episode file")
+    try:
+        episode = ep.read_episode(path)
+    except ep.EpisodeError as exc:
+        raise ValueError(str(exc)) from None
+    if episode.n_frames == 0:
+        episode.close()
+        raise ValueError(f"{path}: no frames")
+    return episode
+
+
+def _output(args) -> Path:
+    out = args.output or args.episode.with_name(args.episode.name.split(".")[0] + f".{args.ext}")
+    if out.suffix != f".{args.ext}":
+        raise ValueError(f"--output must end in .{args.ext}; got {out}")
+    return out
+
+
+def _show(args) -> int:
+    import json
+
+    from brs_teleop.episode_plot import summary
+
+    with _open_episode(args.episode) as episode:
+        info = summary(episode)
+    if args.json:
+        print(json.dumps(info, indent=1, default=str))
+    else:
+        width = max(len(k) for k in info)
+        for key, value in info.items():
+            print(f"{key:<{width}}  {value}")
+    return 0
+
+
+def _video(args) -> int:
+    import shutil
+    import tempfile
+
+    from brs_teleop.episode_video import episode_video
+
+    out = _output(args)
+    with _open_episode(args.episode) as episode:
+        if not episode.cameras:
+            raise ValueError(f"{args.episode}: recorded without cameras, no video to make")
+    with tempfile.TemporaryDirectory() as tmp:  # episode_video names its file after the episode
+        made = episode_video(args.episode, Path(tmp))
+        out.parent.mkdir(parents=True, exist_ok=True)
+        shutil.move(made, out)
+    print(out)
+    return 0
+
+
+def _plot(args) -> int:
+    from brs_teleop.episode_plot import episode_plot
+
+    _open_episode(args.episode).close()
+    print(episode_plot(args.episode, _output(args)))
+    return 0
 
 
 # ---- the running recorder ----------------------------------------------------------------------
