@@ -409,6 +409,26 @@ def test_teleop_preempts_policy_and_lower_priorities_are_ignored(graph):
     wait_for(lambda: diag_int(h, "ignored_inactive") > 0 and diag_int(h, "source_switches") >= 2, 5)
 
 
+def test_two_publishers_on_one_source_are_reported_until_one_goes(graph):
+    """A second teleop publisher (keyboard_teleop next to JoyLo) mixes commands silently; the
+    controller counts the publishers of every command topic (1 Hz) and WARNs while two publish."""
+    h = graph
+    wait_for(lambda: diag(h).get("publishers.teleop") == "1", 5,
+             message=f"one teleop publisher counted (the test's own); status {diag(h)}")
+    extra = h.node.create_publisher(JointTrajectory, topics.whole_body_command("teleop"), qos.COMMAND)
+    try:
+        wait_for(lambda: diag(h).get("publishers.teleop") == "2" and diag(h)["_level"] == 1, 5,
+                 message=f"a WARN about two teleop publishers; status {diag(h)}")
+        assert "2 publishers on teleop" in diag(h)["_message"] and diag(h)["publishers.policy"] == "1"
+    finally:
+        h.node.destroy_publisher(extra)
+    wait_for(lambda: diag(h).get("publishers.teleop") == "1" and diag(h)["_level"] == 0, 5,
+             message=f"back to OK with one publisher; status {diag(h)}")
+    assert "publishers on" not in diag(h)["_message"]
+    line = f"2 publishers on {topics.whole_body_command('teleop')}"
+    wait_for(lambda: line in h.ctrl.log(), 5, message=f"the warning in the controller's log: {h.ctrl.log()[-2000:]}")
+
+
 def test_bad_commands_never_reach_the_controllers_and_are_reported(graph):
     h = graph
     hold = settle(h)

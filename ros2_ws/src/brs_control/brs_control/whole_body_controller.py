@@ -69,6 +69,7 @@ for _g in spec.POSITION_GROUPS:
     _POS_SLICES[_g] = slice(_s.start - len(BASE_INDEX), _s.stop - len(BASE_INDEX))
 
 STATUS_EVERY = 10  # ticks between diagnostics status refreshes (10 Hz)
+PUBLISHER_CHECK_PERIOD = 1.0  # s (wall): how often the command topics' publishers are counted
 
 
 class WholeBodyController(Node):
@@ -120,6 +121,9 @@ class WholeBodyController(Node):
         self.received = dict.fromkeys(SOURCES, 0)
         self.accepted = dict.fromkeys(SOURCES, 0)
         self._last_event_publish = -math.inf
+        self.command_publishers = dict.fromkeys(SOURCES, 0)  # per command topic, counted every PUBLISHER_CHECK_PERIOD
+        self._mixed: dict[str, list[str]] = {}  # source -> publishing nodes, where more than one publishes
+        self._last_publisher_check = -math.inf
 
         self.diag = DiagnosticsReporter(self, hardware_id="whole_body_controller")
         for source in SOURCES:
@@ -444,7 +448,29 @@ class WholeBodyController(Node):
             self._last_event_publish = t
             self.diag.publish()
 
+    def _check_publishers(self):
+        """Count the publishers of every command topic. Two on one source (e.g. keyboard_teleop
+        and JoyLo both on teleop) mix their commands silently, so say so: WARN + one log line."""
+        t = time.monotonic()
+        if t - self._last_publisher_check < PUBLISHER_CHECK_PERIOD:
+            return
+        self._last_publisher_check = t
+        mixed = {}
+        for source in SOURCES:
+            topic = topics.whole_body_command(source)
+            self.command_publishers[source] = self.count_publishers(topic)
+            if self.command_publishers[source] > 1:
+                infos = self.get_publishers_info_by_topic(topic)
+                mixed[source] = sorted(f"{i.node_namespace.rstrip('/')}/{i.node_name}" for i in infos)
+        for source, nodes in mixed.items():
+            if self._mixed.get(source) != nodes:
+                self.get_logger().warning(
+                    f"{len(nodes)} publishers on {topics.whole_body_command(source)} ({', '.join(nodes)}): "
+                    "their commands are mixed; stop all but one")
+        self._mixed = mixed
+
     def _update_status(self):
+        self._check_publishers()
         values = {
             "active_source": self.arbiter.active,
             "controlling_source": self.controlling or "none",
@@ -457,6 +483,7 @@ class WholeBodyController(Node):
             **self.stats,
             **{f"received.{s}": n for s, n in self.received.items()},
             **{f"accepted.{s}": n for s, n in self.accepted.items()},
+            **{f"publishers.{s}": n for s, n in self.command_publishers.items()},
         }
         if self.joints is not None:
             values.update({f"joint_limiter.{k}": v for k, v in self.joints.counts.items()})
@@ -470,6 +497,10 @@ class WholeBodyController(Node):
             level, message = DiagnosticStatus.OK, "idle: no fresh command; base stopped, joints holding"
         else:
             level, message = DiagnosticStatus.OK, f"in control: {self.controlling}"
+        if self._mixed and level == DiagnosticStatus.OK:
+            level = DiagnosticStatus.WARN
+            message += "; " + "; ".join(f"{len(n)} publishers on {s} ({', '.join(n)}): commands mixed"
+                                        for s, n in self._mixed.items())
         self.diag.set_status("state", level, message, values)
 
     def stop_base(self, timeout: float = 1.0):
