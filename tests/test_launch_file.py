@@ -85,6 +85,7 @@ def test_declared_arguments_are_the_graphs(launch_file):
     ({"use_sim": "false", "mode": "demo"}, {"use_sim": False, "mode": "demo"}),
     ({"use_sim": "true", "mode": "teleop", "seed": "4", "scene": "123"},
      {"mode": "teleop", "seed": 4, "scene": "123"}),
+    ({"mode": "record", "teleop": "keyboard"}, {"mode": "record", "teleop": "keyboard"}),
 ])
 def test_nodes_are_exactly_the_description(launch_file, given, expected):
     _, nodes = _launch(launch_file, **given)
@@ -143,6 +144,12 @@ def test_unknown_override_is_a_clear_error(launch_file):
 def test_describe_validates_directly():
     with pytest.raises(ValueError, match="unknown mode 'dance'; valid modes: idle, teleop, policy, rl, record, demo"):
         graph.describe(mode="dance")
+    with pytest.raises(ValueError, match="unknown teleop 'gamepad'"):
+        graph.describe(mode="record", teleop="gamepad")
+    by_input = {t: {n.name: n for n in graph.describe(mode="record", teleop=t)} for t in ("joylo", "keyboard")}
+    assert "joylo" in by_input["joylo"] and "joylo" not in by_input["keyboard"]  # keyboard_teleop runs in its own terminal
+    assert by_input["keyboard"]["episode_recorder"].parameters["source"] == "keyboard"
+    assert by_input["joylo"]["episode_recorder"].parameters["source"] == "teleop"
     assert "sim" not in [n.name for n in graph.describe(use_sim=False, mode="idle")]
     with pytest.raises(ValueError, match="unknown argument 'torso_driver.nope'"):
         graph.describe(use_sim=False, **{"torso_driver.nope": "1"})

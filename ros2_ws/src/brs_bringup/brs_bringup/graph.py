@@ -47,6 +47,13 @@ LAUNCH_ARGUMENTS: tuple[LaunchArgument, ...] = (
         "collect (scripted task expert + episode recorder; driven by `brs collect`)",
         MODES,
     ),
+    LaunchArgument(
+        "teleop", "joylo",
+        "the operator's input in teleop and record modes: joylo (Joy-Cons + leader arms, started "
+        "here) or keyboard (no JoyLo node; run `keyboard_teleop` in a terminal of its own, and "
+        "recorded episodes say source=keyboard)",
+        ("joylo", "keyboard"),
+    ),
 )
 
 
@@ -264,8 +271,12 @@ def _coerce(key: str, default: Any, value: Any) -> Any:
 
 # ---- the description ---------------------------------------------------------------------------
 
-def describe(use_sim: bool | str = True, mode: str = "idle", **overrides: Any) -> list[NodeDescription]:
+def describe(use_sim: bool | str = True, mode: str = "idle", teleop: str = "joylo",
+             **overrides: Any) -> list[NodeDescription]:
     """The nodes to run for `use_sim` and `mode`, with config parameters merged with `overrides`.
+
+    `teleop="keyboard"` leaves JoyLo out (keyboard_teleop needs a terminal of its own) and labels
+    recorded episodes `source=keyboard`.
 
     An override `key=value` sets parameter `key` on every node of this graph that declares it in
     config/*.yaml, `node.key=value` only on that node; string values are parsed like launch
@@ -275,13 +286,19 @@ def describe(use_sim: bool | str = True, mode: str = "idle", **overrides: Any) -
     use_sim = parse_bool("use_sim", use_sim)
     if mode not in MODES:
         raise ValueError(f"unknown mode {mode!r}; valid modes: {', '.join(MODES)}")
+    if teleop not in ("joylo", "keyboard"):
+        raise ValueError(f"unknown teleop {teleop!r}; valid values: joylo, keyboard")
     templates = HARDWARE_LAYER[use_sim] + COMMON_NODES + MODE_NODES[mode]
+    if teleop == "keyboard":
+        templates = tuple(t for t in templates if t is not JOYLO)
     config = load_parameters()
     nodes = []
     for template in templates:
         params = {**template.parameters, **config.get(template.name, {})}
         if template is CONTROLLER:
             params["active_source"] = ACTIVE_SOURCE[mode]
+        if template is RECORDER and mode == "record" and teleop == "keyboard":
+            params["source"] = "keyboard"
         params["use_sim_time"] = use_sim
         nodes.append(replace(template, parameters=params))
     names = [n.name for n in nodes]
