@@ -71,7 +71,7 @@ from std_srvs.srv import Trigger
 from brs_common import qos, topics
 from brs_common import robot_spec as spec
 from brs_common.convert import make_joint_state
-from brs_common.node_main import run_node
+from brs_common.node_main import ConfigError, run_node
 from brs_common.diagnostics import ERROR, OK, WARN, DiagnosticsReporter
 
 from .dynamixel import control_table as ct
@@ -83,9 +83,6 @@ UNCONFIGURED, INACTIVE, ACTIVE, FAULT = "unconfigured", "inactive", "active", "f
 DEFAULT_GRIPPER_CURRENT_A = 0.6
 ERROR_WINDOW_S = 1.0  # bus errors within this window keep the "bus" component at WARN
 
-
-class ConfigError(RuntimeError):
-    """Bad parameters or calibration: the node cannot start."""
 
 
 class DynamixelDriver(Node):
@@ -613,7 +610,7 @@ class DynamixelDriver(Node):
 
 def main(args=None) -> int:
     return run_node(DynamixelDriver, args, on_stop=lambda node: node.shutdown(),
-                    config_errors=(ConfigError, CalibrationError, ValueError))
+                    config_errors=(CalibrationError, ValueError))
 
 if __name__ == "__main__":
     raise SystemExit(main())

@@ -51,7 +51,7 @@ from brs_common import robot_spec as spec
 from brs_common.convert import (cloud_to_points, state_positions, make_trajectory, stamp_to_sec,
                                 whole_body_command_msg)
 from brs_common.diagnostics import DiagnosticsReporter
-from brs_common.node_main import run_node
+from brs_common.node_main import ConfigError, run_node
 
 NODE_NAME = "policy"
 DEFAULT_ACTION_PERIOD = 1.0 / 10.0  # the episode recorder's default rate (config/recorder.yaml)
@@ -60,9 +60,6 @@ POSITION = spec.POSITION
 BASE = ~POSITION
 IDLE, HOMING, HOME, RUNNING, STALE = "idle", "homing", "home", "running", "stale"
 
-
-class ConfigError(ValueError):
-    """A bad parameter or checkpoint: the node does not start (exit code 2 with this message)."""
 
 
 def action_period_of(extra: dict, override: float) -> float:
@@ -401,7 +398,7 @@ class PolicyNode(Node):
 
 
 def main(args=None):
-    return run_node(PolicyNode, args, config_errors=(ConfigError,))
+    return run_node(PolicyNode, args)
 
 
 if __name__ == "__main__":

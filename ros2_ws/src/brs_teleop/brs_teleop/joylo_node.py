@@ -43,6 +43,7 @@ from collections import deque
 import numpy as np
 
 from brs_common import robot_spec as spec
+from brs_common.node_main import ConfigError
 
 from . import joycon as jc
 from . import teleop_mapping as tm
@@ -51,9 +52,6 @@ from .leader_arms import ARM_JOINTS, SIDES, HapticConfig, LeaderArms, LeaderCali
 
 ARM_MAX_SPEED = float(spec.MAX_VELOCITY[tm.ARMS].min())
 
-
-class ConfigError(RuntimeError):
-    """Bad parameters: the node does not start (exit code 2, the message says why)."""
 
 
 class JoyloCore:
@@ -489,7 +487,7 @@ def main(args=None):
 
     make.__name__ = "joylo"
     return run_node(make, args, on_stop=lambda node: node.stop(),
-                    config_errors=(ConfigError, CalibrationError, JoyloLogError, ValueError))
+                    config_errors=(CalibrationError, JoyloLogError, ValueError))
 
 
 if __name__ == "__main__":

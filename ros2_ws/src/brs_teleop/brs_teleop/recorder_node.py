@@ -42,6 +42,7 @@ from brs_common import qos, topics
 from brs_common import robot_spec as spec
 from brs_common.convert import image_to_numpy, joint_state_arrays, stamp_to_sec
 from brs_common.diagnostics import DiagnosticsReporter
+from brs_common.node_main import ConfigError
 
 from . import episode as ep
 from . import joycon
@@ -51,9 +52,6 @@ BASE = spec.group_slice("base")
 EPISODE_EVENTS = (tm.START_EPISODE, tm.STOP_EPISODE, tm.DISCARD_EPISODE)
 SHUTDOWN_TIMEOUT = 60.0  # s to save the current episode at Ctrl-C (drain the queue, fsync)
 
-
-class ConfigError(ValueError):
-    """A bad parameter: the node does not start (exit code 2 with this message)."""
 
 
 # ---- pure conversions --------------------------------------------------------------------------
@@ -534,8 +532,7 @@ class EpisodeRecorder(Node):
 def main(args=None) -> int:
     from brs_common.node_main import run_node
 
-    return run_node(EpisodeRecorder, args, on_stop=lambda node: node.shutdown(),
-                    config_errors=(ConfigError,))
+    return run_node(EpisodeRecorder, args, on_stop=lambda node: node.shutdown())
 
 
 if __name__ == "__main__":

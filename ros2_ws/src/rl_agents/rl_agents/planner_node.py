@@ -44,7 +44,7 @@ from brs_common import qos, topics
 from brs_common import robot_spec as spec
 from brs_common.convert import make_trajectory
 from brs_common.diagnostics import DiagnosticsReporter
-from brs_common.node_main import run_node
+from brs_common.node_main import ConfigError, run_node
 
 SOURCE = "rl"
 IDLE, MOVING, REACHED, STALE, TIMEOUT = "idle", "moving", "reached", "stale", "timeout"
@@ -53,9 +53,6 @@ IDLE, MOVING, REACHED, STALE, TIMEOUT = "idle", "moving", "reached", "stale", "t
 # m/s: after "reached" the base is still braking (controller acceleration limit) above this speed
 BRAKING_SPEED = 0.02
 
-
-class ConfigError(ValueError):
-    """A bad parameter or checkpoint: the node does not start (exit code 2 with this message)."""
 
 
 def yaw_of(q) -> float:
@@ -328,7 +325,7 @@ class PlannerNode(Node):
 
 
 def main(args=None):
-    return run_node(PlannerNode, args, config_errors=(ConfigError,))
+    return run_node(PlannerNode, args)
 
 
 if __name__ == "__main__":

@@ -42,16 +42,13 @@ from trajectory_msgs.msg import JointTrajectory
 from brs_common import qos, topics
 from brs_common.convert import state_positions
 from brs_common.diagnostics import DiagnosticsReporter
-from brs_common.node_main import run_node
+from brs_common.node_main import ConfigError, run_node
 
 from .ros_tasks import TASKS, make_task, odom_pose
 
 NODE_NAME = "rl_agent"
 IDLE, RUNNING, STALE = "idle", "running", "stale"
 
-
-class ConfigError(ValueError):
-    """A bad parameter or checkpoint: the node does not start (exit code 2 with this message)."""
 
 
 def load_policy(path: str, task, device: str = "cpu", threads: int = 1):
@@ -259,7 +256,7 @@ class RlAgentNode(Node):
 
 
 def main(args=None):
-    return run_node(RlAgentNode, args, config_errors=(ConfigError,))
+    return run_node(RlAgentNode, args)
 
 
 if __name__ == "__main__":
