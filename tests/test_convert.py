@@ -296,3 +296,21 @@ def test_conversion_speed():
     print(timings)
     slow = {k: v for k, v in timings.items() if v >= 2.0}
     assert not slow, f"conversions slower than 2 ms median: {slow}"
+
+
+def test_quaternion_yaw_and_odom_pose_match_scipy():
+    """Yaw of arbitrary (tilted) orientations equals scipy's ZYX yaw; odom_pose reads x, y, yaw."""
+    from geometry_msgs.msg import Quaternion
+    from nav_msgs.msg import Odometry
+    from scipy.spatial.transform import Rotation
+
+    from brs_common.convert import odom_pose, quaternion_yaw
+
+    rotations = Rotation.random(200, random_state=3)
+    for r in rotations:
+        x, y, z, w = r.as_quat()
+        assert quaternion_yaw(Quaternion(x=x, y=y, z=z, w=w)) == pytest.approx(r.as_euler("ZYX")[0], abs=1e-9)
+    msg = Odometry()
+    msg.pose.pose.position.x, msg.pose.pose.position.y = 1.5, -0.25
+    msg.pose.pose.orientation.z, msg.pose.pose.orientation.w = np.sin(-2.0 / 2), np.cos(-2.0 / 2)
+    np.testing.assert_allclose(odom_pose(msg), [1.5, -0.25, -2.0], atol=1e-12)

@@ -36,7 +36,8 @@ from visualization_msgs.msg import MarkerArray
 
 from brs_common import qos, topics
 from brs_common import robot_spec as spec
-from brs_common.convert import make_joint_state, markers_to_object_poses, state_positions, whole_body_command_msg
+from brs_common.convert import (make_joint_state, markers_to_object_poses, odom_pose, state_positions,
+                                whole_body_command_msg)
 from brs_common.diagnostics import DiagnosticsReporter
 
 from .experts import EXPERTS, make_expert
@@ -117,9 +118,7 @@ class ExpertNode(Node):
             self.diag.reject("bad_joint_states", str(exc))
 
     def _on_odom(self, msg: Odometry):
-        p, q = msg.pose.pose.position, msg.pose.pose.orientation
-        yaw = math.atan2(2 * (q.w * q.z + q.x * q.y), 1 - 2 * (q.y * q.y + q.z * q.z))
-        self.base_pose = np.array([p.x, p.y, yaw])
+        self.base_pose = odom_pose(msg)
 
     def _on_objects(self, msg: MarkerArray):
         self.objects = markers_to_object_poses(msg)

@@ -119,6 +119,17 @@ def state_positions(msg: JointState) -> np.ndarray:
     return pos
 
 
+def quaternion_yaw(q) -> float:
+    """Yaw (rad, about z) of a geometry_msgs Quaternion (the z of a ZYX / roll-pitch-yaw split)."""
+    return math.atan2(2.0 * (q.w * q.z + q.x * q.y), 1.0 - 2.0 * (q.y * q.y + q.z * q.z))
+
+
+def odom_pose(msg) -> np.ndarray:
+    """(x, y, yaw) of base_link in odom from a nav_msgs/Odometry."""
+    p = msg.pose.pose.position
+    return np.array([p.x, p.y, quaternion_yaw(msg.pose.pose.orientation)])
+
+
 def make_joint_state(names: Sequence[str], pos, vel=None, effort=None, stamp=None) -> JointState:
     """sensor_msgs/JointState; `vel`/`effort` None -> left empty."""
     n = len(names)

@@ -21,7 +21,6 @@ episode as complete; a kill -9 leaves it as `<episode>.h5.partial` (see episode.
 from __future__ import annotations
 
 import json
-import math
 import queue
 import threading
 from collections import Counter, deque
@@ -40,7 +39,7 @@ from std_srvs.srv import Trigger
 
 from brs_common import qos, topics
 from brs_common import robot_spec as spec
-from brs_common.convert import image_to_numpy, joint_state_arrays, stamp_to_sec
+from brs_common.convert import image_to_numpy, joint_state_arrays, odom_pose, stamp_to_sec
 from brs_common.diagnostics import DiagnosticsReporter
 from brs_common.node_main import ConfigError
 
@@ -58,9 +57,8 @@ SHUTDOWN_TIMEOUT = 60.0  # s to save the current episode at Ctrl-C (drain the qu
 
 def odom_pose_velocity(msg: Odometry) -> tuple[np.ndarray, np.ndarray]:
     """((x, y, yaw) in odom, (vx, vy, wz) in the base frame) of an Odometry."""
-    p, q, tw = msg.pose.pose.position, msg.pose.pose.orientation, msg.twist.twist
-    yaw = math.atan2(2.0 * (q.w * q.z + q.x * q.y), 1.0 - 2.0 * (q.y * q.y + q.z * q.z))
-    return np.array([p.x, p.y, yaw]), np.array([tw.linear.x, tw.linear.y, tw.angular.z])
+    tw = msg.twist.twist
+    return odom_pose(msg), np.array([tw.linear.x, tw.linear.y, tw.angular.z])
 
 
 def action_from_commanded(msg: JointState) -> np.ndarray:

@@ -42,7 +42,7 @@ from std_srvs.srv import Trigger
 
 from brs_common import qos, topics
 from brs_common import robot_spec as spec
-from brs_common.convert import make_trajectory
+from brs_common.convert import make_trajectory, quaternion_yaw
 from brs_common.diagnostics import DiagnosticsReporter
 from brs_common.node_main import ConfigError, run_node
 
@@ -53,10 +53,6 @@ IDLE, MOVING, REACHED, STALE, TIMEOUT = "idle", "moving", "reached", "stale", "t
 # m/s: after "reached" the base is still braking (controller acceleration limit) above this speed
 BRAKING_SPEED = 0.02
 
-
-
-def yaw_of(q) -> float:
-    return math.atan2(2.0 * (q.w * q.z + q.x * q.y), 1.0 - 2.0 * (q.y * q.y + q.z * q.z))
 
 
 def base_command_msg(v_base, period: float):
@@ -161,7 +157,7 @@ class PlannerNode(Node):
     # ------------------------------------------------------------------ inputs
     def _on_odom(self, msg: Odometry):
         pp = msg.pose.pose
-        pose = np.array([pp.position.x, pp.position.y, yaw_of(pp.orientation)])
+        pose = np.array([pp.position.x, pp.position.y, quaternion_yaw(pp.orientation)])
         if not np.all(np.isfinite(pose)):
             self.diag.reject("bad_odom", "NaN/inf pose")
             return
@@ -174,7 +170,7 @@ class PlannerNode(Node):
         if frame not in ("", spec.FRAMES["odom"]):
             self.diag.reject("wrong_frame", f"goal in frame {frame!r}; expected {spec.FRAMES['odom']!r}")
             return
-        goal = np.array([msg.pose.position.x, msg.pose.position.y, yaw_of(msg.pose.orientation)])
+        goal = np.array([msg.pose.position.x, msg.pose.position.y, quaternion_yaw(msg.pose.orientation)])
         if not np.all(np.isfinite(goal)):
             self.diag.reject("non_finite", "NaN/inf goal")
             return

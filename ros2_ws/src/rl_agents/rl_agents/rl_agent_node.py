@@ -40,11 +40,11 @@ from std_srvs.srv import Trigger
 from trajectory_msgs.msg import JointTrajectory
 
 from brs_common import qos, topics
-from brs_common.convert import state_positions
+from brs_common.convert import odom_pose, state_positions
 from brs_common.diagnostics import DiagnosticsReporter
 from brs_common.node_main import ConfigError, run_node
 
-from .ros_tasks import TASKS, make_task, odom_pose
+from .ros_tasks import TASKS, make_task
 
 NODE_NAME = "rl_agent"
 IDLE, RUNNING, STALE = "idle", "running", "stale"

@@ -48,9 +48,9 @@ from trajectory_msgs.msg import JointTrajectory
 
 from brs_common import qos, topics
 from brs_common.background import BackgroundNode
-from brs_common.convert import state_positions
+from brs_common.convert import odom_pose, state_positions
 
-from .ros_tasks import make_task, odom_pose
+from .ros_tasks import make_task
 
 
 def stamp_ns(stamp) -> int:

@@ -80,13 +80,6 @@ class ForwardKinematics:
             return R.T @ self._jac[:, self._arm_dofs]
 
 
-def odom_pose(msg) -> np.ndarray:
-    """(x, y, yaw) of base_link in odom from a nav_msgs/Odometry."""
-    p, q = msg.pose.pose.position, msg.pose.pose.orientation
-    yaw = math.atan2(2.0 * (q.w * q.z + q.x * q.y), 1.0 - 2.0 * (q.y * q.y + q.z * q.z))
-    return np.array([p.x, p.y, yaw])
-
-
 def odom_to_base(point_odom, pose) -> np.ndarray:
     """A point given in odom expressed in base_link, base at (x, y, yaw) (height unchanged)."""
     x, y, yaw = pose

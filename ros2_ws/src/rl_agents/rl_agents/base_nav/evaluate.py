@@ -73,11 +73,10 @@ class GoalDriver:
         self.seq = 0
 
     def _on_odom(self, msg):
-        from rl_agents.planner_node import yaw_of
+        from brs_common.convert import odom_pose
 
-        p = msg.pose.pose
         with self.lock:
-            self.pose = np.array([p.position.x, p.position.y, yaw_of(p.orientation)])
+            self.pose = odom_pose(msg)
 
     def _on_clock(self, msg):
         with self.lock:
