@@ -314,3 +314,21 @@ def test_quaternion_yaw_and_odom_pose_match_scipy():
     msg.pose.pose.position.x, msg.pose.pose.position.y = 1.5, -0.25
     msg.pose.pose.orientation.z, msg.pose.pose.orientation.w = np.sin(-2.0 / 2), np.cos(-2.0 / 2)
     np.testing.assert_allclose(odom_pose(msg), [1.5, -0.25, -2.0], atol=1e-12)
+
+
+def test_colour_and_depth_decoding_of_every_supported_encoding():
+    rgb = np.arange(2 * 3 * 3, dtype=np.uint8).reshape(2, 3, 3)
+    rgba = np.concatenate([rgb, np.full((2, 3, 1), 255, np.uint8)], axis=2)
+    for encoding, data in (("rgb8", rgb), ("8UC3", rgb), ("bgr8", rgb[..., ::-1]), ("rgba8", rgba),
+                           ("bgra8", rgba[..., [2, 1, 0, 3]])):
+        np.testing.assert_array_equal(cv.color_to_rgb(cv.numpy_to_image(np.ascontiguousarray(data), encoding)), rgb)
+    mm = np.array([[0, 1000], [1500, 65535]], np.uint16)
+    for encoding in ("16UC1", "mono16"):
+        np.testing.assert_allclose(cv.depth_to_metres(cv.numpy_to_image(mm, encoding)),
+                                   [[0.0, 1.0], [1.5, 65.535]], rtol=1e-6)
+    metres = np.array([[np.nan, 0.5]], np.float32)
+    np.testing.assert_array_equal(cv.depth_to_metres(cv.numpy_to_image(metres, "32FC1")), metres)
+    with pytest.raises(ValueError, match="colour image encoding 'mono8' not supported"):
+        cv.color_to_rgb(cv.numpy_to_image(np.zeros((2, 2), np.uint8), "mono8"))
+    with pytest.raises(ValueError, match="depth image encoding '8UC1' not supported"):
+        cv.depth_to_metres(cv.numpy_to_image(np.zeros((2, 2), np.uint8), "8UC1"))

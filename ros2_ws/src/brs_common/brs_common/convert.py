@@ -272,6 +272,32 @@ def image_to_numpy(msg: Image, copy: bool = False) -> np.ndarray:
     return out
 
 
+COLOR_ENCODINGS = ("rgb8", "bgr8", "rgba8", "bgra8", "8UC3")  # 8UC3 is taken as RGB
+DEPTH_ENCODINGS = ("32FC1", "16UC1", "mono16")  # metres / millimetres (REP 118) / millimetres
+
+
+def color_to_rgb(msg: Image) -> np.ndarray:
+    """(H, W, 3) uint8 RGB of a colour Image (alpha dropped, BGR reordered; a view where
+    possible); ValueError for other encodings."""
+    if msg.encoding not in COLOR_ENCODINGS:
+        raise ValueError(f"colour image encoding {msg.encoding!r} not supported; use one of {COLOR_ENCODINGS}")
+    a = image_to_numpy(msg)
+    if msg.encoding.startswith("bgr"):
+        a = a[:, :, 2::-1]
+    return a[:, :, :3]
+
+
+def depth_to_metres(msg: Image) -> np.ndarray:
+    """(H, W) float32 metres of a depth Image: 32FC1 as is (NaN / 0 invalid), 16UC1 and mono16
+    millimetres scaled (0 invalid); ValueError for other encodings."""
+    if msg.encoding not in DEPTH_ENCODINGS:
+        raise ValueError(f"depth image encoding {msg.encoding!r} not supported; use one of {DEPTH_ENCODINGS}")
+    a = image_to_numpy(msg)
+    if msg.encoding == "32FC1":
+        return a
+    return a.astype(np.float32) * np.float32(1e-3)
+
+
 def numpy_to_image(arr, encoding: str, frame_id: str = "", stamp=None) -> Image:
     """sensor_msgs/Image (host byte order, no row padding) from an (H, W[, C]) array.
 

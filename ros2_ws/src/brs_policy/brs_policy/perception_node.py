@@ -28,35 +28,13 @@ from sensor_msgs.msg import Image, JointState, PointCloud2
 
 from brs_common import qos, topics
 from brs_common import robot_spec as spec
-from brs_common.convert import image_to_numpy, state_positions, points_to_cloud, stamp_to_sec
+from brs_common.convert import color_to_rgb, depth_to_metres, points_to_cloud, state_positions, stamp_to_sec
 from brs_common.diagnostics import DiagnosticsReporter
 from brs_common.node_main import run_node
 
 from .perception import CROP_BOXES, N_POINTS, PIXEL_STRIDE, PointCloudFuser, crop_box
 
 NODE_NAME = "perception"
-COLOR_ENCODINGS = ("rgb8", "bgr8", "rgba8", "bgra8")
-DEPTH_ENCODINGS = ("32FC1", "16UC1")  # metres / millimetres (REP 118)
-
-
-def color_to_rgb(msg: Image) -> np.ndarray:
-    """(H, W, 3) uint8 RGB of a colour Image; ValueError for other encodings."""
-    if msg.encoding not in COLOR_ENCODINGS:
-        raise ValueError(f"colour encoding {msg.encoding!r} not supported; use one of {COLOR_ENCODINGS}")
-    a = image_to_numpy(msg)
-    if msg.encoding.startswith("bgr"):
-        a = a[:, :, 2::-1]
-    return a[:, :, :3]
-
-
-def depth_to_metres(msg: Image) -> np.ndarray:
-    """(H, W) float32 metres of a depth Image (NaN / 0 invalid); ValueError for other encodings."""
-    if msg.encoding not in DEPTH_ENCODINGS:
-        raise ValueError(f"depth encoding {msg.encoding!r} not supported; use one of {DEPTH_ENCODINGS}")
-    a = image_to_numpy(msg)
-    if msg.encoding == "16UC1":
-        return a.astype(np.float32) * np.float32(1e-3)
-    return a
 
 
 def parse_crop(text: str):

@@ -39,7 +39,7 @@ from std_srvs.srv import Trigger
 
 from brs_common import qos, topics
 from brs_common import robot_spec as spec
-from brs_common.convert import image_to_numpy, joint_state_arrays, odom_pose, stamp_to_sec
+from brs_common.convert import color_to_rgb, depth_to_metres, joint_state_arrays, odom_pose, stamp_to_sec
 from brs_common.diagnostics import DiagnosticsReporter
 from brs_common.node_main import ConfigError
 
@@ -68,30 +68,11 @@ def action_from_commanded(msg: JointState) -> np.ndarray:
     return pos
 
 
-def color_rgb(msg: Image) -> np.ndarray:
-    img = image_to_numpy(msg)
-    if msg.encoding in ("rgb8", "8UC3"):
-        return img
-    if msg.encoding == "bgr8":
-        return img[..., ::-1]
-    raise ValueError(f"colour image encoding {msg.encoding!r}: expected rgb8 or bgr8")
-
-
-def depth_metres(msg: Image) -> np.ndarray:
-    """float32 metres from 32FC1 (metres) or 16UC1 (millimetres, REP-118); invalid stays 0/NaN."""
-    img = image_to_numpy(msg)
-    if msg.encoding == "32FC1":
-        return img
-    if msg.encoding in ("16UC1", "mono16"):
-        return img.astype(np.float32) * np.float32(0.001)
-    raise ValueError(f"depth image encoding {msg.encoding!r}: expected 32FC1 or 16UC1")
-
-
 def frame_from_messages(t: float, msgs: dict, cameras: tuple[str, ...]) -> ep.Frame:
     """An episode frame from the latest message of every stream (keys as in `stream_keys`)."""
     pos, vel, eff = joint_state_arrays(msgs["joint_states"], spec.STATE_JOINTS)
     pose, twist = odom_pose_velocity(msgs["odom"])
-    images = {c: (color_rgb(msgs[f"{c}/color"]), depth_metres(msgs[f"{c}/depth"])) for c in cameras}
+    images = {c: (color_to_rgb(msgs[f"{c}/color"]), depth_to_metres(msgs[f"{c}/depth"])) for c in cameras}
     return ep.Frame(t, pos, vel, eff, pose, twist, action_from_commanded(msgs["action"]), images)
 
 
