@@ -35,14 +35,15 @@ def test_frame_from_messages_and_history():
     from nav_msgs.msg import Odometry
 
     from brs_common.convert import make_joint_state, numpy_to_image
-    from brs_teleop.recorder_node import StreamHistory, frame_from_messages
+    from brs_common.stamped_history import StampedHistory
+    from brs_teleop.recorder_node import frame_from_messages
 
-    hist = StreamHistory(horizon=1.0)
+    hist = StampedHistory(horizon=1.0)  # as the recorder keeps each stream
     for k in range(30):
         hist.add(0.1 * k, k)
-    assert hist.at(2.45) == (pytest.approx(2.4), 24) and hist.at(5.0)[1] == 29
-    assert hist.at(0.7 * 3)[1] == 21  # 0.1 * 21 != 0.7 * 3 in floats: 1 us tolerance
-    assert hist.at(1.5) is None  # trimmed: more than the horizon behind the newest
+    assert hist.at_or_before(2.45) == (pytest.approx(2.4), 24) and hist.at_or_before(5.0)[1] == 29
+    assert hist.at_or_before(0.7 * 3)[1] == 21  # 0.1 * 21 != 0.7 * 3 in floats: 1 us tolerance
+    assert hist.at_or_before(1.5) is None  # trimmed: more than the horizon behind the newest
 
     n = len(spec.STATE_JOINTS)
     odom = Odometry()

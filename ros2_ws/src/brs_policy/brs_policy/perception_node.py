@@ -17,7 +17,6 @@ max_joint_state_age.
 
 from __future__ import annotations
 
-import bisect
 import time
 from collections import deque
 
@@ -31,6 +30,7 @@ from brs_common import robot_spec as spec
 from brs_common.convert import color_to_rgb, depth_to_metres, points_to_cloud, state_positions, stamp_to_sec
 from brs_common.diagnostics import DiagnosticsReporter
 from brs_common.node_main import run_node
+from brs_common.stamped_history import StampedHistory
 
 from .perception import CROP_BOXES, N_POINTS, PIXEL_STRIDE, PointCloudFuser, crop_box
 
@@ -78,8 +78,7 @@ class PerceptionNode(Node):
         self.fuser = PointCloudFuser(self.cameras)
 
         self.latest: dict[tuple[str, str], Image] = {}
-        self.js_stamps: deque[float] = deque(maxlen=300)
-        self.js_pos: deque[np.ndarray] = deque(maxlen=300)
+        self.joint_states = StampedHistory(maxlen=300)
         self.last_processed = -float("inf")
         self.pending: set[float] = set()  # capture stamps seen but not processed yet
         self.processed = 0
@@ -107,21 +106,12 @@ class PerceptionNode(Node):
         except ValueError as exc:
             self.diag.reject("bad_joint_state", str(exc))
             return
-        t = stamp_to_sec(msg.header.stamp)
-        if self.js_stamps and t < self.js_stamps[-1]:  # time went back (sim restarted): start over
-            self.js_stamps.clear()
-            self.js_pos.clear()
-        self.js_stamps.append(t)
-        self.js_pos.append(pos)
+        self.joint_states.add(stamp_to_sec(msg.header.stamp), pos)
 
     def joint_state_at(self, t: float):
         """Positions of the joint state closest to `t` and its time offset, or (None, inf)."""
-        if not self.js_stamps:
-            return None, float("inf")
-        stamps = self.js_stamps
-        i = bisect.bisect_left(stamps, t)
-        best = min((j for j in (i - 1, i) if 0 <= j < len(stamps)), key=lambda j: abs(stamps[j] - t))
-        return self.js_pos[best], abs(stamps[best] - t)
+        item = self.joint_states.nearest(t)
+        return (None, float("inf")) if item is None else (item[1], abs(item[0] - t))
 
     def _on_image(self, key, msg: Image):
         self.latest[key] = msg

@@ -34,7 +34,6 @@ the reason (brs_common.node_main.run_node).
 
 from __future__ import annotations
 
-import bisect
 import time
 from collections import deque
 
@@ -52,6 +51,7 @@ from brs_common.convert import (cloud_to_points, state_positions, make_trajector
                                 whole_body_command_msg)
 from brs_common.diagnostics import DiagnosticsReporter
 from brs_common.node_main import ConfigError, run_node
+from brs_common.stamped_history import StampedHistory
 
 NODE_NAME = "policy"
 DEFAULT_ACTION_PERIOD = 1.0 / 10.0  # the episode recorder's default rate (config/recorder.yaml)
@@ -108,31 +108,13 @@ def chunk_from_now(chunk: np.ndarray, period: float, age: float):
     return np.vstack([now_value[None], chunk[future]]), np.concatenate([[0.0], t[future]])
 
 
-class _History:
-    """Timestamped samples kept `keep` s; nearest(t) -> sample closest to t."""
+def _value(item):
+    return None if item is None else item[1]
 
-    def __init__(self, keep: int = 400):
-        self.t: deque[float] = deque(maxlen=keep)
-        self.v: deque[np.ndarray] = deque(maxlen=keep)
 
-    def add(self, t: float, value: np.ndarray):
-        if self.t and t < self.t[-1]:  # time went back (sim restarted): start over
-            self.t.clear()
-            self.v.clear()
-        self.t.append(t)
-        self.v.append(value)
-
-    def nearest(self, t: float):
-        if not self.t:
-            return None
-        if t <= 0.0:  # unstamped observation: the latest sample
-            return self.v[-1]
-        i = bisect.bisect_left(self.t, t)
-        best = min((j for j in (i - 1, i) if 0 <= j < len(self.t)), key=lambda j: abs(self.t[j] - t))
-        return self.v[best]
-
-    def latest(self):
-        return self.v[-1] if self.v else None
+def _value_near(history: StampedHistory, t: float):
+    """The value of the sample nearest `t`; the latest for an unstamped (t <= 0) observation."""
+    return _value(history.latest() if t <= 0.0 else history.nearest(t))
 
 
 class PolicyNode(Node):
@@ -171,8 +153,8 @@ class PolicyNode(Node):
         self._seed_sampler()
 
         self.clouds: deque[tuple[float, np.ndarray, np.ndarray]] = deque(maxlen=self.obs_window)
-        self.joints = _History()
-        self.base_vel = _History()
+        self.joints = StampedHistory(maxlen=400)
+        self.base_vel = StampedHistory(maxlen=400)
         self.last_cloud_time: float | None = None  # node clock at receipt
         self.state = RUNNING if p["autostart"] else IDLE
         self.state_since = self._now()
@@ -254,7 +236,7 @@ class PolicyNode(Node):
             self.diag.reject("bad_cloud", str(exc))
             return
         t = stamp_to_sec(msg.header.stamp)
-        q, v = self.joints.nearest(t), self.base_vel.nearest(t)
+        q, v = _value_near(self.joints, t), _value_near(self.base_vel, t)
         if q is None or v is None:
             self.diag.reject("no_proprio", "no /joint_states or /odom yet")
             return
@@ -292,7 +274,7 @@ class PolicyNode(Node):
     # ------------------------------------------------------------------ loop
     def _hold(self):
         """One command: every position joint at its current measured position, base at rest."""
-        q = self.joints.latest()
+        q = _value(self.joints.latest())
         if q is None:
             return
         target = np.zeros(spec.ACTION_DIM)
@@ -303,7 +285,7 @@ class PolicyNode(Node):
     def _tick(self):
         now = self._now()
         if self.state in (HOMING, HOME):
-            q = self.joints.latest()
+            q = _value(self.joints.latest())
             if q is not None:
                 target = np.where(POSITION, spec.HOME, 0.0)
                 if np.all(np.abs(q - target[POSITION]) < HOME_TOLERANCE):

@@ -23,7 +23,7 @@ from __future__ import annotations
 import json
 import queue
 import threading
-from collections import Counter, deque
+from collections import Counter
 from concurrent.futures import Future
 from pathlib import Path
 
@@ -42,6 +42,7 @@ from brs_common import robot_spec as spec
 from brs_common.convert import color_to_rgb, depth_to_metres, joint_state_arrays, odom_pose, stamp_to_sec
 from brs_common.diagnostics import DiagnosticsReporter
 from brs_common.node_main import ConfigError
+from brs_common.stamped_history import StampedHistory
 
 from . import episode as ep
 from . import joycon
@@ -99,26 +100,6 @@ def joy_state(msg: Joy, config: joycon.JoyConConfig) -> joycon.JoyConState:
     axes = dict(zip(joycon.JOY_AXES, (float(a) for a in msg.axes)))
     buttons = {name: bool(b) for name, b in zip(config.button_names, msg.buttons)}
     return joycon.JoyConState(**axes, buttons=buttons)
-
-
-class StreamHistory:
-    """The recent (stamp, message) pairs of one stream, `horizon` seconds behind the newest."""
-
-    def __init__(self, horizon: float):
-        self.horizon = horizon
-        self._items: deque = deque()
-
-    def add(self, stamp: float, msg) -> None:
-        self._items.append((stamp, msg))
-        while self._items[0][0] < stamp - self.horizon:
-            self._items.popleft()
-
-    def at(self, t: float):
-        """The latest (stamp, message) stamped at or before `t` (1 us tolerance), or None."""
-        for item in reversed(self._items):
-            if item[0] <= t + 1e-6:
-                return item
-        return None
 
 
 # ---- the writer thread -------------------------------------------------------------------------
@@ -276,7 +257,7 @@ class EpisodeRecorder(Node):
 
         # the sampler looks back up to max_age behind a slot that is up to two periods old
         self.horizon = self.max_age + 3.0 / self.rate_hz + 0.5
-        self.history = {key: StreamHistory(self.horizon) for key in stream_keys(cameras)}
+        self.history = {key: StampedHistory(horizon=self.horizon) for key in stream_keys(cameras)}
         self.camera_info: dict[str, CameraInfo] = {}
         self._lock = threading.Lock()
         self.recording = False
@@ -365,7 +346,7 @@ class EpisodeRecorder(Node):
     def _take_frame(self, t: float):
         msgs, problem = {}, ""
         for key in stream_keys(self.cameras):
-            entry = self.history[key].at(t)
+            entry = self.history[key].at_or_before(t)
             if entry is None:
                 problem = f"no {key} message at or before t={t:.2f}"
             elif t - entry[0] > self.max_age:
