@@ -116,6 +116,37 @@ def test_core_preview_is_the_next_step_and_leaves_the_core_alone():
     assert np.array_equal(step, preview)
 
 
+def test_core_engages_each_arm_only_once_its_leader_matches_the_robot():
+    """Robot arms at home, left leader 0.8 rad off on joint 2: the left arm holds (right follows)
+    until the leader comes within the tolerance; from then it follows, rate-limited, for good."""
+    core = JoyloCore(jc.load_config(), engage_tolerance=0.2)
+    home = core.start(None)[tm.ARMS].copy()
+    leader = home.copy()
+    leader[1] += 0.8  # left_arm_joint2
+    leader[6] += 0.1  # right_arm_joint1: within the tolerance
+    for _ in range(20):
+        targets, _ = core.step([], leader)
+    assert list(core.engaged) == [False, True]
+    np.testing.assert_array_equal(targets[tm.ARMS][:6], home[:6])  # left held at the robot's pose
+    assert targets[R1] == pytest.approx(leader[6])  # right followed
+    assert core.worst_mismatch("left") == ("left_arm_joint2", pytest.approx(0.8))
+    assert np.array_equal(core.preview(leader), targets)  # preview obeys the same rule
+    leader[1] = home[1] + 0.15  # the operator brings the leader over
+    targets, _ = core.step([], leader)
+    assert core.engaged.all() and targets[J1 + 1] == pytest.approx(home[1] + MAX_STEP)
+    leader[1] = home[1] + 1.0  # now far again: still engaged, follows at the speed limit
+    before = targets[J1 + 1]
+    targets, _ = core.step([], leader)
+    assert targets[J1 + 1] == pytest.approx(before + MAX_STEP)
+    leader[:6] = np.nan  # unplugged: holds, stays engaged
+    assert np.array_equal(core.step([], leader)[0][tm.ARMS][:6], targets[tm.ARMS][:6]) and core.engaged.all()
+    at_once = JoyloCore(jc.load_config(), engage_tolerance=0.0)
+    at_once.start(None)
+    assert at_once.step([], home + 0.8)[0][J1] == pytest.approx(home[0] + MAX_STEP)  # the old behaviour
+    with pytest.raises(ValueError, match="engage_tolerance must be >= 0"):
+        JoyloCore(jc.load_config(), engage_tolerance=-1.0)
+
+
 # ----------------------------------------------------------------------------- the node
 
 @pytest.fixture
@@ -371,3 +402,41 @@ def test_event_driven_publishes_a_new_leader_reading_before_the_next_tick(ros, t
     print(f"\nleader move -> teleop command, ticks at 5 Hz: event-driven {np.round(np.array(event) * 1e3, 1).tolist()} "
           f"ms, tick-driven {np.round(np.array(tick) * 1e3, 1).tolist()} ms")
     assert np.median(event) < 0.05 and max(event) < 0.15, event  # the tick alone: 0-200 ms, 100 ms median
+
+
+def engage_status(ros):
+    with ros.lock:
+        msgs = list(ros.messages[topics.DIAGNOSTICS])
+    found = [s for m in msgs for s in m.status if s.name == "joylo: engage"]
+    return found[-1] if found else None
+
+
+def test_node_waits_for_the_leader_to_match_the_robot_before_following(ros, tmp_path, leaders):
+    """The left leader starts 0.8 rad off the robot on joint 2: the robot's left arm is not pulled
+    there; /diagnostics says which joint to move; once the operator brings it within the engage
+    tolerance the arm follows (and keeps following), with no jump."""
+    Robot(ros)
+    ros.record(CMD, JointTrajectory, qos.COMMAND, keep=5000)
+    ros.record(topics.DIAGNOSTICS, DiagnosticArray, qos.DIAGNOSTICS, keep=500)
+    left = leaders["left"]
+    hold(left, 32, tick_of(HOME_ARM[1] + 0.8))
+    script = write_script(tmp_path / "script.jsonl", 3000, {})
+    # haptics off: the passive leader stays where the test puts it
+    proc = spawn_joylo(ros, tmp_path, leaders, replay_file=str(script), haptics=False)
+    wait_for(lambda: ros.count(CMD) > 50, 20, message=f"commands; log:\n{proc.log()}")
+
+    def status_says(level, text):
+        st = engage_status(ros)
+        return st is not None and level_value(st.level) == level and text in st.message
+
+    wait_for(lambda: status_says(1, "left arm: move the leader to the robot's pose (left_arm_joint2 off by 0.80"),
+             5, message=f"engage WARN naming left_arm_joint2; saw {engage_status(ros)}")
+    assert np.all(np.abs(commands(ros)[:, J1 + 1] - HOME_ARM[1]) < 1e-9)  # never pulled toward the leader
+    hold(left, 32, tick_of(HOME_ARM[1] + 0.1))  # the operator brings it over
+    wait_for(lambda: status_says(OK, "both arms follow"), 5, message=f"engaged; saw {engage_status(ros)}")
+    wait_for(lambda: abs(commands(ros)[-1][J1 + 1] - (HOME_ARM[1] + 0.1)) < 2e-3, 5, message="follows")
+    hold(left, 32, tick_of(HOME_ARM[1] + 0.6))  # far again: engaged arms keep following
+    wait_for(lambda: abs(commands(ros)[-1][J1 + 1] - (HOME_ARM[1] + 0.6)) < 2e-3, 5, message="still follows")
+    assert np.abs(np.diff(commands(ros)[:, tm.ARMS], axis=0)).max() <= MAX_STEP + 1e-9
+    assert proc.stop() == 0
+    assert "left arm engaged: the robot follows its leader" in proc.log()

@@ -20,8 +20,13 @@ tick's. Joy-Con, haptics, /joy, the e-stop and the log stay on the tick; the ext
 bounded by the read rate (and only come when the leader moved). `event_driven:=false`: the leader
 is read once per tick only.
 
+Engage step (`engage_tolerance`, 0.2 rad): an arm does not follow its leader until every leader
+joint is within the tolerance of the arm's current target (the robot's pose at start), as GELLO
+and BRS operators expect; meanwhile its targets hold, the haptics pull the leader toward the
+robot and /diagnostics (component `engage`) names the joint that is furthest off. Once engaged an
+arm stays engaged (an unplugged leader only holds). `engage_tolerance:=0` follows at once.
 Arm targets follow the leader at most `max_arm_speed` rad/s, so a leader that comes back after a
-bus fault (or a first reading far from the robot) never makes the command jump. While an arm is
+bus fault never makes the command jump. While an arm is
 unreadable its targets are held and /diagnostics says so; the bus reconnects with backoff.
 Nothing is published before /joint_states and, with live leader arms, before the first complete
 leader reading (so the node never fights another teleop source while its arms are unplugged).
@@ -51,6 +56,7 @@ from .joylo_log import JoyloLogError, LogWriter, read_log
 from .leader_arms import ARM_JOINTS, SIDES, HapticConfig, LeaderArms, LeaderCalibrationError
 
 ARM_MAX_SPEED = float(spec.MAX_VELOCITY[tm.ARMS].min())
+ENGAGE_TOLERANCE = 0.2  # rad: an arm follows once every leader joint is this close to its target
 
 
 
@@ -58,16 +64,39 @@ class JoyloCore:
     """One JoyLo tick, pure: (Joy-Con events, 12 leader values or NaN) -> (21-D target, events)."""
 
     def __init__(self, joy_config: jc.JoyConConfig, rate_hz: float = spec.CONTROL_RATE_HZ,
-                 mapping: tm.MappingConfig = tm.MappingConfig(), max_arm_speed: float = ARM_MAX_SPEED):
+                 mapping: tm.MappingConfig = tm.MappingConfig(), max_arm_speed: float = ARM_MAX_SPEED,
+                 engage_tolerance: float = ENGAGE_TOLERANCE):
         if rate_hz <= 0 or max_arm_speed <= 0:
             raise ValueError("rate_hz and max_arm_speed must be positive")
+        if engage_tolerance < 0:
+            raise ValueError(f"engage_tolerance must be >= 0 (0: follow at once), got {engage_tolerance}")
         self.joy_config = joy_config
         self.mapping = mapping
         self.dt = 1.0 / rate_hz
         self.max_step = max_arm_speed * self.dt
+        self.engage_tolerance = engage_tolerance
         self.targets: np.ndarray | None = None
+        self.engaged = np.zeros(len(SIDES), bool)
+        self.mismatch = np.full(len(tm.ARMS), np.nan)  # leader - arm target at the last step
         self.state = jc.JoyConState()
         self.alt_mode = False
+
+    def _engagement(self, leader: np.ndarray, arms: np.ndarray) -> np.ndarray:
+        """Which arms follow the leader from this step on (per side; once engaged, always)."""
+        diff = np.abs(leader - arms).reshape(len(SIDES), -1)  # NaN where unreadable
+        aligned = np.all(diff <= self.engage_tolerance, axis=1) if self.engage_tolerance > 0 else \
+            np.ones(len(SIDES), bool)
+        return self.engaged | aligned
+
+    def _follow(self, leader, arms: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(arm targets moved toward `leader` by at most one step where engaged and readable,
+        engagement after this step)."""
+        leader = np.asarray(leader, dtype=float)
+        engaged = self._engagement(leader, arms)
+        ok = np.isfinite(leader) & np.repeat(engaged, len(tm.ARMS) // len(SIDES))
+        arms = arms.copy()
+        arms[ok] += np.clip(leader[ok] - arms[ok], -self.max_step, self.max_step)
+        return arms, engaged
 
     def preview(self, leader) -> np.ndarray:
         """The current targets with the arms moved toward a newer `leader` reading (12, NaN: hold)
@@ -76,16 +105,25 @@ class JoyloCore:
         if self.targets is None:
             raise RuntimeError("JoyloCore.preview before start()")
         out = self.targets.copy()
-        arms = out[tm.ARMS]
-        leader = np.asarray(leader, dtype=float)
-        ok = np.isfinite(leader)
-        arms[ok] += np.clip(leader[ok] - arms[ok], -self.max_step, self.max_step)
+        arms, _ = self._follow(leader, out[tm.ARMS])
         out[tm.ARMS] = np.clip(arms, spec.LOWER[tm.ARMS], spec.UPPER[tm.ARMS])
         return out
 
     def start(self, joint_positions: dict[str, float] | None) -> np.ndarray:
         self.targets = tm.initial_targets(joint_positions)
+        self.engaged[:] = False
         return self.targets
+
+    def worst_mismatch(self, side: str) -> tuple[str, float]:
+        """(joint, |leader - target|) of the `side` arm's joint furthest from its target at the
+        last step (NaN when unread)."""
+        k = SIDES.index(side)
+        n = len(tm.ARMS) // len(SIDES)
+        diff = np.abs(self.mismatch[k * n:(k + 1) * n])
+        if not np.isfinite(diff).any():
+            return ARM_JOINTS[k * n], float("nan")
+        j = int(np.nanargmax(diff))
+        return ARM_JOINTS[k * n + j], float(diff[j])
 
     def step(self, events, leader) -> tuple[np.ndarray, list[str]]:
         if self.targets is None:
@@ -93,10 +131,9 @@ class JoyloCore:
         prev = self.state
         self.state = jc.state_from_events(events, self.joy_config, prev)
         arms = self.targets[tm.ARMS].copy()
-        if leader is not None:
-            leader = np.asarray(leader, dtype=float)
-            ok = np.isfinite(leader)  # NaN: that arm is unreadable -> hold
-            arms[ok] += np.clip(leader[ok] - arms[ok], -self.max_step, self.max_step)
+        if leader is not None:  # NaN entries: that arm is unreadable -> hold
+            self.mismatch = np.asarray(leader, dtype=float) - arms
+            arms, self.engaged = self._follow(leader, arms)
         self.targets, events_out = tm.joycon_targets(self.targets, self.state, prev, self.dt,
                                                      arms, self.alt_mode, self.mapping)
         if tm.TOGGLE_MODE in events_out:
@@ -198,6 +235,7 @@ def _make_node():
                 max_current=float(p("haptic_max_current", 0.35)),
                 free_current=float(p("haptic_free_current", 0.0)))
             max_arm_speed = float(p("max_arm_speed", ARM_MAX_SPEED))
+            engage_tolerance = float(p("engage_tolerance", ENGAGE_TOLERANCE))
             default_map = tm.MappingConfig()
             mapping = tm.MappingConfig(base_max=tuple(p("base_max", list(default_map.base_max))),
                                        torso_rate=float(p("torso_rate", default_map.torso_rate)))
@@ -216,7 +254,10 @@ def _make_node():
                                   f"({1.0 / self.rate_hz:g} s), got {self.event_min_interval}")
 
             self.joy_config = jc.load_config(joycon_config or None)
-            self.core = JoyloCore(self.joy_config, self.rate_hz, mapping, max_arm_speed)
+            try:
+                self.core = JoyloCore(self.joy_config, self.rate_hz, mapping, max_arm_speed, engage_tolerance)
+            except ValueError as exc:
+                raise ConfigError(str(exc)) from None
             self.ticks = []
             self.tick_index = 0
             if self.input == "replay":
@@ -258,6 +299,7 @@ def _make_node():
             self._made_from: np.ndarray | None = None  # leader reading of the last command
             self._last_targets: np.ndarray | None = None  # targets of the last command
             self.replay_done = False
+            self._announced = [False] * len(SIDES)
             self._last_diag = 0.0
             self._stop = threading.Event()
             self._thread = threading.Thread(target=self._loop, name="joylo_loop", daemon=True)
@@ -419,6 +461,7 @@ def _make_node():
                                  loop)
             self._leader_status()
             self._input_status()
+            self._engage_status()
 
         def _leader_status(self):
             if self.leader is None:
@@ -442,6 +485,28 @@ def _make_node():
                                      "targets, reconnecting", values)
             else:
                 self.diag.set_status("leader", OK, "both leader arms read", values)
+
+        def _engage_status(self):
+            core = self.core
+            if core.targets is None:
+                return
+            values = {f"{side}.engaged": bool(core.engaged[k]) for k, side in enumerate(SIDES)}
+            values["engage_tolerance"] = core.engage_tolerance
+            waiting = []
+            for k, side in enumerate(SIDES):
+                joint, off = core.worst_mismatch(side)
+                values[f"{side}.max_mismatch_rad"] = round(off, 3)
+                if not core.engaged[k]:
+                    waiting.append(f"{side} arm: move the leader to the robot's pose "
+                                   f"({joint} off by {off:.2f} rad)")
+            if waiting:
+                self.diag.set_status("engage", WARN, "not following yet: " + "; ".join(waiting), values)
+            else:
+                self.diag.set_status("engage", OK, "both arms follow their leaders", values)
+            for k, side in enumerate(SIDES):
+                if core.engaged[k] and not self._announced[k]:
+                    self._announced[k] = True
+                    self.get_logger().info(f"{side} arm engaged: the robot follows its leader")
 
         def _input_status(self):
             if self.input == "replay":
