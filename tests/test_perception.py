@@ -163,6 +163,33 @@ def test_bimanual_box_is_in_view_from_the_start_pose(scene):
         assert counts[0] >= 30 and counts[0] >= 3 * counts[1], counts
 
 
+def test_own_intrinsics_back_project_a_bigger_image_to_the_same_points(scene):
+    """A camera at 640x480 (the sim's 320x240 render upsampled, K scaled x2 about pixel centres):
+    with `set_intrinsics` from its camera_info, every pixel lands within a quarter pixel's
+    footprint of where the original pixel lands (4.7 mm at the farthest wall pixel); sizes that do not
+    match are refused."""
+    sim, renderer, _ = scene
+    get_task("bimanual_box").reset(sim, 0)
+    images, q, _ = render_sim_images(renderer=renderer, sim=sim)
+    rgb, depth = images["head"]
+    big = {"head": (np.repeat(np.repeat(rgb, 2, 0), 2, 1), np.repeat(np.repeat(depth, 2, 0), 2, 1))}
+    small_fuser, big_fuser = PointCloudFuser(["head"]), PointCloudFuser(["head"])
+    K = big_fuser.K["head"].copy()
+    K[:2, :] *= 2.0
+    K[:2, 2] += 0.5
+    assert big_fuser.set_intrinsics("head", K, 640, 480) and not big_fuser.set_intrinsics("head", K, 640, 480)
+    everything = ((-10, 10), (-10, 10), (-10, 10))
+    a, _ = small_fuser.back_project({"head": (rgb, depth)}, q, crop=everything, pixel_stride=1)
+    b, _ = big_fuser.back_project(big, q, crop=everything, pixel_stride=2)  # pixel (2v, 2u) = original (v, u)
+    assert len(a) == len(b) > 10000
+    quarter_pixel = 0.25 * np.sqrt(2) / small_fuser.K["head"][0, 0] * np.nanmax(depth[np.isfinite(depth)])
+    assert np.linalg.norm(a - b, axis=1).max() <= quarter_pixel * 1.001 + 1e-6, (np.linalg.norm(a - b, axis=1).max(), quarter_pixel)
+    with pytest.raises(ValueError, match=r"head: colour must be uint8 \(480, 640, 3\)"):
+        big_fuser.back_project({"head": (rgb, depth)}, q)
+    with pytest.raises(ValueError, match="intrinsics need fx, fy > 0"):
+        big_fuser.set_intrinsics("head", np.zeros((3, 3)), 640, 480)
+
+
 def test_bad_input_is_refused_with_a_clear_error(scene):
     _, _, fuser = scene
     cam = spec.CAMERAS["head"]

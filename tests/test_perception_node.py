@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray
-from sensor_msgs.msg import Image, JointState, PointCloud2
+from sensor_msgs.msg import CameraInfo, Image, JointState, PointCloud2
 
 from brs_common import qos, topics
 from brs_common import robot_spec as spec
-from brs_common.convert import cloud_to_points, make_joint_state, numpy_to_image, stamp_to_sec
+from brs_common.convert import cloud_to_points, make_camera_info, make_joint_state, numpy_to_image, stamp_to_sec
 from brs_policy.perception import crop_box, typical_pose
 from rosutil import wait_for
 
@@ -96,3 +96,31 @@ def test_bad_images_are_counted_and_never_crash_the_node(ros, tmp_path):
     assert np.all(rgb == 128)
     assert node.proc.poll() is None
     assert "Traceback" not in node.log()
+    assert node.log().count("no camera_info on /cameras/head/depth/camera_info yet") == 1  # warned once
+
+    # a real camera's size: its camera_info (640x480, K scaled x2) makes 640x480 images and 16UC1
+    # depth in millimetres work, and the same wall lands at the same place
+    info = make_camera_info(cam, cam.optical_frame)
+    k = np.array(info.k).reshape(3, 3)
+    k[:2, :] *= 2.0
+    k[:2, 2] += 0.5  # pixel centres: x' = 2 x + 0.5
+    info.width, info.height, info.k = 640, 480, k.ravel().tolist()
+    pub_info = h.node.create_publisher(CameraInfo, topics.camera_topic("head", "depth_info"), qos.SENSOR)
+    wait_for(lambda: pub_info.get_subscription_count() > 0, 15, message="camera_info subscribed")
+    big_rgb = np.full((480, 640, 3), 128, np.uint8)
+    big_depth = np.full((480, 640), 1000, np.uint16)  # 16UC1: mm
+
+    def intrinsics():
+        st = h.diagnostic_status("perception: pipeline")
+        return st[1].get("head.intrinsics", "") if st else ""
+
+    n = h.count(topics.POINTS)
+    wait_for(lambda: pub_info.publish(info) or send(big_rgb, big_depth, depth_enc="16UC1")
+             or (h.count(topics.POINTS) > n + 1 and intrinsics() == "camera_info 640x480"), 15, 0.2,
+             message=f"clouds from 640x480 images; intrinsics {intrinsics()!r}")
+    big, _ = cloud_to_points(h.last(topics.POINTS))
+    np.testing.assert_allclose([big.min(0), big.max(0)], [xyz.min(0), xyz.max(0)], atol=0.01)
+    assert "intrinsics from camera_info: 640x480" in node.log()
+    n = rejected("bad_image")
+    wait_for(lambda: send(good_rgb, good_depth) or rejected("bad_image") > n, 15, 0.2,
+             message="a 320x240 image no longer matches the camera's camera_info")

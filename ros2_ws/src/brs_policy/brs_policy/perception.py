@@ -94,16 +94,36 @@ class PointCloudFuser:
         self.rays: dict[str, np.ndarray] = {}
         self._ray_cache: dict[tuple[str, int], np.ndarray] = {}
         self.K: dict[str, np.ndarray] = {}
+        self.size: dict[str, tuple[int, int]] = {}  # (height, width) the camera's images must have
         for name in self.cameras:
             if name not in spec.CAMERAS:
                 raise ValueError(f"unknown camera {name!r}; spec cameras: {tuple(spec.CAMERAS)}")
             cam = spec.CAMERAS[name]
-            K = camera_info_to_K(make_camera_info(cam))
-            self.K[name] = K
-            v, u = np.mgrid[0:cam.height, 0:cam.width].astype(np.float64)
-            # optical-frame ray per pixel with unit z: depth (z along the axis) * ray = point
-            self.rays[name] = np.stack([(u - K[0, 2]) / K[0, 0], (v - K[1, 2]) / K[1, 1],
-                                        np.ones_like(u)], axis=-1).reshape(-1, 3).astype(np.float32)
+            self._set_rays(name, camera_info_to_K(make_camera_info(cam)), cam.width, cam.height)
+
+    def _set_rays(self, name: str, K: np.ndarray, width: int, height: int) -> None:
+        v, u = np.mgrid[0:height, 0:width].astype(np.float64)
+        # optical-frame ray per pixel with unit z: depth (z along the axis) * ray = point
+        rays = np.stack([(u - K[0, 2]) / K[0, 0], (v - K[1, 2]) / K[1, 1],
+                         np.ones_like(u)], axis=-1).reshape(-1, 3).astype(np.float32)
+        with self._lock:
+            self.K[name], self.size[name], self.rays[name] = K, (int(height), int(width)), rays
+            for key in [k for k in self._ray_cache if k[0] == name]:
+                del self._ray_cache[key]
+
+    def set_intrinsics(self, name: str, K, width: int, height: int) -> bool:
+        """Use a camera's own intrinsics (e.g. from its camera_info) instead of the robot spec's:
+        any image size, pinhole K (3x3). True when they changed. ValueError for bad values."""
+        if name not in self.rays:
+            raise ValueError(f"unknown camera {name!r}; this fuser has {self.cameras}")
+        K = np.asarray(K, dtype=np.float64).reshape(3, 3)
+        if not (np.all(np.isfinite(K)) and K[0, 0] > 0 and K[1, 1] > 0 and int(width) > 0 and int(height) > 0):
+            raise ValueError(f"{name}: intrinsics need fx, fy > 0 and a positive size; got K={K.ravel().tolist()} "
+                             f"{width}x{height}")
+        if self.size[name] == (int(height), int(width)) and np.array_equal(self.K[name], K):
+            return False
+        self._set_rays(name, K, int(width), int(height))
+        return True
 
     # ------------------------------------------------------------------ kinematics
     def camera_poses(self, joint_positions) -> dict[str, tuple[np.ndarray, np.ndarray]]:
@@ -134,9 +154,8 @@ class PointCloudFuser:
         key = (name, stride)
         rays = self._ray_cache.get(key)
         if rays is None:
-            cam = spec.CAMERAS[name]
-            rays = np.ascontiguousarray(
-                self.rays[name].reshape(cam.height, cam.width, 3)[::stride, ::stride].reshape(-1, 3))
+            h, w = self.size[name]
+            rays = np.ascontiguousarray(self.rays[name].reshape(h, w, 3)[::stride, ::stride].reshape(-1, 3))
             self._ray_cache[key] = rays
         return rays
 
@@ -148,15 +167,13 @@ class PointCloudFuser:
         for name, pair in images.items():
             if name not in self.rays:
                 raise ValueError(f"unknown camera {name!r}; this fuser has {self.cameras}")
-            cam = spec.CAMERAS[name]
+            h, w = self.size[name]
             rgb, depth = pair
             rgb, depth = np.asarray(rgb), np.asarray(depth)
-            if rgb.shape != (cam.height, cam.width, 3) or rgb.dtype != np.uint8:
-                raise ValueError(f"{name}: colour must be uint8 ({cam.height}, {cam.width}, 3); "
-                                 f"got {rgb.dtype} {rgb.shape}")
-            if depth.shape != (cam.height, cam.width) or depth.dtype.kind != "f":
-                raise ValueError(f"{name}: depth must be float metres ({cam.height}, {cam.width}); "
-                                 f"got {depth.dtype} {depth.shape}")
+            if rgb.shape != (h, w, 3) or rgb.dtype != np.uint8:
+                raise ValueError(f"{name}: colour must be uint8 ({h}, {w}, 3); got {rgb.dtype} {rgb.shape}")
+            if depth.shape != (h, w) or depth.dtype.kind != "f":
+                raise ValueError(f"{name}: depth must be float metres ({h}, {w}); got {depth.dtype} {depth.shape}")
 
     def back_project(self, images: Mapping[str, tuple], joint_positions, crop=None,
                      pixel_stride: int = PIXEL_STRIDE) -> tuple[np.ndarray, np.ndarray]:

@@ -23,11 +23,12 @@ from collections import deque
 import numpy as np
 from diagnostic_msgs.msg import DiagnosticStatus
 from rclpy.node import Node
-from sensor_msgs.msg import Image, JointState, PointCloud2
+from sensor_msgs.msg import CameraInfo, Image, JointState, PointCloud2
 
 from brs_common import qos, topics
 from brs_common import robot_spec as spec
-from brs_common.convert import color_to_rgb, depth_to_metres, points_to_cloud, state_positions, stamp_to_sec
+from brs_common.convert import (camera_info_to_K, color_to_rgb, depth_to_metres, points_to_cloud, state_positions,
+                                stamp_to_sec)
 from brs_common.diagnostics import DiagnosticsReporter
 from brs_common.node_main import run_node
 from brs_common.stamped_history import StampedHistory
@@ -95,6 +96,11 @@ class PerceptionNode(Node):
                 self.create_subscription(
                     Image, topics.camera_topic(cam, stream),
                     lambda msg, key=(cam, stream): self._on_image(key, msg), qos.SENSOR)
+            # the depth image's intrinsics (= the colour's for aligned depth) back-project its pixels
+            self.create_subscription(CameraInfo, topics.camera_topic(cam, "depth_info"),
+                                     lambda msg, c=cam: self._on_camera_info(c, msg), qos.SENSOR)
+        self.intrinsics_from: dict[str, str] = dict.fromkeys(self.cameras, "robot spec")
+        self._warned_no_info: set[str] = set()
         self.get_logger().info(
             f"perception: cameras={list(self.cameras)} crop={p['crop']!r} n_points={self.n_points} "
             f"pixel_stride={self.pixel_stride} -> {topics.POINTS}")
@@ -112,6 +118,18 @@ class PerceptionNode(Node):
         """Positions of the joint state closest to `t` and its time offset, or (None, inf)."""
         item = self.joint_states.nearest(t)
         return (None, float("inf")) if item is None else (item[1], abs(item[0] - t))
+
+    def _on_camera_info(self, cam: str, msg: CameraInfo):
+        try:
+            changed = self.fuser.set_intrinsics(cam, camera_info_to_K(msg), msg.width, msg.height)
+        except ValueError as exc:
+            self.diag.reject("bad_camera_info", str(exc))
+            return
+        self.intrinsics_from[cam] = "camera_info"
+        if changed:
+            K = self.fuser.K[cam]
+            self.get_logger().info(f"{cam}: intrinsics from camera_info: {msg.width}x{msg.height}, "
+                                   f"fx {K[0, 0]:.1f} fy {K[1, 1]:.1f} cx {K[0, 2]:.1f} cy {K[1, 2]:.1f}")
 
     def _on_image(self, key, msg: Image):
         self.latest[key] = msg
@@ -155,6 +173,13 @@ class PerceptionNode(Node):
         if offset > self.max_js_age:
             self.diag.reject("stale_joint_state", f"nearest joint state {offset * 1e3:.0f} ms from the images")
             return
+        for cam in self.cameras:
+            if self.intrinsics_from[cam] != "camera_info" and cam not in self._warned_no_info:
+                self._warned_no_info.add(cam)
+                h, w = self.fuser.size[cam]
+                self.get_logger().warning(
+                    f"no camera_info on {topics.camera_topic(cam, 'depth_info')} yet: {cam} uses the robot "
+                    f"spec's intrinsics ({w}x{h}) until one arrives")
         t0 = time.perf_counter()
         try:
             images = {cam: (color_to_rgb(c), depth_to_metres(d)) for cam, (c, d) in msgs.items()}
@@ -184,6 +209,8 @@ class PerceptionNode(Node):
             "processed": self.processed,
             "dropped_frames": self.dropped,
             "joint_state_offset_ms": f"{offset * 1e3:.1f}",
+            **{f"{cam}.intrinsics": f"{self.intrinsics_from[cam]} {self.fuser.size[cam][1]}x{self.fuser.size[cam][0]}"
+               for cam in self.cameras},
         })
 
 
