@@ -86,6 +86,7 @@ def test_declared_arguments_are_the_graphs(launch_file):
     ({"use_sim": "true", "mode": "teleop", "seed": "4", "scene": "123"},
      {"mode": "teleop", "seed": 4, "scene": "123"}),
     ({"mode": "record", "teleop": "keyboard"}, {"mode": "record", "teleop": "keyboard"}),
+    ({"mode": "teleop", "viz": "true", "viz_bridge.port": "9000"}, {"mode": "teleop", "viz": True, "viz_bridge.port": 9000}),
 ])
 def test_nodes_are_exactly_the_description(launch_file, given, expected):
     _, nodes = _launch(launch_file, **given)
@@ -150,6 +151,9 @@ def test_describe_validates_directly():
     assert "joylo" in by_input["joylo"] and "joylo" not in by_input["keyboard"]  # keyboard_teleop runs in its own terminal
     assert by_input["keyboard"]["episode_recorder"].parameters["source"] == "keyboard"
     assert by_input["joylo"]["episode_recorder"].parameters["source"] == "teleop"
+    assert "viz_bridge" not in [n.name for n in graph.describe()]
+    viz = {n.name: n for n in graph.describe(viz="true")}["viz_bridge"]
+    assert (viz.package, viz.executable, viz.parameters["port"]) == ("brs", "viz_bridge", 8765)
     assert "sim" not in [n.name for n in graph.describe(use_sim=False, mode="idle")]
     with pytest.raises(ValueError, match="unknown argument 'torso_driver.nope'"):
         graph.describe(use_sim=False, **{"torso_driver.nope": "1"})

@@ -15,7 +15,7 @@ setup(
         (f"share/{package_name}/config", glob("config/*.yaml")),
     ],
     install_requires=["setuptools", "brs_common", "brs_bringup", "brs_sim", "brs_control", "brs_teleop", "brs_policy",
-                      "rl_agents", "numpy", "rich", "matplotlib", "imageio-ffmpeg"],
+                      "rl_agents", "numpy", "rich", "matplotlib", "imageio-ffmpeg", "foxglove-sdk", "scipy"],
     zip_safe=True,
     maintainer="BRS developers",
     maintainer_email="dev@brs.local",
@@ -26,6 +26,7 @@ setup(
             "brs = brs.cli:main",
             "demo_source = brs.demo_source:main",
             "demo_recorder = brs.demo_recorder:main",
+            "viz_bridge = brs.viz_bridge:main",
         ],
     },
 )

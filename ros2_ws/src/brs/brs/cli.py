@@ -246,6 +246,33 @@ def _estop(args) -> int:
     return estop.main(args.action, args.timeout)
 
 
+def _add_viz(sub) -> None:
+    p = sub.add_parser(
+        "viz", help="the running graph live in Foxglove (browser): robot, frames, cloud, cameras, joints",
+        description="Start the Foxglove WebSocket bridge (viz_bridge) next to a running graph and stream "
+                    "/tf (from the URDF), joint states, the controller's command, odometry, the fused "
+                    "point cloud and the colour cameras. Open https://app.foxglove.dev -> Open connection "
+                    "-> Foxglove WebSocket -> ws://HOST:PORT (docs/viz.md). Ctrl-C stops it. "
+                    "`brs bringup ... viz:=true` starts the same node inside the graph.",
+        epilog="examples:\n  brs viz\n  brs viz --host 0.0.0.0 --port 8765   # reachable from another machine\n"
+               "  brs viz image_rate_hz:=2 cameras:='[head]'",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--host", default="127.0.0.1", help="address to serve on (default 127.0.0.1; 0.0.0.0: all)")
+    p.add_argument("--port", type=int, default=8765, help="port (default 8765)")
+    p.add_argument("--sim-time", action="store_true", help="use /clock (the sim graph's time) for the node")
+    p.add_argument("arguments", nargs="*", metavar="key:=value", help="viz_bridge parameters")
+    p.set_defaults(func=_viz)
+
+
+def _viz(args) -> int:
+    from brs.viz_bridge import main as bridge
+    from brs_bringup.graph import parse_launch_arguments
+
+    overrides = parse_launch_arguments(args.arguments)
+    params = {"host": args.host, "port": str(args.port), "use_sim_time": str(args.sim_time).lower(), **overrides}
+    return bridge(["viz_bridge", "--ros-args", *[x for k, v in params.items() for x in ("-p", f"{k}:={v}")]])
+
+
 # ---- main --------------------------------------------------------------------------------------
 
 def _add_emulate(sub) -> None:
@@ -274,7 +301,7 @@ PACKAGE_COMMANDS = ("brs_teleop.export_cli", "brs_teleop.calibrate_cli", "brs_te
                     "brs_policy.train_cli", "brs_policy.eval_cli", "rl_agents.mrq.cli",
                     "rl_agents.pldm.cli", "rl_agents.lmact.cli")
 
-SUBCOMMANDS = (_add_bringup, _add_demo, _add_graph, _add_emulate, _add_collect, _add_estop)
+SUBCOMMANDS = (_add_bringup, _add_demo, _add_graph, _add_emulate, _add_collect, _add_estop, _add_viz)
 
 
 def build_parser() -> argparse.ArgumentParser:

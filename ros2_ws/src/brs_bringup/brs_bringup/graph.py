@@ -54,6 +54,12 @@ LAUNCH_ARGUMENTS: tuple[LaunchArgument, ...] = (
         "recorded episodes say source=keyboard)",
         ("joylo", "keyboard"),
     ),
+    LaunchArgument(
+        "viz", "false",
+        "true: also start viz_bridge, the Foxglove WebSocket bridge (ws://127.0.0.1:8765; robot, "
+        "frames, cloud, cameras and joints in a browser; docs/viz.md)",
+        ("true", "false"),
+    ),
 )
 
 
@@ -159,6 +165,12 @@ PLANNER = NodeDescription(
 RL_AGENT = NodeDescription(
     "rl_agents", "rl_agent_node", "rl_agent",
     description="MR.Q policy: /joint_states + /odom + ~/goal -> /whole_body/rl/command at the task rate",
+)
+
+# The Foxglove WebSocket bridge (config/viz.yaml, docs/viz.md), with viz:=true in any mode.
+VIZ = NodeDescription(
+    "brs", "viz_bridge", "viz_bridge",
+    description="Foxglove WebSocket bridge: /tf (URDF), joints, command, odom, cloud, cameras -> ws://:8765",
 )
 
 MODE_NODES: dict[str, tuple[NodeDescription, ...]] = {
@@ -271,7 +283,7 @@ def _coerce(key: str, default: Any, value: Any) -> Any:
 
 # ---- the description ---------------------------------------------------------------------------
 
-def describe(use_sim: bool | str = True, mode: str = "idle", teleop: str = "joylo",
+def describe(use_sim: bool | str = True, mode: str = "idle", teleop: str = "joylo", viz: bool | str = False,
              **overrides: Any) -> list[NodeDescription]:
     """The nodes to run for `use_sim` and `mode`, with config parameters merged with `overrides`.
 
@@ -291,6 +303,8 @@ def describe(use_sim: bool | str = True, mode: str = "idle", teleop: str = "joyl
     templates = HARDWARE_LAYER[use_sim] + COMMON_NODES + MODE_NODES[mode]
     if teleop == "keyboard":
         templates = tuple(t for t in templates if t is not JOYLO)
+    if parse_bool("viz", viz):
+        templates += (VIZ,)
     config = load_parameters()
     nodes = []
     for template in templates:
