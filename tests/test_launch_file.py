@@ -152,6 +152,11 @@ def test_describe_validates_directly():
     assert by_input["keyboard"]["episode_recorder"].parameters["source"] == "keyboard"
     assert by_input["joylo"]["episode_recorder"].parameters["source"] == "teleop"
     assert "viz_bridge" not in [n.name for n in graph.describe()]
+    # empty lists: a string list's "none" is [""]; a numeric list needs an element (checked before anything starts)
+    rec = {n.name: n for n in graph.describe(mode="record", **{"episode_recorder.cameras": "[]"})}["episode_recorder"]
+    assert rec.parameters["cameras"] == [""]
+    with pytest.raises(ValueError, match=r"joylo.base_max: an empty list cannot be a ROS parameter"):
+        graph.describe(mode="teleop", **{"joylo.base_max": "[]"})
     viz = {n.name: n for n in graph.describe(viz="true")}["viz_bridge"]
     assert (viz.package, viz.executable, viz.parameters["port"]) == ("brs", "viz_bridge", 8765)
     assert "sim" not in [n.name for n in graph.describe(use_sim=False, mode="idle")]

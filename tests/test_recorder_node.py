@@ -251,6 +251,24 @@ def test_joycon_buttons_discard_and_ctrl_c(graph, tmp_path):
     assert ep.validate_episode(tmp_path / "episode_000001.h5")["n_frames"] >= 3
 
 
+def test_recording_without_cameras(graph, tmp_path):
+    """`episode_recorder.cameras:=[]` (the graph passes [""]): no camera_info needed to start, and
+    the episode holds joints, base and actions only."""
+    h = graph
+    proc = recorder(h, tmp_path, "no_cameras", cameras=[""])
+    wait_for(lambda: (s := status(h)) is not None or proc.proc.poll() is not None, 60, message="recorder status")
+    assert proc.proc.poll() is None, proc.log()
+    start(h, proc)
+    frames_at_least(h, 5)
+    assert call(h, topics.RECORDER_STOP).success
+    assert proc.stop(timeout=30) == 0, proc.log()
+    (path,), _ = ep.list_episodes(tmp_path)
+    assert ep.validate_episode(path)["n_frames"] >= 5
+    with ep.read_episode(path) as e:
+        assert e.cameras == {} and np.all(np.isfinite(e.joint_position))
+    assert "cameras []" in proc.log()
+
+
 @pytest.mark.parametrize("params, message", [
     ({"rate_hz": -5.0}, "rate_hz must be > 0, got -5.0"),
     ({"cameras": ["head", "belly"]}, "unknown or repeated ['belly']"),

@@ -264,6 +264,11 @@ def test_live_status_table_and_missing_executable(tmp_path, ros_domain, monkeypa
     rc = Runner([fake("once", "exit", required=True)], live=True, out=out).run()
     assert rc == 0
     assert "brs bringup" in out.getvalue() and "exited(0)" in out.getvalue()
+    # a parameter that cannot be passed stops the bringup before the first node starts, naming it
+    first, bad = fake("first", "exit"), fake("second", "exit", parameters={"gains": []})
+    with pytest.raises(RunnerError, match=r"second.gains: an empty list parameter has no ROS type.*nothing was started"):
+        Runner([first, bad]).run()
+    assert not list(tmp_path.glob("*first*"))  # the fake node reports each start into FAKE_REPORT_DIR
 
 
 def test_command_line_is_ros_args():

@@ -271,6 +271,13 @@ def _coerce(key: str, default: Any, value: Any) -> Any:
         ok = isinstance(value, str)
     elif isinstance(default, list):
         ok = isinstance(value, list)
+        if ok and not value:
+            # ROS has no empty untyped array: a string list's "none" is [""] (the nodes skip empty
+            # names); other lists need an element
+            if default and isinstance(default[0], str):
+                return [""]
+            raise ValueError(f"{key}: an empty list cannot be a ROS parameter (its element type is "
+                             f"unknown); give at least one element (default {default!r})")
         if ok and default:
             value = [_coerce(key, default[0], v) for v in value]
         expected = f"list of {type(default[0]).__name__}" if default else "list"

@@ -93,7 +93,10 @@ def command_line(node: NodeDescription, executable: str | None = None) -> list[s
     """argv that starts `node` the way launch_ros does."""
     argv = [executable or node.executable, "--ros-args", "-r", f"__node:={node.name}"]
     for key, value in node.parameters.items():
-        argv += ["-p", f"{key}:={format_value(value)}"]
+        try:
+            argv += ["-p", f"{key}:={format_value(value)}"]
+        except ValueError as exc:
+            raise ValueError(f"{node.name}.{key}: {exc}") from None
     for src, dst in node.remappings:
         argv += ["-r", f"{src}:={dst}"]
     return argv
@@ -168,6 +171,11 @@ class Runner:
     def run(self) -> int:
         """Start every node, supervise, shut down; returns the exit code."""
         self.procs = [_Proc(n, find_executable(n)) for n in self.nodes]
+        for proc in self.procs:  # every parameter formats before any node starts (drivers torque on)
+            try:
+                command_line(proc.node, proc.executable)
+            except ValueError as exc:
+                raise RunnerError(f"{exc}; nothing was started") from None
         if not self.procs:
             self._say("nothing to run: the described graph is empty")
             return 0

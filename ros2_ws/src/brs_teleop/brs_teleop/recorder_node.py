@@ -235,7 +235,7 @@ class EpisodeRecorder(Node):
             raise ConfigError(f"max_age must be > 0 s, got {p['max_age']}")
         if p["queue_size"] < 1:
             raise ConfigError(f"queue_size must be >= 1 frame, got {p['queue_size']}")
-        cameras = tuple(p["cameras"])
+        cameras = tuple(c for c in p["cameras"] if c)  # [""]: record no cameras
         unknown = [c for c in cameras if c not in spec.CAMERAS]
         if unknown or len(set(cameras)) != len(cameras):
             raise ConfigError(f"cameras {list(cameras)}: unknown or repeated {unknown or 'names'}; "
