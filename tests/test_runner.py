@@ -271,6 +271,44 @@ def test_live_status_table_and_missing_executable(tmp_path, ros_domain, monkeypa
     assert not list(tmp_path.glob("*first*"))  # the fake node reports each start into FAKE_REPORT_DIR
 
 
+def test_console_prints_every_change_of_a_nodes_diagnostic_level(tmp_path, ros_domain, monkeypatch):
+    """The operator console: a node going to ERROR (e.g. a leader arm unplugged) is printed with
+    its message within the runner's health period, and so is its recovery; statuses of nodes
+    outside the graph are not."""
+    import threading
+    import time
+
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    exe = bindir / "brs_fake_node"
+    exe.write_text(FAKE_NODE.format(python=sys.executable))
+    exe.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bindir}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setenv("FAKE_REPORT_DIR", str(tmp_path))
+    reports = {"spinner": (0, "loop: 100 Hz"), "elsewhere": (2, "not in this graph")}
+    out = io.StringIO()
+    runner = Runner([fake("spinner", "spin")], out=out, live=False, health=lambda: dict(reports))
+    rc: list[int] = []
+    thread = threading.Thread(target=lambda: rc.append(runner.run()))
+    thread.start()
+    try:
+        wait_for(lambda: (tmp_path / "spinner.json").exists(), 30, message="the node running")
+        reports["spinner"] = (2, "leader: left arm unreadable (port vanished); holding its last arm targets")
+        t0 = time.monotonic()
+        wait_for(lambda: "[spinner] ERROR: leader: left arm unreadable" in out.getvalue(), 5,
+                 message=f"the ERROR on the console; it shows:\n{out.getvalue()}")
+        assert time.monotonic() - t0 < 1.0  # "within 1 s" (the runner looks every 0.2 s)
+        reports["spinner"] = (0, "leader: both leader arms read")
+        wait_for(lambda: "[spinner] OK: leader: both leader arms read" in out.getvalue(), 5,
+                 message=f"recovery; console:\n{out.getvalue()}")
+    finally:
+        runner.stop()
+        thread.join(20)
+    assert rc == [0]
+    text = out.getvalue()
+    assert "not in this graph" not in text and "loop: 100 Hz" not in text  # quiet while OK
+
+
 def test_command_line_is_ros_args():
     node = NodeDescription("p", "exe", "n", parameters={"s": "x", "b": False, "f": 1.0},
                            remappings=(("a", "/b"),))

@@ -55,9 +55,16 @@ def _add_bringup(sub) -> None:
 
 
 def _run(nodes, args) -> int:
+    from brs_bringup.graph_client import GraphClient
     from brs_bringup.runner import Runner
 
-    return Runner(nodes, log_dir=args.log_dir, live=args.status).run()
+    runner = Runner(nodes, log_dir=args.log_dir, live=args.status)  # sets the graph's DDS defaults
+    console = GraphClient("brs_bringup_console")  # every node's /diagnostics level on the console
+    runner.health = console.node_health
+    try:
+        return runner.run()
+    finally:
+        console.close()
 
 
 def _bringup(args) -> int:

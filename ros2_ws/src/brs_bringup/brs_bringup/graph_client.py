@@ -14,12 +14,14 @@ from rclpy.parameter_client import AsyncParameterClient
 
 from brs_common import qos, topics
 from brs_common.background import BackgroundNode
+from brs_common.diagnostics import level_value
 
 
 class GraphClient(BackgroundNode):
     def __init__(self, name: str = "brs_tool"):
         self._lock = threading.Lock()
         self._status: dict[str, tuple[str, dict[str, str]]] = {}
+        self._levels: dict[str, int] = {}
         self._clients: dict[str, Any] = {}
         super().__init__(name)
         self.node.create_subscription(DiagnosticArray, topics.DIAGNOSTICS, self._on_diagnostics, qos.DIAGNOSTICS)
@@ -28,6 +30,19 @@ class GraphClient(BackgroundNode):
         with self._lock:
             for s in msg.status:
                 self._status[s.name] = (s.message, {kv.key: kv.value for kv in s.values})
+                self._levels[s.name] = level_value(s.level)
+
+    def node_health(self) -> dict[str, tuple[int, str]]:
+        """Per node (the part of a status name before ": "): its worst diagnostic level (0 OK,
+        1 WARN, 2 ERROR, 3 STALE) and "component: message" of that status (the first, if several)."""
+        with self._lock:
+            items = [(name, self._levels[name], self._status[name][0]) for name in self._levels]
+        out: dict[str, tuple[int, str]] = {}
+        for name, level, message in sorted(items):
+            node, _, component = name.partition(": ")
+            if node not in out or level > out[node][0]:
+                out[node] = (level, f"{component}: {message}" if component else message)
+        return out
 
     def status(self, name: str) -> tuple[str, dict[str, str]] | None:
         """(message, values) of the latest /diagnostics status called `name` ("node: component")."""

@@ -23,7 +23,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -37,6 +37,8 @@ _PR_SET_PDEATHSIG = 1
 _LIBC = ctypes.CDLL(None, use_errno=True) if sys.platform.startswith("linux") else None
 # Exit codes of a node we asked to stop that do not count as a crash.
 _STOPPED_CODES = (0, -signal.SIGINT, -signal.SIGTERM, -signal.SIGKILL)
+HEALTH_PERIOD = 0.2  # s between looks at the nodes' diagnostics (a node publishes an ERROR at once)
+LEVEL_NAMES = {0: "OK", 1: "WARN", 2: "ERROR", 3: "STALE"}
 
 
 class RunnerError(RuntimeError):
@@ -151,8 +153,14 @@ class Runner:
 
     def __init__(self, nodes: Sequence[NodeDescription], *, log_dir: Path | str | None = None,
                  live: bool | None = None, kill_timeout: float = 3.0,
-                 env: dict[str, str] | None = None, out: IO[str] | None = None):
+                 env: dict[str, str] | None = None, out: IO[str] | None = None,
+                 health: Callable[[], dict[str, tuple[int, str]]] | None = None):
+        """`health()`: {node name: (worst diagnostic level, "component: message")}, e.g.
+        GraphClient.node_health; shown in the table, and every change to WARN or ERROR (and back
+        to OK) is printed on the console."""
         self.nodes = list(nodes)
+        self.health = health
+        self._health: dict[str, tuple[int, str]] = {}
         self.log_dir = Path(log_dir) if log_dir else None
         self.out = out or sys.stdout
         self.live = self.out.isatty() if live is None else live
@@ -209,7 +217,7 @@ class Runner:
     # -- supervision -----------------------------------------------------------------------------
     def _supervise(self, live) -> None:
         handled = 0
-        last_refresh = 0.0
+        last_refresh = last_health = 0.0
         while True:
             now = time.monotonic()
             for proc in self.procs:
@@ -230,6 +238,9 @@ class Runner:
             elif not any(p.alive or p.restart_at is not None for p in self.procs):
                 self._say("all nodes exited")
                 return
+            if now - last_health >= HEALTH_PERIOD:
+                self._check_health()
+                last_health = now
             if live is not None and now - last_refresh >= 0.5:
                 live.update(self._table(), refresh=True)
                 last_refresh = now
@@ -353,6 +364,29 @@ class Runner:
             self._emit(name, raw.decode(errors="replace").rstrip("\n"))
         stream.close()
 
+    def _check_health(self) -> None:
+        """Print each node whose diagnostic level changed (to WARN/ERROR with its message)."""
+        if self.health is None:
+            return
+        try:
+            health = self.health()
+        except Exception as exc:  # the console must not take the bringup down
+            self._say(f"diagnostics unavailable: {exc!r}", error=True)
+            self.health = None
+            return
+        names = {p.node.name for p in self.procs}
+        for node, (level, message) in sorted(health.items()):
+            if node not in names:
+                continue
+            before = self._health.get(node)
+            if before is None and level == 0:
+                pass
+            elif before is None or before[0] != level or (level >= 2 and before[1] != message):
+                word = LEVEL_NAMES.get(level, str(level))
+                self._emit(node, f"{word}: {message}",
+                           style="bold red" if level >= 2 else "bold yellow" if level == 1 else "bold green")
+        self._health = {k: v for k, v in health.items() if k in names}
+
     def _say(self, text: str, error: bool = False) -> None:
         self._emit("brs", text, style="bold red" if error else "bold")
 
@@ -380,11 +414,15 @@ class Runner:
         return live
 
     def _table(self):
+        from rich.markup import escape
         from rich.table import Table
 
         table = Table(title="brs bringup", title_justify="left")
-        for column in ("node", "pid", "state", "restarts", "uptime", "CPU %", "RSS MiB"):
-            table.add_column(column, justify="left" if column in ("node", "state") else "right")
+        columns = ("node", "pid", "state", "restarts", "uptime", "CPU %", "RSS MiB")
+        columns += ("diagnostics",) if self.health is not None else ()
+        for column in columns:
+            table.add_column(column, justify="left" if column in ("node", "state", "diagnostics") else "right",
+                             overflow="ellipsis", no_wrap=column == "diagnostics", max_width=60)
         now = time.monotonic()
         for proc in self.procs:
             cpu = rss = ""
@@ -397,11 +435,13 @@ class Runner:
             state = proc.state
             style = "green" if state == "running" else "yellow" if state in ("restarting", "stopping") \
                 else "red" if proc.returncode not in (None, 0) else "dim"
-            table.add_row(
-                proc.node.name, str(proc.popen.pid) if proc.popen else "-", f"[{style}]{state}[/]",
-                str(proc.restarts), f"{now - proc.started:.0f} s" if proc.alive else "",
-                cpu, rss,
-            )
+            row = [proc.node.name, str(proc.popen.pid) if proc.popen else "-", f"[{style}]{state}[/]",
+                   str(proc.restarts), f"{now - proc.started:.0f} s" if proc.alive else "", cpu, rss]
+            if self.health is not None:
+                level, message = self._health.get(proc.node.name, (None, ""))
+                colour = {0: "green", 1: "yellow"}.get(level, "red")
+                row.append("" if level is None else f"[{colour}]{LEVEL_NAMES.get(level, level)}[/] {escape(message)}")
+            table.add_row(*row)
         return table
 
 

@@ -31,7 +31,7 @@ class BackgroundNode:
     def __init__(self, name: str, domain_id: int | None = None):
         configure_dds()
         self.context = Context()
-        rclpy.init(context=self.context, domain_id=domain_id)
+        rclpy.init(args=[], context=self.context, domain_id=domain_id)  # not sys.argv: a tool's key:=value are no ROS remaps
         self.node = rclpy.create_node(name, context=self.context)
         self.executor = SingleThreadedExecutor(context=self.context)
         self.executor.add_node(self.node)
