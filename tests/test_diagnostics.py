@@ -105,3 +105,23 @@ def test_set_status_error_component(ros):
                  message="recovered bus status")
     finally:
         rep.close()
+
+
+def test_a_level_change_is_published_promptly_not_at_the_next_report(ros):
+    """period 30 s: only the level change itself can make the status go out within a second."""
+    ros.record(topics.DIAGNOSTICS, DiagnosticArray, qos.DIAGNOSTICS)
+    rep = ReporterNode(ros, name="arm", period=30.0, min_interval=0.1)
+    try:
+        rep.diag.set_status("leader", DiagnosticStatus.OK, "read")
+        wait_for(lambda: statuses(ros, "arm: leader"), 5.0, message="the first report")
+        n = len(statuses(ros, "arm: leader"))
+        rep.diag.set_status("leader", DiagnosticStatus.OK, "read again")  # same level: waits
+        time.sleep(1.0)
+        assert len(statuses(ros, "arm: leader")) == n
+        t0 = time.monotonic()
+        rep.diag.set_status("leader", DiagnosticStatus.ERROR, "left arm unreadable")
+        error = wait_for(lambda: [(s, t) for s, t in statuses(ros, "arm: leader")
+                                  if level_value(s.level) == 2], 5.0, message="the ERROR")
+        assert error[0][1] - t0 < 1.0, f"published {error[0][1] - t0:.2f} s after the change"
+    finally:
+        rep.close()

@@ -73,10 +73,14 @@ class DiagnosticsReporter:
             self.publish()
 
     def set_status(self, name: str, level, message: str, values: dict | None = None):
-        """Set a component's own level (OK/WARN/ERROR/STALE), message and extra key/values."""
+        """Set a component's own level (OK/WARN/ERROR/STALE), message and extra key/values; a
+        changed level is published within `min_interval`, the rest with the periodic report."""
         with self._lock:
             comp = self._component(name)
-            comp.level, comp.message = level_value(level), message
+            level = level_value(level)
+            if level != comp.level:  # a level change goes out with the next tick (<= min_interval)
+                self._pending = True
+            comp.level, comp.message = level, message
             comp.values = {str(k): str(v) for k, v in (values or {}).items()}
 
     def counts(self, component: str | None = None) -> dict[str, int]:
