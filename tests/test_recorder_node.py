@@ -83,7 +83,7 @@ def graph(tmp_path_factory):
 
 
 def recorder(h, out, name="recorder", **params) -> NodeProcess:
-    params = {"use_sim_time": True, "output_dir": str(out), "rate_hz": RATE, **params}
+    params = {"use_sim_time": True, "output_dir": str(out), "rate_hz": RATE, "task": "test episode", **params}
     h.clear(topics.DIAGNOSTICS)  # no status of an earlier recorder
     return h.spawn("episode_recorder", params, log_path=h.logs / f"{name}.log")
 
@@ -267,6 +267,27 @@ def test_recording_without_cameras(graph, tmp_path):
     with ep.read_episode(path) as e:
         assert e.cameras == {} and np.all(np.isfinite(e.joint_position))
     assert "cameras []" in proc.log()
+
+
+def test_start_needs_a_task_label_and_the_cli_gives_one(graph, tmp_path):
+    """An episode without a task label is useless in a dataset: start is refused with the fix;
+    `brs record start --task ...` sets the label and starts."""
+    h = graph
+    proc = recorder(h, tmp_path, "no_task", cameras=[""], task="")
+    wait_for(lambda: status(h) is not None or proc.proc.poll() is not None, 60, message="recorder status")
+    refused = call(h, topics.RECORDER_START)
+    assert not refused.success and "no task label" in refused.message and "--task" in refused.message
+    cli = subprocess.run([str(BIN / "brs"), "record", "start", "--task", "lift the box onto the table"],
+                         capture_output=True, text=True, timeout=120)
+    assert cli.returncode == 0, cli
+    frames_at_least(h, 3)
+    assert call(h, topics.RECORDER_STOP).success
+    assert proc.stop(timeout=30) == 0, proc.log()
+    (path,), _ = ep.list_episodes(tmp_path)
+    assert ep.validate_episode(path)["task"] == "lift the box onto the table"
+    bad = subprocess.run([str(BIN / "brs"), "record", "start", "--task", " "], capture_output=True, text=True,
+                         timeout=60)
+    assert bad.returncode == 2 and "--task must not be empty" in bad.stderr
 
 
 @pytest.mark.parametrize("params, message", [

@@ -113,7 +113,7 @@ def eval_nodes(task: str, checkpoint: Path, speed_factor: float, record_dir: Pat
             "checkpoint": str(checkpoint), "policy.autostart": "false", "speed_factor": str(speed_factor)}
     nodes = graph.describe_from_arguments(args)
     if record_dir is not None:
-        params = {**graph.load_parameters().get(RECORDER, {}), "output_dir": str(record_dir)}
+        params = {**graph.load_parameters().get(RECORDER, {}), "output_dir": str(record_dir), "task": task}
         for key, value in recorder_overrides.items():
             if key not in params:
                 raise ValueError(f"unknown argument {RECORDER}.{key}: the recorder has no such parameter")

@@ -88,7 +88,7 @@ def run(repeats: int = 3):
     procs, client = {}, None
     with tempfile.TemporaryDirectory(prefix="bench_recorder_") as tmp:
         try:
-            nodes = [n for n in graph.describe(True, "record", output_dir=tmp, speed_factor=1.0)
+            nodes = [n for n in graph.describe(True, "record", output_dir=tmp, speed_factor=1.0, task="bench")
                      if n.name in GRAPH_NODES]
             procs = {n.name: _spawn(n, Path(tmp) / f"{n.name}.log") for n in nodes}
             client = GraphClient("bench_recorder")

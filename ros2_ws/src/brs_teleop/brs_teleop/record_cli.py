@@ -15,7 +15,7 @@ from pathlib import Path
 EXAMPLES = """\
 examples:
   brs bringup use_sim:=true mode:=record            # terminal 1: sim + controller + JoyLo + recorder
-  brs record start                                  # terminal 2: new episode (or Joy-Con +)
+  brs record start --task "put the box on the table" # terminal 2: new episode (or Joy-Con +)
   brs record stop                                   # save it (Joy-Con -), or: brs record discard
   brs record status                                 # live: episode, duration, frames, dropped
   brs record list outputs/episodes                  # frames, duration, task, status per episode
@@ -59,6 +59,9 @@ def add_parser(sub) -> None:
                             formatter_class=argparse.RawDescriptionHelpFormatter)
         c.add_argument("--timeout", type=float, default=30.0,
                        help="seconds to wait for the recorder (default %(default)s)")
+        if name == "start":
+            c.add_argument("--task", help="task label of this and the next episodes (the recorder's `task` "
+                                          "parameter; required unless the graph has one, e.g. task:=...)")
         c.set_defaults(func=_service, service=name)
 
     ls = cmds.add_parser("list", help="episodes of a folder: frames, duration, task, status",
@@ -238,8 +241,13 @@ def _service(args) -> int:
 
     name = {"start": topics.RECORDER_START, "stop": topics.RECORDER_STOP,
             "discard": topics.RECORDER_DISCARD}[args.service]
+    task = getattr(args, "task", None)
+    if task is not None and not task.strip():
+        raise ValueError("--task must not be empty")
     client = _client()
     try:
+        if task is not None:
+            client.set_parameters(topics.RECORDER_NODE, {"task": task}, timeout=args.timeout)
         response = client.call(Trigger, name, timeout=args.timeout,
                                on_wait=lambda text: print(f"brs record {args.service}: {text}", file=sys.stderr))
     except RuntimeError as exc:

@@ -408,8 +408,11 @@ class EpisodeRecorder(Node):
             missing = [c for c in self.cameras if c not in self.camera_info]
             if missing:
                 return self._refused(f"no camera_info yet from {missing}: are the cameras running? "
-                                     "(or record fewer with cameras:=[...])")
+                                     "(or record fewer with cameras:=[...], none with cameras:=[])")
             get = lambda name: self.get_parameter(name).value  # noqa: E731
+            if not str(get("task")).strip():  # datasets (LeRobot) are indexed by the task label
+                return self._refused("no task label: say what the episode shows, e.g. `brs record start "
+                                     "--task 'put the box on the table'` (or task:=... at bringup)")
             meta = ep.EpisodeMetadata(
                 cameras={c: ep.CameraIntrinsics.from_camera_info(self.camera_info[c]) for c in self.cameras},
                 rate_hz=self.rate_hz, task=str(get("task")), seed=int(get("seed")),
