@@ -16,7 +16,7 @@ from brs_common import robot_spec as spec
 from brs_common.convert import make_joint_state
 from brs_common.process import stop_process
 from brs_teleop import teleop_mapping as tm
-from brs_teleop.keyboard_teleop import KeyboardState, keys_to_targets, parse_keys
+from brs_teleop.keyboard_teleop import BlockedBase, KeyboardState, keys_to_targets, parse_keys, status_line
 from rosutil import BIN, wait_for
 
 
@@ -90,3 +90,67 @@ def test_node_on_pty(ros, tmp_path):
         os.close(master)
         log.close()
     assert proc.returncode == 0, (tmp_path / "keyboard.log").read_text(errors="replace")
+
+
+def test_blocked_base_and_status_line_pure():
+    blocked = BlockedBase(min_speed=0.1, ratio=0.3, after=1.0)
+    cmd, still, moving = np.array([0.3, 0.0, 0.0]), np.zeros(3), np.array([0.25, 0.0, 0.0])
+    assert not blocked.update(cmd, still, 10.0) and not blocked.update(cmd, still, 10.9)
+    assert blocked.update(cmd, still, 11.0)  # a second commanded without moving
+    assert not blocked.update(cmd, moving, 11.1)  # moving again: clear, and the clock restarts
+    assert not blocked.update(cmd, still, 11.5) and blocked.update(cmd, still, 12.6)
+    assert not blocked.update(np.zeros(3), still, 13.0)  # not commanded: never blocked
+    state = KeyboardState(arm="right", joint=3)
+    targets = spec.HOME.astype(float).copy()
+    targets[spec.ACTION_JOINTS.index("right_arm_joint3")] = 0.42
+    line = status_line(state, targets, cmd, still, True, True)
+    assert "right_arm_joint3 +0.42 rad" in line and "base cmd 0.30 m/s" in line and "measured 0.00 m/s" in line
+    assert "E-STOP LATCHED" in line and "BASE BLOCKED?" in line
+    assert "e-stop clear" in status_line(state, targets, cmd, moving, False, False)
+
+
+def test_status_line_on_the_terminal(ros, tmp_path):
+    """On a real pty: the status line shows the selection and, while the harness reports an
+    unmoving base and a latched e-stop, BASE BLOCKED? and E-STOP LATCHED."""
+    from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+    from nav_msgs.msg import Odometry
+
+    pub = ros.node.create_publisher(JointState, topics.JOINT_STATES, qos.STATE)
+    odom = ros.node.create_publisher(Odometry, topics.ODOM, qos.STATE)
+    diag = ros.node.create_publisher(DiagnosticArray, topics.DIAGNOSTICS, qos.DIAGNOSTICS)
+    state = make_joint_state(spec.STATE_JOINTS, spec.HOME[[spec.ACTION_JOINTS.index(n) for n in spec.STATE_JOINTS]])
+    latched = DiagnosticArray(status=[DiagnosticStatus(
+        name=f"{topics.WHOLE_BODY_CONTROLLER_NODE}: state", level=bytes([2]), message="E-STOP latched",
+        values=[KeyValue(key="estop_latched", value="True")])])
+    master, slave = os.openpty()
+    proc = subprocess.Popen([str(BIN / "keyboard_teleop")], stdin=slave, stdout=slave, stderr=slave,
+                            start_new_session=True)
+    os.close(slave)
+    os.set_blocking(master, False)
+    seen = bytearray()
+
+    def screen(text: str) -> bool:
+        pub.publish(state)
+        odom.publish(Odometry())  # the base does not move
+        diag.publish(latched)
+        try:
+            seen.extend(os.read(master, 65536))
+        except (BlockingIOError, OSError):
+            pass
+        return text in seen.decode(errors="replace")
+
+    try:
+        wait_for(lambda: screen("left_arm_joint1"), 20, interval=0.05,
+                 message=f"the status line; terminal shows {bytes(seen[-500:])!r}")
+        os.write(master, b"]3")  # right arm, joint 3
+        wait_for(lambda: screen("right_arm_joint3"), 5, interval=0.05, message="the new selection")
+        wait_for(lambda: screen("E-STOP LATCHED"), 5, interval=0.05, message="the latched e-stop")
+
+        def blocked():
+            os.write(master, b"w")  # keep driving forward (a terminal's auto-repeat)
+            return screen("BASE BLOCKED?")
+        wait_for(blocked, 10, interval=0.1, message=f"BASE BLOCKED?; terminal shows {bytes(seen[-500:])!r}")
+    finally:
+        stop_process(proc)
+        os.close(master)
+    assert proc.returncode == 0

@@ -7,6 +7,10 @@ gripper, SPACE e-stop, Ctrl-C quit.
 
 A terminal gives key presses but no releases, so a base key commands its velocity for
 `hold_s` seconds after the last press (terminal auto-repeat keeps a held key alive).
+A status line at the bottom of the terminal (5 Hz) shows the selected arm and joint and its
+target, the grippers, the commanded vs measured base speed (/odom), the e-stop (from the
+controller's /diagnostics) and `BASE BLOCKED?` when the base has been commanded but has hardly
+moved for a second (driving into furniture).
 The key -> action mapping (`parse_keys`, `KeyboardState`) is pure; the node is a thin layer that
 reads stdin in non-blocking cbreak mode and publishes the 21-D target at `rate_hz`.
 """
@@ -110,6 +114,37 @@ class KeyboardState:
                                 right_gripper=self.right_gripper, delta=delta)
 
 
+class BlockedBase:
+    """Commanded >= `min_speed` for `after` s while measuring < `ratio` of it: blocked."""
+
+    def __init__(self, min_speed: float = 0.1, ratio: float = 0.3, after: float = 1.0):
+        self.min_speed, self.ratio, self.after = min_speed, ratio, after
+        self.since: float | None = None
+
+    def update(self, commanded, measured, now: float) -> bool:
+        cmd, meas = float(np.linalg.norm(commanded[:2])), float(np.linalg.norm(measured[:2]))
+        if cmd >= self.min_speed and meas < self.ratio * cmd:
+            self.since = now if self.since is None else self.since
+            return now - self.since >= self.after
+        self.since = None
+        return False
+
+
+def status_line(state: KeyboardState, targets, commanded_base, measured_base, estop: bool | None,
+                blocked: bool) -> str:
+    """One terminal line: selection and its target, grippers, base speeds, e-stop, warnings."""
+    name = f"{state.arm}_arm_joint{state.joint}"
+    target = targets[spec.ACTION_JOINTS.index(name)]
+    grip = "/".join(f"{targets[spec.ACTION_JOINTS.index(f'{side}_gripper_joint')]:.3f}" for side in ("left", "right"))
+    cmd, meas = np.linalg.norm(commanded_base[:2]), np.linalg.norm(measured_base[:2])
+    parts = [f"{name} {target:+.2f} rad", f"grippers L/R {grip}",
+             f"base cmd {cmd:.2f} m/s {commanded_base[2]:+.2f} rad/s | measured {meas:.2f} m/s {measured_base[2]:+.2f} rad/s",
+             "E-STOP LATCHED (brs estop reset)" if estop else ("e-stop clear" if estop is False else "e-stop ?")]
+    if blocked:
+        parts.append("BASE BLOCKED? commanded but not moving")
+    return " | ".join(parts)
+
+
 def keys_to_targets(targets, keys, now: float, dt: float, state: KeyboardState | None = None,
                     config: tm.MappingConfig = tm.MappingConfig()):
     """Pure: apply keys then one tick -> (next 21-D targets, events, state)."""
@@ -126,6 +161,8 @@ def _make_node():
     import termios
     import time
 
+    from diagnostic_msgs.msg import DiagnosticArray
+    from nav_msgs.msg import Odometry
     from rclpy.node import Node
     from sensor_msgs.msg import JointState
     from std_msgs.msg import Bool
@@ -151,6 +188,14 @@ def _make_node():
             self.estop_pub = self.create_publisher(Bool, topics.ESTOP, qos.COMMAND)
             self.create_subscription(JointState, topics.JOINT_STATES, self._on_joint_states,
                                      qos.STATE)
+            self.create_subscription(Odometry, topics.ODOM, self._on_odom, qos.STATE)
+            self.create_subscription(DiagnosticArray, topics.DIAGNOSTICS, self._on_diagnostics, qos.DIAGNOSTICS)
+            self.measured_base = np.zeros(3)
+            self.estop: bool | None = None
+            self.blocked = BlockedBase()
+            self.status_period = 0.2
+            self._last_status = 0.0
+            self.status_out = sys.stderr if sys.stderr.isatty() else None
             self.fd = sys.stdin.fileno()
             self.saved_tty = None
             if os.isatty(self.fd):
@@ -164,6 +209,7 @@ def _make_node():
             os.set_blocking(self.fd, False)
             self.buffer = b""
             self.clock = time.monotonic
+            self._warned_blocked = False
             self.create_timer(1.0 / self.rate_hz, self._tick)
             self.get_logger().info("keyboard teleop: WASD base, QE yaw, arrows torso, [ ] arm, "
                                    "1-6 joint, +/- move, G/H gripper, SPACE e-stop, X stop")
@@ -172,6 +218,30 @@ def _make_node():
             if self.targets is None:
                 self.targets = tm.initial_targets(joint_state_to_dict(msg))
                 self.get_logger().info("targets initialised from /joint_states")
+
+        def _on_odom(self, msg):
+            tw = msg.twist.twist
+            self.measured_base = np.array([tw.linear.x, tw.linear.y, tw.angular.z])
+
+        def _on_diagnostics(self, msg):
+            for st in msg.status:
+                if st.name == f"{topics.WHOLE_BODY_CONTROLLER_NODE}: state":
+                    values = {kv.key: kv.value for kv in st.values}
+                    self.estop = values.get("estop_latched") == "True"
+
+        def _status(self, now: float):
+            if now - self._last_status < self.status_period:
+                return
+            self._last_status = now
+            commanded = self.targets[tm.BASE]
+            blocked = self.blocked.update(commanded, self.measured_base, now)
+            if blocked and not self._warned_blocked:
+                self.get_logger().warning("the base is commanded but hardly moves: blocked?")
+            self._warned_blocked = blocked
+            if self.status_out is not None:
+                line = status_line(self.keys, self.targets, commanded, self.measured_base, self.estop, blocked)
+                self.status_out.write("\r\x1b[K" + line)
+                self.status_out.flush()
 
         def _read(self) -> list[str]:
             try:
@@ -196,8 +266,11 @@ def _make_node():
             if "quit" in events:
                 self.quit = True
             self.pub.publish(tm.command_msg(self.targets, 1.0 / self.rate_hz))
+            self._status(now)
 
         def stop(self):
+            if self.status_out is not None:
+                self.status_out.write("\n")
             if self.targets is not None:
                 self.targets[tm.BASE] = 0.0
                 self.pub.publish(tm.command_msg(self.targets, 1.0 / self.rate_hz))
