@@ -294,12 +294,38 @@ def _add_emulate(sub) -> None:
     p.add_argument("--joylo", action="store_true",
                    help="also emulate the two JoyLo leader arms (for mode:=teleop / record)")
     p.set_defaults(func=_emulate)
+    cmds = p.add_subparsers(dest="emulate_command", metavar="[move]")
+    m = cmds.add_parser(
+        "move", help="move motors of running emulated chains by hand (e.g. a JoyLo leader joint)",
+        description="Hold motors of a chain that `brs emulate` runs where a hand would put them (goals a "
+                    "host writes do not move them), play a CSV trajectory at real time, or let go. "
+                    "JOINT=RAD goes through the chain's calibration file; ID=TICKS is raw.",
+        epilog="examples:\n  brs emulate move joylo_left left_arm_joint2=0.5 left_arm_joint4=-1.0\n"
+               "  brs emulate move joylo_left 32=2400\n"
+               "  brs emulate move joylo_left --trajectory wave.csv   # header: time_s,left_arm_joint1,...\n"
+               "  brs emulate move joylo_left --release 32 33",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    m.add_argument("chain", help="joylo_left, joylo_right, torso, left_arm or right_arm")
+    m.add_argument("targets", nargs="*", metavar="JOINT=RAD|ID=TICKS", help="where to hold the motors")
+    m.add_argument("--trajectory", type=Path, help="CSV: time_s, then one column per joint or motor id")
+    m.add_argument("--release", type=int, nargs="+", metavar="ID", help="let go of these motors")
+    m.add_argument("--calibration", type=Path, help="calibration file for JOINT=RAD (default: the chain's, "
+                                                    "found in the calibration dir by its port)")
+    m.add_argument("--dir", type=Path, default=Path("/tmp/brs_emulated"), help="the emulators' folder")
+    m.set_defaults(func=_emulate_move)
 
 
 def _emulate(args) -> int:
     from brs import emulate
 
     return emulate.main(args.dir, joylo=args.joylo)
+
+
+def _emulate_move(args) -> int:
+    from brs import emulate
+
+    return emulate.move(args.dir, args.chain, args.targets, release=args.release, trajectory=args.trajectory,
+                        calibration=args.calibration)
 
 
 # Commands whose parsers live in their own packages: `module.add_parser(sub)`. The module is

@@ -32,7 +32,9 @@ Console script (runs until Ctrl-C; SIGUSR1 toggles vanish/reappear, SIGUSR2 togg
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
+import os
 import signal
 import sys
 import threading
@@ -533,6 +535,44 @@ def parse_ids(text: str) -> list[int]:
     return ids
 
 
+def apply_control(emulator: DynamixelEmulator, message: dict) -> None:
+    """{"hold": {id: ticks, ...}}: a hand moves each motor there and holds it (an obstacle at that
+    position, so goals written by a host do not move it); {"release": [id, ...]}: let go."""
+    for key, ticks in (message.get("hold") or {}).items():
+        dxl_id = int(key)
+        emulator.set_obstacle(dxl_id, None)
+        emulator.set_position(dxl_id, float(ticks))
+        emulator.set_obstacle(dxl_id, float(ticks))
+    for dxl_id in message.get("release") or ():
+        emulator.set_obstacle(int(dxl_id), None)
+
+
+def serve_control(emulator: DynamixelEmulator, path: str, stop: threading.Event) -> None:
+    """JSON datagrams on a unix socket at `path` -> apply_control; removed when `stop` is set."""
+    import json
+    import socket
+
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(path)
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(path)
+    sock.settimeout(0.2)
+    try:
+        while not stop.is_set():
+            try:
+                data = sock.recv(65536)
+            except socket.timeout:
+                continue
+            try:
+                apply_control(emulator, json.loads(data))
+            except (ValueError, KeyError, TypeError) as exc:  # a bad message must not kill the device
+                print(f"dxl_emulator: control message refused: {exc}", flush=True)
+    finally:
+        sock.close()
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="dxl_emulator", description=__doc__.splitlines()[0])
     parser.add_argument("--chain", help="chain name in motors.yaml (torso, left_arm, ...): ids, models, "
@@ -550,6 +590,8 @@ def main(argv=None) -> int:
     parser.add_argument("--corrupt-prob", type=float, default=0.0, help="probability a reply's CRC is corrupted")
     parser.add_argument("--garbage-prob", type=float, default=0.0, help="probability of noise before a reply")
     parser.add_argument("--seed", type=int, default=None)
+    parser.add_argument("--control", help="unix datagram socket for moving motors by hand (default: "
+                                          "PORT_LINK.ctl; `brs emulate move` talks to it)")
     args = parser.parse_args(argv)
 
     ids, models, link, baud = None, {}, args.port_link, args.baud
@@ -592,6 +634,10 @@ def main(argv=None) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGUSR1, signal.SIGUSR2):
         signal.signal(sig, on_signal)
     muted = False
+    control = args.control or (f"{link}.ctl" if link else None)
+    server = threading.Thread(target=serve_control, args=(emulator, control, stop), daemon=True) if control else None
+    if server is not None:
+        server.start()
     with emulator:
         print(f"dxl_emulator: ids {ids} on {emulator.path} -> {dev.slave_path}, "
               f"{baud} baud, framing {'off' if args.no_framing else 'on'}", flush=True)
@@ -606,6 +652,8 @@ def main(argv=None) -> int:
                     muted = not muted
                     dev.mute(muted)
                     print(f"dxl_emulator: {'muted' if muted else 'answering'}", flush=True)
+    if server is not None:
+        server.join(timeout=2.0)  # it removes its socket
     return 0
 
 
