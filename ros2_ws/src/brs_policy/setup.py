@@ -14,7 +14,7 @@ setup(
         (f"share/{package_name}/config", glob("config/*.yaml")),
     ],
     install_requires=["setuptools", "brs_common", "brs_bringup", "brs_sim", "brs_teleop", "numpy", "torch", "matplotlib",
-                      "diffusers", "tqdm", "h5py"],
+                      "diffusers", "tqdm", "h5py", "rerun-sdk"],
     zip_safe=False,
     maintainer="BRS developers",
     maintainer_email="dev@brs.local",

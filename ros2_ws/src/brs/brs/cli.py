@@ -280,6 +280,33 @@ def _viz(args) -> int:
     return bridge(["viz_bridge", "--ros-args", *[x for k, v in params.items() for x in ("-p", f"{k}:={v}")]])
 
 
+def _add_view(sub) -> None:
+    p = sub.add_parser(
+        "view", help="look at a recorded episode in Rerun: cameras, fused cloud, joints vs targets",
+        description="Log an episode file to Rerun (rerun-sdk): every camera's colour and depth under its "
+                    "pinhole, the fused point cloud the policy would see, measured joints vs recorded "
+                    "targets, base velocity measured vs commanded, the base path and the outcome. Opens "
+                    "the viewer, or writes an .rrd with --save (headless machines: `rerun FILE.rrd` "
+                    "elsewhere). No running graph needed.",
+        epilog="examples:\n  brs view outputs/episodes/episode_000003.h5\n"
+               "  brs view outputs/episodes/episode_000003.h5 --save /tmp/ep3.rrd --every 2",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("episode", type=Path, metavar="EPISODE")
+    p.add_argument("--save", type=Path, metavar="FILE.rrd", help="write a recording instead of opening the viewer")
+    p.add_argument("--cloud-points", type=int, default=4096, help="points of the fused cloud per frame (0: none)")
+    p.add_argument("--every", type=int, default=1, help="log every N-th frame's images and cloud (default 1)")
+    p.set_defaults(func=_view)
+
+
+def _view(args) -> int:
+    from brs_policy.episode_view import view_episode
+
+    saved = view_episode(args.episode, save=args.save, cloud_points=args.cloud_points, every=args.every)
+    if saved is not None:
+        print(f"{saved} (open it with: rerun {saved})")
+    return 0
+
+
 # ---- main --------------------------------------------------------------------------------------
 
 def _add_emulate(sub) -> None:
@@ -334,7 +361,7 @@ PACKAGE_COMMANDS = ("brs_teleop.export_cli", "brs_teleop.calibrate_cli", "brs_te
                     "brs_policy.train_cli", "brs_policy.eval_cli", "rl_agents.mrq.cli",
                     "rl_agents.pldm.cli", "rl_agents.lmact.cli")
 
-SUBCOMMANDS = (_add_bringup, _add_demo, _add_graph, _add_emulate, _add_collect, _add_estop, _add_viz)
+SUBCOMMANDS = (_add_bringup, _add_demo, _add_graph, _add_emulate, _add_collect, _add_estop, _add_viz, _add_view)
 
 
 def build_parser() -> argparse.ArgumentParser:
