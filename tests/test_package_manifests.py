@@ -14,8 +14,9 @@ Python code imports (ast; test folders left out) are checked against its package
 - the in-repo packages form no cycle, neither by import nor by declaration (colcon needs a DAG).
 
 "Imports" include the modules a package loads by name (`importlib.import_module(name)`): string
-constants that spell a module of an in-repo package, e.g. brs.cli's PACKAGE_COMMANDS and
-brs.bench's BENCHMARK_MODULES.
+constants that spell a module of an in-repo package. Subcommands and benchmarks are found
+through entry points ("brs.commands", "brs.benchmarks"): each package registers only its own
+modules, and every registered entry point loads.
 """
 
 from __future__ import annotations
@@ -233,3 +234,15 @@ def test_find_cycle():
 if __name__ == "__main__":  # the package import graph, for docs/architecture.md
     for name, pkg in sorted(PACKAGES.items()):
         print(f"{name} -> {', '.join(sorted(in_repo_imports(pkg))) or '-'}")
+
+
+@pytest.mark.parametrize("group", ["brs.commands", "brs.benchmarks"])
+def test_entry_points_load_and_each_package_registers_its_own(group):
+    from importlib.metadata import entry_points
+
+    found = list(entry_points(group=group))
+    assert len(found) >= (8 if group == "brs.commands" else 12), [e.name for e in found]
+    for entry in found:
+        owner = entry.dist.name.replace("-", "_") if entry.dist else "?"
+        assert entry.module.split(".")[0] == owner, f"{entry} registered by {owner}"
+        assert callable(entry.load()), entry

@@ -9,6 +9,8 @@ so the ratio is the share of physics speed the node keeps after publishing.
 
 from __future__ import annotations
 
+TITLE = "sim real-time factor with and without cameras"  # make bench's heading of this module
+
 import statistics
 import time
 

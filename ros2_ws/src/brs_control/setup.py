@@ -25,5 +25,9 @@ setup(
             "dxl_emulator = brs_control.emulators.dynamixel_emulator:main",
             "wheel_emulator = brs_control.emulators.wheel_emulator:main",
         ],
+        "brs.benchmarks": [
+            "brs_control.bench_dynamixel = brs_control.bench_dynamixel:run",
+            "brs_control.bench_controller = brs_control.bench_controller:run",
+        ],
     },
 )

@@ -24,5 +24,14 @@ setup(
             "joylo = brs_teleop.joylo_node:main",
             "episode_recorder = brs_teleop.recorder_node:main",
         ],
+        "brs.commands": [
+            "export = brs_teleop.export_cli:add_parser",
+            "calibrate = brs_teleop.calibrate_cli:add_parser",
+            "record = brs_teleop.record_cli:add_parser",
+        ],
+        "brs.benchmarks": [
+            "brs_teleop.bench_teleop = brs_teleop.bench_teleop:run",
+            "brs_teleop.bench_recorder = brs_teleop.bench_recorder:run",
+        ],
     },
 )

@@ -25,5 +25,15 @@ setup(
             "planner_node = rl_agents.planner_node:main",
             "rl_agent_node = rl_agents.rl_agent_node:main",
         ],
+        "brs.commands": [
+            "rl = rl_agents.mrq.cli:add_parser",
+            "plan = rl_agents.pldm.cli:add_parser",
+            "lmact = rl_agents.lmact.cli:add_parser",
+        ],
+        "brs.benchmarks": [
+            "rl_agents.bench_pldm = rl_agents.bench_pldm:run",
+            "rl_agents.bench_mrq = rl_agents.bench_mrq:run",
+            "rl_agents.bench_lmact = rl_agents.bench_lmact:run",
+        ],
     },
 )

@@ -19,21 +19,19 @@ from pathlib import Path
 
 from brs_common.bench_result import Result
 
-# module -> what it measures; later issues add their modules here.
-BENCHMARK_MODULES = {
-    "brs_sim.bench": "sim real-time factor with and without cameras",
-    "brs_control.bench_dynamixel": "Dynamixel sync read + sync write cycle on the emulated bus",
-    "brs_control.bench_controller": "whole-body controller: command-to-bus latency and CPU",
-    "brs_teleop.bench_teleop": "JoyLo: leader arm -> robot bus latency and loop rate",
-    "brs_teleop.bench_recorder": "episode recorder: frames/s and dropped frames, 3 cameras at 10 Hz",
-    "brs_policy.bench_wbvima": "WB-VIMA inference latency; training windows/s of the CPU preset vs the public config",
-    "brs_policy.bench_dataset": "WB-VIMA training data: memory at 20 vs 200 episodes, memory-mapped vs loaded clouds",
-    "brs_policy.bench_success": "WB-VIMA closed-loop success of the committed checkpoints vs the expert (sim graph)",
-    "brs_policy.bench_perception": "perception: 3 RGB-D cameras -> fused 4096-point cloud; FPS vs exact and open3d",
-    "rl_agents.bench_pldm": "PLDM: MPPI planning time per step (Two Rooms, default config) vs unbatched MPPI",
-    "rl_agents.bench_mrq": "MR.Q training steps/s, default config, DMC cheetah-run, vs the reference",
-    "rl_agents.bench_lmact": "LMAct harness overhead per action (prompt + parse + env step), 64 demos in context",
-}
+# Every package registers its benchmark modules under the entry point group "brs.benchmarks"
+# (name = module path, value = its `run`); a module's TITLE is its heading here.
+BENCHMARKS_GROUP = "brs.benchmarks"
+
+
+def benchmark_modules() -> dict[str, str]:
+    """{module: title} of every registered benchmark, in name order."""
+    from importlib.metadata import entry_points
+
+    out = {}
+    for entry in sorted(entry_points(group=BENCHMARKS_GROUP), key=lambda e: e.name):
+        out[entry.name] = getattr(importlib.import_module(entry.module), "TITLE", entry.name)
+    return out
 
 
 def machine_description() -> str:
@@ -114,7 +112,8 @@ def write_markdown(rows: list[dict], out_dir: Path, machine: str, run: str) -> N
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="brs bench", description=__doc__.splitlines()[0])
-    parser.add_argument("--only", nargs="*", choices=sorted(BENCHMARK_MODULES), help="modules to run")
+    modules = benchmark_modules()
+    parser.add_argument("--only", nargs="*", choices=sorted(modules), help="modules to run")
     parser.add_argument("--repeats", type=int, default=3, help="repeats per measurement (median)")
     parser.add_argument("--out", type=Path, default=Path.cwd(), help="folder for BENCHMARKS.md")
     parser.add_argument("--update", action="store_true",
@@ -129,8 +128,8 @@ def main(argv=None) -> int:
         return 0
     t0 = time.monotonic()
     results: list[Result] = []
-    for module in args.only or BENCHMARK_MODULES:
-        print(f"== {module}: {BENCHMARK_MODULES[module]}", flush=True)
+    for module in args.only or modules:
+        print(f"== {module}: {modules[module]}", flush=True)
         for r in importlib.import_module(module).run(args.repeats):
             print(f"   {r.name}: {r.value:.3g} {r.unit} (baseline {r.baseline:.3g}, {r.ratio:.2f}x, "
                   f"target {r.target or '-'})", flush=True)

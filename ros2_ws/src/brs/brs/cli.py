@@ -8,7 +8,6 @@ A new subcommand is one `_add_<name>(subparsers)` function registered in SUBCOMM
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import shlex
 import sys
@@ -355,11 +354,16 @@ def _emulate_move(args) -> int:
                         calibration=args.calibration)
 
 
-# Commands whose parsers live in their own packages: `module.add_parser(sub)`. The module is
-# imported when the parser is built; heavy imports (torch, exporters) wait until a command runs.
-PACKAGE_COMMANDS = ("brs_teleop.export_cli", "brs_teleop.calibrate_cli", "brs_teleop.record_cli",
-                    "brs_policy.train_cli", "brs_policy.eval_cli", "rl_agents.mrq.cli",
-                    "rl_agents.pldm.cli", "rl_agents.lmact.cli")
+# Commands whose parsers live in their own packages register an `add_parser(subparsers)` under
+# the entry point group "brs.commands" (their setup.py); the module is imported when the parser
+# is built, heavy imports (torch, exporters) wait until a command runs.
+COMMANDS_GROUP = "brs.commands"
+
+
+def package_commands():
+    from importlib.metadata import entry_points
+
+    return sorted(entry_points(group=COMMANDS_GROUP), key=lambda e: e.name)
 
 SUBCOMMANDS = (_add_bringup, _add_demo, _add_graph, _add_emulate, _add_collect, _add_estop, _add_viz, _add_view)
 
@@ -372,8 +376,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="command")
     for add in SUBCOMMANDS:
         add(sub)
-    for module in PACKAGE_COMMANDS:
-        importlib.import_module(module).add_parser(sub)
+    for entry in package_commands():
+        entry.load()(sub)
     return parser
 
 

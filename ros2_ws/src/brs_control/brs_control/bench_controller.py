@@ -18,6 +18,8 @@ Run alone: `python -m brs_control.bench_controller [repeats]`.
 
 from __future__ import annotations
 
+TITLE = "whole-body controller: command-to-bus latency and CPU"  # make bench's heading of this module
+
 import os
 import random
 import statistics

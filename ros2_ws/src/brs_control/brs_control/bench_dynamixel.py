@@ -14,6 +14,8 @@ A real U2D2 adds its USB latency (latency timer 1 ms) on top, which the emulator
 
 from __future__ import annotations
 
+TITLE = "Dynamixel sync read + sync write cycle on the emulated bus"  # make bench's heading of this module
+
 import os
 import statistics
 import subprocess

@@ -9,6 +9,8 @@ committed checkpoint are left out. The note holds the seeds and the Wilson 95 % 
 
 from __future__ import annotations
 
+TITLE = "WB-VIMA closed-loop success of the committed checkpoints vs the expert (sim graph)"  # make bench's heading of this module
+
 import os
 import tempfile
 from pathlib import Path

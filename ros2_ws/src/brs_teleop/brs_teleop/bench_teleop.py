@@ -35,6 +35,8 @@ Run alone: `python -m brs_teleop.bench_teleop [repeats]` (prints the load averag
 
 from __future__ import annotations
 
+TITLE = "JoyLo: leader arm -> robot bus latency and loop rate"  # make bench's heading of this module
+
 import os
 import random
 import statistics

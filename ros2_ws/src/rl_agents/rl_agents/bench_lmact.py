@@ -9,6 +9,8 @@ Baseline, measured in the same run: the same loop with the reference prompt buil
 
 from __future__ import annotations
 
+TITLE = "LMAct harness overhead per action (prompt + parse + env step), 64 demos in context"  # make bench's heading of this module
+
 import random
 import time
 

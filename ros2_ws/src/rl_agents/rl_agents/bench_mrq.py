@@ -20,6 +20,8 @@ machine, or with MRQ_BENCH_THREADS=1 (chosen automatically on <= 2 cores when th
 
 from __future__ import annotations
 
+TITLE = "MR.Q training steps/s, default config, DMC cheetah-run, vs the reference"  # make bench's heading of this module
+
 import os
 import statistics
 import sys
