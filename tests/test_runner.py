@@ -285,7 +285,7 @@ def test_console_prints_every_change_of_a_nodes_diagnostic_level(tmp_path, ros_d
     exe.chmod(0o755)
     monkeypatch.setenv("PATH", f"{bindir}{os.pathsep}{os.environ['PATH']}")
     monkeypatch.setenv("FAKE_REPORT_DIR", str(tmp_path))
-    reports = {"spinner": (0, "loop: 100 Hz"), "elsewhere": (2, "not in this graph")}
+    reports = {"spinner": (1, "state: waiting for /joint_states"), "elsewhere": (2, "not in this graph")}
     out = io.StringIO()
     runner = Runner([fake("spinner", "spin")], out=out, live=False, health=lambda: dict(reports))
     rc: list[int] = []
@@ -293,6 +293,9 @@ def test_console_prints_every_change_of_a_nodes_diagnostic_level(tmp_path, ros_d
     thread.start()
     try:
         wait_for(lambda: (tmp_path / "spinner.json").exists(), 30, message="the node running")
+        time.sleep(0.5)  # a WARN while starting up (waiting for inputs) is not news ...
+        reports["spinner"] = (0, "loop: 100 Hz")  # ... and neither is the OK after it
+        time.sleep(0.5)
         reports["spinner"] = (2, "leader: left arm unreadable (port vanished); holding its last arm targets")
         t0 = time.monotonic()
         wait_for(lambda: "[spinner] ERROR: leader: left arm unreadable" in out.getvalue(), 5,
@@ -307,6 +310,7 @@ def test_console_prints_every_change_of_a_nodes_diagnostic_level(tmp_path, ros_d
     assert rc == [0]
     text = out.getvalue()
     assert "not in this graph" not in text and "loop: 100 Hz" not in text  # quiet while OK
+    assert "waiting for /joint_states" not in text
 
 
 def test_command_line_is_ros_args():

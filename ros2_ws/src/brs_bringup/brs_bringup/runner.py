@@ -37,7 +37,8 @@ _PR_SET_PDEATHSIG = 1
 _LIBC = ctypes.CDLL(None, use_errno=True) if sys.platform.startswith("linux") else None
 # Exit codes of a node we asked to stop that do not count as a crash.
 _STOPPED_CODES = (0, -signal.SIGINT, -signal.SIGTERM, -signal.SIGKILL)
-HEALTH_PERIOD = 0.2  # s between looks at the nodes' diagnostics (a node publishes an ERROR at once)
+HEALTH_PERIOD = 0.2  # s between looks at the nodes' diagnostics
+STARTUP_GRACE = 5.0  # s after a node starts in which its WARNs (waiting for inputs) are not printed
 LEVEL_NAMES = {0: "OK", 1: "WARN", 2: "ERROR", 3: "STALE"}
 
 
@@ -161,6 +162,7 @@ class Runner:
         self.nodes = list(nodes)
         self.health = health
         self._health: dict[str, tuple[int, str]] = {}
+        self._shown: dict[str, tuple[int, str]] = {}  # the level and message last printed per node
         self.log_dir = Path(log_dir) if log_dir else None
         self.out = out or sys.stdout
         self.live = self.out.isatty() if live is None else live
@@ -365,7 +367,9 @@ class Runner:
         stream.close()
 
     def _check_health(self) -> None:
-        """Print each node whose diagnostic level changed (to WARN/ERROR with its message)."""
+        """Print each node whose diagnostic level changed (WARN/ERROR with its message, and the
+        recovery). A WARN in a node's first STARTUP_GRACE s (e.g. waiting for its first input)
+        is not news, so neither it nor the OK after it is printed; an ERROR always is."""
         if self.health is None:
             return
         try:
@@ -374,18 +378,20 @@ class Runner:
             self._say(f"diagnostics unavailable: {exc!r}", error=True)
             self.health = None
             return
-        names = {p.node.name for p in self.procs}
+        procs = {p.node.name: p for p in self.procs}
+        now = time.monotonic()
         for node, (level, message) in sorted(health.items()):
-            if node not in names:
+            proc = procs.get(node)
+            if proc is None:
                 continue
-            before = self._health.get(node)
-            if before is None and level == 0:
-                pass
-            elif before is None or before[0] != level or (level >= 2 and before[1] != message):
-                word = LEVEL_NAMES.get(level, str(level))
-                self._emit(node, f"{word}: {message}",
+            shown = self._shown.get(node, (0, ""))
+            if level == 1 and shown[0] == 0 and now - proc.started < STARTUP_GRACE:
+                continue
+            if level != shown[0] or (level >= 2 and message != shown[1]):
+                self._emit(node, f"{LEVEL_NAMES.get(level, str(level))}: {message}",
                            style="bold red" if level >= 2 else "bold yellow" if level == 1 else "bold green")
-        self._health = {k: v for k, v in health.items() if k in names}
+                self._shown[node] = (level, message)
+        self._health = {k: v for k, v in health.items() if k in procs}
 
     def _say(self, text: str, error: bool = False) -> None:
         self._emit("brs", text, style="bold red" if error else "bold")
