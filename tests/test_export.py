@@ -298,7 +298,7 @@ def test_mcap_tf_places_every_urdf_frame_as_forward_kinematics_does(dataset, sou
 
     static = tree(msgs[topics.TF_STATIC][0][1])
     assert {spec.CAMERAS[c].optical_frame for c in spec.CAMERAS} <= set(static)
-    odom, base = spec.FRAMES["odom"], spec.FRAMES["base"]
+    odom = spec.FRAMES["odom"]
     src = source[0]
     for k in (0, len(src["time"]) - 1):
         t_ns, message = msgs[topics.TF][k]

@@ -256,7 +256,7 @@ def test_recording_without_cameras(graph, tmp_path):
     the episode holds joints, base and actions only."""
     h = graph
     proc = recorder(h, tmp_path, "no_cameras", cameras=[""])
-    wait_for(lambda: (s := status(h)) is not None or proc.proc.poll() is not None, 60, message="recorder status")
+    wait_for(lambda: status(h) is not None or proc.proc.poll() is not None, 60, message="recorder status")
     assert proc.proc.poll() is None, proc.log()
     start(h, proc)
     frames_at_least(h, 5)

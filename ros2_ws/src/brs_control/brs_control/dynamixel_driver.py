@@ -84,7 +84,6 @@ DEFAULT_GRIPPER_CURRENT_A = 0.6
 ERROR_WINDOW_S = 1.0  # bus errors within this window keep the "bus" component at WARN
 
 
-
 class DynamixelDriver(Node):
     def __init__(self, **kwargs):
         super().__init__("dynamixel_driver", **kwargs)
@@ -605,7 +604,6 @@ class DynamixelDriver(Node):
             except BusError as exc:
                 self.get_logger().warning(f"torque off on exit failed: {exc}")
         self.bus.close()
-
 
 
 def main(args=None) -> int:

@@ -512,7 +512,6 @@ class WholeBodyController(Node):
         self.cmd_vel_pub.wait_for_all_acked(Duration(seconds=timeout))
 
 
-
 def main(args=None) -> int:
     def make_executor(node):
         if node.get_parameter("executor").value == "events":

@@ -61,7 +61,6 @@ BASE = ~POSITION
 IDLE, HOMING, HOME, RUNNING, STALE = "idle", "homing", "home", "running", "stale"
 
 
-
 def action_period_of(extra: dict, override: float) -> float:
     """Seconds between a chunk's actions: the parameter when > 0, else what the checkpoint stores
     (`action_period` s or `rate_hz` / `record_rate_hz` Hz in its extra dict), else 0.1 s."""

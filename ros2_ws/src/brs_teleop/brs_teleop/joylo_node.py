@@ -59,7 +59,6 @@ ARM_MAX_SPEED = float(spec.MAX_VELOCITY[tm.ARMS].min())
 ENGAGE_TOLERANCE = 0.2  # rad: an arm follows once every leader joint is this close to its target
 
 
-
 class JoyloCore:
     """One JoyLo tick, pure: (Joy-Con events, 12 leader values or NaN) -> (21-D target, events)."""
 

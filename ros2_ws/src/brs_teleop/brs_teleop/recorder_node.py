@@ -53,7 +53,6 @@ EPISODE_EVENTS = (tm.START_EPISODE, tm.STOP_EPISODE, tm.DISCARD_EPISODE)
 SHUTDOWN_TIMEOUT = 60.0  # s to save the current episode at Ctrl-C (drain the queue, fsync)
 
 
-
 # ---- pure conversions --------------------------------------------------------------------------
 
 def odom_pose_velocity(msg: Odometry) -> tuple[np.ndarray, np.ndarray]:

@@ -54,7 +54,6 @@ IDLE, MOVING, REACHED, STALE, TIMEOUT = "idle", "moving", "reached", "stale", "t
 BRAKING_SPEED = 0.02
 
 
-
 def base_command_msg(v_base, period: float):
     """JointTrajectory naming only the base joints: one point, velocities = (vx, vy, wz) in base_link."""
     row = np.asarray(v_base, dtype=np.float64)[None]

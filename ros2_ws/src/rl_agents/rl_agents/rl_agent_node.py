@@ -50,7 +50,6 @@ NODE_NAME = "rl_agent"
 IDLE, RUNNING, STALE = "idle", "running", "stale"
 
 
-
 def load_policy(path: str, task, device: str = "cpu", threads: int = 1):
     """An MRQAgent from a checkpoint (torch.load weights_only=True), checked against the task."""
     if not path:
