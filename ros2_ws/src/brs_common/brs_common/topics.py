@@ -41,6 +41,7 @@ ESTOP_RESET = f"/{WHOLE_BODY_CONTROLLER_NODE}/reset_estop"  # std_srvs/Trigger, 
 # std_srvs/Trigger: drop every command and hold the measured pose at rest, without latching
 # (episode resets after the sim moved the robot: RL envs, evaluation)
 CONTROLLER_HOLD = f"/{WHOLE_BODY_CONTROLLER_NODE}/hold"
+CONTROLLER_RECEIVED = f"/{WHOLE_BODY_CONTROLLER_NODE}/received"  # std_srvs/Trigger: commands received per source (JSON)
 # sensor_msgs/JointState of what the controller commanded each tick (action joints; base in velocity)
 CONTROLLER_STATE = f"/{WHOLE_BODY_CONTROLLER_NODE}/commanded"
 

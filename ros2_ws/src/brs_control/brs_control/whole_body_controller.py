@@ -32,6 +32,7 @@ the on-receipt and tick paths never run concurrently and the state needs no lock
 from __future__ import annotations
 
 import array
+import json
 import math
 import time
 
@@ -137,6 +138,7 @@ class WholeBodyController(Node):
         self.state_pub = self.create_publisher(JointState, "~/commanded", qos.STATE)
         self.create_service(Trigger, "~/reset_estop", self._on_reset_estop)
         self.create_service(Trigger, "~/hold", self._on_hold)
+        self.create_service(Trigger, "~/received", self._on_received)
         for source in SOURCES:
             self.create_service(Trigger, f"~/set_source/{source}",
                                 lambda req, res, s=source: self._on_set_source(s, res))
@@ -294,6 +296,12 @@ class WholeBodyController(Node):
         self._stop_and_hold()
         self.get_logger().error("E-STOP latched: base stopped, joints holding; call ~/reset_estop")
         self._event(force=True)
+
+    def _on_received(self, request, response):
+        """How many commands each source sent so far (JSON): lock-stepped clients (RosSimEnv)
+        wait on it to know their command was taken in before they advance the sim."""
+        response.success, response.message = True, json.dumps(self.received)
+        return response
 
     def _on_hold(self, request, response):
         """Every command so far dropped, base stopped, joints held where they are measured now; not a

@@ -41,7 +41,7 @@ import numpy as np
 from nav_msgs.msg import Odometry
 from rcl_interfaces.msg import Parameter as ParameterMsg
 from rcl_interfaces.msg import ParameterType, ParameterValue
-from rcl_interfaces.srv import GetParameters, SetParameters
+from rcl_interfaces.srv import SetParameters
 from sensor_msgs.msg import JointState
 from std_srvs.srv import SetBool, Trigger
 from trajectory_msgs.msg import JointTrajectory
@@ -134,14 +134,15 @@ class RosSimEnv(gym.Env):
             self.reset_client = node.create_client(Trigger, topics.SIM_RESET)
             self.param_client = node.create_client(SetParameters, f"/{topics.SIM_NODE}/set_parameters")
             self.hold_client = node.create_client(Trigger, topics.CONTROLLER_HOLD)
-            self.barrier_client = node.create_client(
-                GetParameters, f"/{topics.WHOLE_BODY_CONTROLLER_NODE}/get_parameters")
+            self.received_client = node.create_client(Trigger, topics.CONTROLLER_RECEIVED)
             self._wait(lambda: all(c.service_is_ready() for c in (
-                self.step_client, self.pause_client, self.reset_client, self.param_client, self.hold_client, self.barrier_client))
+                self.step_client, self.pause_client, self.reset_client, self.param_client, self.hold_client,
+                self.received_client))
                 and self.pub.get_subscription_count() > 0,
                 startup_timeout, "the sim graph's services and the controller's subscriptions")
             if not self._call(self.pause_client, SetBool.Request(data=True)).success:
                 raise GraphError("/sim/pause refused")
+            self._sent = self._received()  # the rl commands this env has had taken in
             # the controller starts commanding after its first /joint_states on a running clock
             deadline = time.monotonic() + startup_timeout
             while self._cmd_stamp < 0:
@@ -223,11 +224,24 @@ class RosSimEnv(gym.Env):
         self._wait(lambda: self._cmd_stamp >= t, self.timeout, f"the controller's tick at t={t * 1e-9:.3f}")
         return t
 
+    def _received(self) -> int:
+        """Commands the controller has taken in on the rl source so far (its ~/received service)."""
+        import json
+
+        return int(json.loads(self._call(self.received_client, Trigger.Request()).message)["rl"])
+
     def _controller_barrier(self):
-        """A round trip through the controller's executor (its get_parameters service): the command
-        published before it has been taken in by then (one executor, events in arrival order).
-        rclpy's wait_for_all_acked would do too, but waits for DDS heartbeats (~3 s)."""
-        self._call(self.barrier_client, GetParameters.Request(names=["command_timeout"]))
+        """Wait until the controller has taken in every command published so far. A service round
+        trip alone is not enough: the topic sample and the request travel separately, and under
+        load the request can overtake the command. rclpy's wait_for_all_acked only says the
+        DDS reader has it, and waits for heartbeats (~3 s)."""
+        self._sent += 1
+        deadline = time.monotonic() + self.timeout
+        while self._received() < self._sent:
+            if time.monotonic() > deadline:
+                raise GraphError(f"the controller took in {self._received()} of {self._sent} commands "
+                                 f"within {self.timeout:.0f} s")
+            time.sleep(0.001)
 
     def _state_at(self, t: int):
         self._wait(lambda: t in self._js and t in self._odom, self.timeout, f"/joint_states and /odom at {t * 1e-9:.3f}")
