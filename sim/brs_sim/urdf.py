@@ -504,6 +504,20 @@ class UrdfKinematics:
             out.append((j, T))
         return out
 
+    def tf_edges(self, joint_positions: Mapping[str, float], base_pose=None, moving: bool = True,
+                 fixed: bool = True) -> list[tuple[str, str, np.ndarray]]:
+        """(parent, child, 4x4) as tf carries them: odom -> root from a planar `base_pose` (x, y, yaw)
+        when given, then the movable joints (`moving`) and the fixed ones (`fixed`, /tf_static)."""
+        edges = []
+        if base_pose is not None:
+            x, y, yaw = (float(v) for v in base_pose)
+            edges.append((spec.FRAMES["odom"], self.root, transform(axis_angle_matrix((0.0, 0.0, 1.0), yaw),
+                                                                    (x, y, 0.0))))
+        for j, T in self.joint_transforms(joint_positions):
+            if (fixed if j.type == "fixed" else moving):
+                edges.append((j.parent, j.child, T))
+        return edges
+
     def transforms(self, joint_positions: Mapping[str, float]) -> dict[str, np.ndarray]:
         """Pose (4x4) of every link in the root link's frame."""
         poses = {self.root: np.eye(4)}

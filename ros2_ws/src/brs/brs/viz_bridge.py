@@ -78,7 +78,6 @@ class VizBridge(Node):
             raise ConfigError(f"port must be in 0..65535, got {p['port']}")
         self.urdf_text = URDF_PATH.read_bytes()
         self.kin = UrdfKinematics(URDF_PATH)
-        self.fixed = [(j.parent, j.child, M) for j, M in self.kin.joint_transforms({}) if j.type == "fixed"]
         self.tf_limit, self.cloud_limit = Throttle(p["tf_rate_hz"]), Throttle(p["cloud_rate_hz"])
         self.image_limit = Throttle(p["image_rate_hz"])
         self.odom = np.zeros(3)
@@ -155,12 +154,7 @@ class VizBridge(Node):
         from foxglove.messages import FrameTransform, FrameTransforms, Quaternion, Vector3
         from scipy.spatial.transform import Rotation
 
-        x, y, yaw = self.odom
-        odom = np.eye(4)
-        odom[:2, :2] = [[np.cos(yaw), -np.sin(yaw)], [np.sin(yaw), np.cos(yaw)]]
-        odom[:2, 3] = x, y
-        moving = [(j.parent, j.child, M) for j, M in self.kin.joint_transforms(joint_positions) if j.type != "fixed"]
-        edges = [(spec.FRAMES["odom"], spec.FRAMES["base"], odom), *moving, *self.fixed]
+        edges = self.kin.tf_edges(joint_positions, self.odom)
         quats = Rotation.from_matrix(np.stack([M[:3, :3] for _, _, M in edges])).as_quat()
         stamp = self._time(ns)
         return FrameTransforms(transforms=[

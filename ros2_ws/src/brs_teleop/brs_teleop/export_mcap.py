@@ -137,15 +137,6 @@ def commanded_velocity(action: np.ndarray) -> np.ndarray:
     return vel
 
 
-def odom_transform(pose) -> np.ndarray:
-    """odom -> base_link (4x4) of a planar base pose (x, y, yaw)."""
-    x, y, yaw = (float(v) for v in pose)
-    M = np.eye(4)
-    M[:2, :2] = [[np.cos(yaw), -np.sin(yaw)], [np.sin(yaw), np.cos(yaw)]]
-    M[:2, 3] = x, y
-    return M
-
-
 def write_bag(episode_path: Path, bag_dir: Path, compress: bool = True) -> tuple[int, int]:
     """One episode -> a rosbag2 MCAP bag folder at `bag_dir` (must not exist). (frames, messages).
 
@@ -175,7 +166,7 @@ def write_bag(episode_path: Path, bag_dir: Path, compress: bool = True) -> tuple
             "tf_static": connection(topics.TF_STATIC, "tf2_msgs/msg/TFMessage"),
         }
         kin = UrdfKinematics(URDF_PATH)
-        fixed = [(j.parent, j.child, M) for j, M in kin.joint_transforms({}) if j.type == "fixed"]
+        fixed = kin.tf_edges({}, moving=False)
         for name in ep.cameras:
             for stream in ("color", "depth"):
                 conn[(name, stream)] = connection(topics.camera_topic(name, stream), "sensor_msgs/msg/Image")
@@ -192,9 +183,7 @@ def write_bag(episode_path: Path, bag_dir: Path, compress: bool = True) -> tuple
             if i == 0:
                 write("tf_static", t_ns, build.tf(build.header(t_ns, ""), fixed))
             q = dict(zip(spec.STATE_JOINTS, ep.joint_position[i].tolist()))
-            moving = [(j.parent, j.child, M) for j, M in kin.joint_transforms(q) if j.type != "fixed"]
-            odom = (spec.FRAMES["odom"], spec.FRAMES["base"], odom_transform(ep.base_pose[i]))
-            write("tf", t_ns, build.tf(build.header(t_ns, ""), [odom, *moving]))
+            write("tf", t_ns, build.tf(build.header(t_ns, ""), kin.tf_edges(q, ep.base_pose[i], fixed=False)))
             write("joints", t_ns, build.joint_state(
                 build.header(t_ns, ""), spec.STATE_JOINTS,
                 ep.joint_position[i], ep.joint_velocity[i], ep.joint_effort[i]))
