@@ -184,7 +184,7 @@ def main(directory: Path, joylo: bool = False) -> int:
     _, _, links = emulator_commands(directory, joylo)
     for path in clean_links(links):
         print(f"removed a stale {path} (left by an emulator that was killed)")
-    procs, overrides, _ = start(directory, joylo=joylo)
+    procs, overrides, links = start(directory, joylo=joylo)
     args = ("mode:=teleop " if joylo else "") + " ".join(f"'{k}:={v}'" for k, v in overrides.items())
     chains = len(CHAINS) + (len(JOYLO_CHAINS) if joylo else 0)
     print(f"emulating {chains} Dynamixel chains and {len(WHEEL_BOARDS)} wheel boards under {directory}")
@@ -196,9 +196,5 @@ def main(directory: Path, joylo: bool = False) -> int:
         signal.sigwait(signals)
     finally:
         stop(procs)
-        clean_links(links_of(directory, joylo))
+        clean_links(links)
     return 0
-
-
-def links_of(directory: Path, joylo: bool) -> list[Path]:
-    return emulator_commands(directory, joylo)[2]
