@@ -101,10 +101,15 @@ def episode_points(path: str | Path, points_fn: PointsFn, cache: bool = True,
     return points
 
 
-class EpisodeData:
-    """One episode: proprio (N, 21), actions (N, 21) in memory, points (N, P, 6) memory-mapped."""
+TargetsFn = Callable[[Path], tuple[np.ndarray, np.ndarray]]  # episode -> (targets (N, D), mask (N,))
 
-    def __init__(self, path: str | Path, points_fn: PointsFn | None, cache: bool = True, progress: bool = False):
+
+class EpisodeData:
+    """One episode: proprio (N, 21), actions (N, 21) in memory, points (N, P, 6) memory-mapped;
+    with `targets_fn` also training-only object poses (N, D) and where they are known (N,)."""
+
+    def __init__(self, path: str | Path, points_fn: PointsFn | None, cache: bool = True, progress: bool = False,
+                 targets_fn: TargetsFn | None = None):
         from brs_teleop.episode import read_episode, validate_episode
 
         self.path = Path(path)
@@ -115,6 +120,11 @@ class EpisodeData:
             self.task = str(ep.metadata.get("task", ""))
         self.points = episode_points(self.path, points_fn, cache, progress) if points_fn else None
         self.n = len(self.actions)
+        self.object_pose = self.object_mask = None
+        if targets_fn is not None:
+            self.object_pose, self.object_mask = targets_fn(self.path)
+            if len(self.object_pose) != self.n or len(self.object_mask) != self.n:
+                raise ValueError(f"{self.path}: targets_fn gave {len(self.object_pose)} targets for {self.n} frames")
 
 
 class WindowDataset:
@@ -122,13 +132,13 @@ class WindowDataset:
 
     def __init__(self, paths: Sequence[str | Path], obs_window: int = 2, horizon: int = 8,
                  points_fn: PointsFn | None = None, n_points: int | None = None, cache: bool = True,
-                 progress: bool = False, crop=None):
+                 progress: bool = False, crop=None, targets_fn: TargetsFn | None = None):
         if not paths:
             raise ValueError("no episodes given")
         if points_fn is None:
             points_fn = default_points_fn(crop, 4096 if n_points is None else max(n_points, 4096))
         self.obs_window, self.horizon, self.n_points = obs_window, horizon, n_points
-        self.episodes = [EpisodeData(p, points_fn, cache, progress) for p in paths]
+        self.episodes = [EpisodeData(p, points_fn, cache, progress, targets_fn) for p in paths]
         self.index = np.array([(e, t) for e, ep in enumerate(self.episodes) for t in range(ep.n)],
                               dtype=np.int64).reshape(-1, 2)
         p = {ep.points.shape[1] for ep in self.episodes}
@@ -164,7 +174,10 @@ class WindowDataset:
         act_t = np.clip(obs_t[:, None] + np.arange(self.horizon)[None], 0, ep.n - 1)  # (To, T)
         n = self.cloud_points if self.n_points is None else self.n_points
         points = ep.points[obs_t, :n]  # reads only these frames' first n points of the map
-        return {"points": points, "proprio": ep.proprio[obs_t], "actions": ep.actions[act_t]}
+        out = {"points": points, "proprio": ep.proprio[obs_t], "actions": ep.actions[act_t]}
+        if ep.object_pose is not None:
+            out["object_pose"], out["object_mask"] = ep.object_pose[obs_t], ep.object_mask[obs_t]
+        return out
 
     def batch(self, indices) -> dict[str, np.ndarray]:
         items = [self.sample(int(i)) for i in indices]

@@ -262,8 +262,12 @@ def train(config: TrainConfig, points_fn: PointsFn | None = None) -> dict:
 
         overrides = {"n_points": cfg.points, "xyz_box": crop_box(crop).tolist(), **cfg.model}
         model_cfg = WBVIMAConfig(**overrides)
+    targets_fn = None
+    if model_cfg.aux_object_weight > 0:
+        from .object_targets import object_pose_targets as targets_fn
     train_ds = WindowDataset(train_paths, model_cfg.obs_window, model_cfg.horizon, points_fn,
-                             model_cfg.n_points, progress=cfg.progress and main, crop=crop)
+                             model_cfg.n_points, progress=cfg.progress and main, crop=crop, targets_fn=targets_fn)
+    # validation: the action loss only (comparable with runs without the auxiliary loss)
     val_ds = (WindowDataset(val_paths, model_cfg.obs_window, model_cfg.horizon, points_fn,
                             model_cfg.n_points, crop=crop) if val_paths else None)
 
@@ -317,7 +321,7 @@ def train(config: TrainConfig, points_fn: PointsFn | None = None) -> dict:
         from tqdm import tqdm
 
         bar = tqdm(total=stop, initial=step, desc="train wb-vima", dynamic_ncols=True)
-    t0, steps_run = time.perf_counter(), 0
+    t0, steps_run, aux_losses = time.perf_counter(), 0, []
     while step < stop:
         idx = np_rng.integers(len(train_ds), size=per_rank)
         batch = _to(train_ds.batch(idx), device)
@@ -331,11 +335,15 @@ def train(config: TrainConfig, points_fn: PointsFn | None = None) -> dict:
         step += 1
         steps_run += 1
         history.append((step, float(loss.detach())))
+        if "object_pose" in parts:
+            aux_losses.append(parts["object_pose"])
         if bar is not None:
             bar.update(1)
             if step % cfg.log_every == 0 or step == stop:
-                bar.set_postfix(loss=f"{np.mean([h[1] for h in history[-cfg.log_every:]]):.4f}",
-                                lr=f"{sched.get_last_lr()[0]:.2e}")
+                shown = {"loss": f"{np.mean([h[1] for h in history[-cfg.log_every:]]):.4f}"}
+                if aux_losses:
+                    shown["object_pose"] = f"{np.mean(aux_losses[-cfg.log_every:]):.3f}"
+                bar.set_postfix(**shown, lr=f"{sched.get_last_lr()[0]:.2e}")
         if val_ds is not None and main and (step % cfg.val_every == 0 or step == cfg.steps):
             val_history.append((step, validate(ema.model, val_ds, per_rank, cfg.val_batches, device)))
         if step % cfg.ckpt_every == 0 or step == stop:
@@ -352,6 +360,7 @@ def train(config: TrainConfig, points_fn: PointsFn | None = None) -> dict:
         "initial_loss": float(np.mean([h[1] for h in history[:10]])) if history else float("nan"),
         "final_loss": float(np.mean([h[1] for h in history[-10:]])) if history else float("nan"),
         "val_loss": val_history[-1][1] if val_history else None,
+        "final_object_pose_loss": float(np.mean(aux_losses[-10:])) if aux_losses else None,
         "history": history, "val_history": val_history, "checkpoint": str(ckpt_path),
     }
     if main:

@@ -58,6 +58,9 @@ def _arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--tiny", action="store_true", help="a small model (smoke tests on a CPU)")
     p.add_argument("--no-autoregressive", action="store_true",
                    help="ablation: every part's denoiser sees only the transformer readout")
+    p.add_argument("--aux-object-weight", type=float, default=None, metavar="W",
+                   help="training only: weight of the loss that makes the point token predict the sim "
+                        "task object's pose in base_link (default 0: off; needs sim episodes)")
     p.add_argument("--no-progress", action="store_true")
 
 
@@ -71,6 +74,8 @@ def config_from_args(args):
     model = {k: v for k, v in model.items() if v != WBVIMAConfig().to_dict()[k]}  # only what differs
     if args.no_autoregressive:
         model["autoregressive"] = False
+    if args.aux_object_weight:
+        model["aux_object_weight"] = args.aux_object_weight
     return TrainConfig(data=args.data, include_failures=args.include_failures, out=args.out, steps=args.steps, batch=args.batch, points=points,
                        lr=args.lr, warmup_steps=args.warmup, ckpt_every=args.ckpt_every,
                        val_every=args.val_every, val_episodes=args.val_episodes, crop=args.crop,

@@ -63,6 +63,10 @@ class WBVIMAConfig:
     # next base command is the measured velocity (R^2 0.98), a shortcut that lets the policy copy
     # its own motion instead of steering by what it sees (causal confusion / "copycat")
     base_velocity_input: bool = True
+    # training only: weight of an auxiliary loss that makes the point token predict the task
+    # object's pose in base_link (x, y, yaw; brs_policy.object_targets) while the object rests.
+    # The policy still sees no privileged state at run time; 0 turns the loss (and its head) off
+    aux_object_weight: float = 0.0
     parts: dict = field(default_factory=_parts)
 
     def __post_init__(self):

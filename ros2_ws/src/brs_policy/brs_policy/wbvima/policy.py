@@ -31,6 +31,10 @@ from .normalizer import Normalizer
 from .unet import ConditionalUnet1D
 
 
+AUX_DIM = 3  # object x, y (m) and yaw (rad) in base_link
+AUX_SCALE = torch.tensor([0.25, 0.25, 0.5])  # the spread of the tasks' placements: errors in these units
+
+
 def make_scheduler(cfg: WBVIMAConfig):
     from diffusers.schedulers.scheduling_ddim import DDIMScheduler
 
@@ -78,6 +82,8 @@ class WBVIMAPolicy(nn.Module):
                                                  cfg.unet_kernel_size, cfg.unet_n_groups,
                                                  cfg.unet_cond_predict_scale)
             prev += b - a
+        # training only (aux_object_weight > 0): point token -> object pose in base_link
+        self.aux_head = nn.Linear(e, AUX_DIM) if cfg.aux_object_weight > 0 else None
         self.action_normalizer = Normalizer(cfg.action_dim, cfg.action_norm)
         self.proprio_normalizer = Normalizer(cfg.proprio_dim, cfg.proprio_norm)
         if cfg.proprio_norm == "limits":  # base velocity within +-max, joints within their limits
@@ -156,7 +162,8 @@ class WBVIMAPolicy(nn.Module):
         """batch: points (B, To, P, 6), proprio (B, To, 21), actions (B, To, T, 21) raw.
         Epsilon MSE over all 21 action dimensions alike (each part weighted by its share of the
         dimensions: the arms' 14 count 14/21); teacher forcing for the conditioning actions."""
-        readout = self.encode(batch["points"], batch["proprio"])  # (B, S, E)
+        tokens = self.obs_tokens(batch["points"], batch["proprio"])  # (B, S, 2, E)
+        readout = self.transformer(tokens)  # (B, S, E)
         b, s, e = readout.shape
         readout = readout.reshape(b * s, e)
         targets = self.to_relative(batch["actions"], batch["proprio"])
@@ -173,7 +180,17 @@ class WBVIMAPolicy(nn.Module):
             losses[name] = torch.nn.functional.mse_loss(pred, noise)
             prev.append(clean)
         loss = sum(self._part_weight[k] * v for k, v in losses.items())
+        if self.aux_head is not None and "object_pose" in batch:
+            losses["object_pose"] = self._aux_loss(tokens[..., 0, :], batch["object_pose"], batch["object_mask"])
+            loss = loss + self.config.aux_object_weight * losses["object_pose"]
         return loss, {k: float(v.detach()) for k, v in losses.items()}
+
+    def _aux_loss(self, point_token: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """MSE of the object pose predicted from the point token (B, S, E), in units of AUX_SCALE,
+        over the observation steps where `mask` (B, S) says the pose is known."""
+        err = ((self.aux_head(point_token) - target) / AUX_SCALE.to(target)) ** 2  # (B, S, 3)
+        m = mask.to(err.dtype).unsqueeze(-1)
+        return (err * m).sum() / (m.sum() * err.shape[-1]).clamp(min=1.0)
 
     # ---- inference -------------------------------------------------------------------------------
 
