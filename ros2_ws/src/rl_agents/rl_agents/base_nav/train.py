@@ -20,7 +20,7 @@ import torch
 
 from rl_agents.files import atomic_torch_save
 from rl_agents.pldm.model import PLDM, PLDMConfig
-from rl_agents.pldm.train import TrainConfig, fit, pick_device, pldm_from_checkpoint
+from rl_agents.pldm.train import TrainConfig, fit, fit_config, pick_device, pldm_from_checkpoint
 
 CHECKPOINT_KIND = "pldm_base_nav"
 
@@ -136,7 +136,7 @@ def main(argv=None) -> None:
     import json
 
     from rl_agents.base_nav.data import load as load_data
-    from rl_agents.pldm.cli import add_fit_arguments, apply_threads, fit_config
+    from rl_agents.pldm.fit_args import add_fit_arguments, apply_threads
 
     p = argparse.ArgumentParser(description="Train the base-planner PLDM on random base-motion data.")
     add_fit_arguments(p, data_help="dataset path without suffix (rl_agents.base_nav.data)",

@@ -15,6 +15,7 @@ import math
 from pathlib import Path
 
 from brs_common.stats import wilson_interval
+from rl_agents.pldm.fit_args import add_device_arguments, add_fit_arguments, apply_threads
 
 DATA_EXAMPLES = """examples:
   brs plan data --out data/two_rooms/noisy --episodes 1000 --length 30 --quality noisy --coverage 0.3 \\
@@ -43,34 +44,6 @@ def add_parser(sub) -> None:
     _add_data(s)
     _add_train(s)
     _add_eval(s)
-
-
-def _common(p: argparse.ArgumentParser, threads: int = 0) -> None:
-    p.add_argument("--device", default=None, help="cpu | cuda | cuda:N (default: cuda when available)")
-    p.add_argument("--threads", type=int, default=threads,
-                   help="torch CPU threads (0: torch default; 1 on a busy CPU; default %(default)s)")
-
-
-def add_fit_arguments(p: argparse.ArgumentParser, *, data_help: str, steps: int, batch_size: int,
-                      seq_len: int, threads: int = 0) -> None:
-    """The arguments of every PLDM-style trainer (`brs plan train`, Two Rooms and base-planner
-    scripts); the defaults differ per trainer. Pair with `fit_config`."""
-    p.add_argument("--data", required=True, help=data_help)
-    p.add_argument("--out", required=True, help="checkpoint file (.pt)")
-    p.add_argument("--steps", type=int, default=steps, help="optimiser steps (default %(default)s)")
-    p.add_argument("--batch-size", type=int, default=batch_size, help="(default %(default)s)")
-    p.add_argument("--seq-len", type=int, default=seq_len,
-                   help="predicted steps per training sequence (default %(default)s)")
-    p.add_argument("--lr", type=float, default=1e-3, help="(default %(default)s)")
-    p.add_argument("--seed", type=int, default=0)
-    _common(p, threads)
-
-
-def fit_config(args: argparse.Namespace, **extra):
-    """The TrainConfig that `add_fit_arguments`' values describe."""
-    from rl_agents.pldm.train import TrainConfig
-
-    return TrainConfig(args.steps, args.batch_size, args.seq_len, args.lr, seed=args.seed, **extra)
 
 
 def _add_data(sub) -> None:
@@ -127,7 +100,7 @@ def _add_eval(sub) -> None:
     p.add_argument("--json", type=Path, default=None, help="also write the results to this JSON file")
     p.add_argument("--max-step", type=float, default=None,
                    help="only for checkpoints that do not record it (from `python -m rl_agents.pldm.train`)")
-    _common(p)
+    add_device_arguments(p)
     p.set_defaults(func=_eval)
 
 
@@ -164,14 +137,6 @@ def load_dataset(path: str | Path) -> dict:
     except Exception as exc:  # noqa: BLE001 - zip/json/key errors all mean an unusable dataset
         raise ValueError(f"{p.with_suffix('.npz')}: not a valid Two Rooms dataset ({type(exc).__name__}: {exc})") from exc
     return data
-
-
-def apply_threads(args) -> None:
-    """`--threads` of `_common`: torch's CPU threads (0 leaves torch's default)."""
-    import torch
-
-    if args.threads:
-        torch.set_num_threads(args.threads)
 
 
 def _data(args) -> int:

@@ -175,12 +175,17 @@ def evaluate(env: TwoRoomsEnv, policy, episodes: int, seed: int = 0, progress: b
             "episodes": episodes, "seconds": time.monotonic() - t0}
 
 
+def fit_config(args, **extra) -> TrainConfig:
+    """The TrainConfig that `rl_agents.pldm.fit_args.add_fit_arguments`' values describe."""
+    return TrainConfig(args.steps, args.batch_size, args.seq_len, args.lr, seed=args.seed, **extra)
+
+
 def main(argv=None) -> None:
     """python -m rl_agents.pldm.train --data data/tr --out outputs/pldm/tr.pt [--eval-episodes 20]"""
     import argparse
     import json
 
-    from rl_agents.pldm.cli import add_fit_arguments, apply_threads, fit_config
+    from rl_agents.pldm.fit_args import add_fit_arguments, apply_threads
     from rl_agents.two_rooms_data import load
 
     p = argparse.ArgumentParser(description="Train PLDM on a Two Rooms dataset, then evaluate MPPI vs random.")
