@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from brs_control.base_kinematics import (
+from brs_control.odrive.kinematics import (
     KiwiDrive,
     KiwiGeometry,
     OdometryIntegrator,

@@ -15,10 +15,10 @@ from sensor_msgs.msg import JointState
 
 from brs_common import qos, topics
 from brs_common import robot_spec as spec
-from brs_control.base_kinematics import KiwiDrive
+from brs_control.odrive.kinematics import KiwiDrive
 from brs_control.emulators.wheel_emulator import WheelEmulator
 from brs_control.wheel_driver import DEFAULT_WHEEL_JOINTS
-from brs_control.wheel_protocol import AxisState
+from brs_control.odrive.protocol import AxisState
 from rosutil import wait_for
 
 WHEEL_STATES = "/wheel_driver/joint_states"

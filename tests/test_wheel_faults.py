@@ -10,7 +10,7 @@ import time
 import pytest
 from std_srvs.srv import Trigger
 
-from brs_control.wheel_protocol import AXIS_ERROR_MOTOR_FAILED, AXIS_ERROR_WATCHDOG_TIMER_EXPIRED, AxisState
+from brs_control.odrive.protocol import AXIS_ERROR_MOTOR_FAILED, AXIS_ERROR_WATCHDOG_TIMER_EXPIRED, AxisState
 from rosutil import wait_for
 from test_wheel_driver import Rig, expected_turns, rig  # noqa: F401  (rig is a fixture)
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from brs_control.emulators.wheel_emulator import WheelEmulator
-from brs_control.wheel_protocol import (
+from brs_control.odrive.protocol import (
     AXIS_ERROR_WATCHDOG_TIMER_EXPIRED,
     AxisState,
     ChecksumMismatch,

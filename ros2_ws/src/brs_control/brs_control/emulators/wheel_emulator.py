@@ -4,7 +4,7 @@ The host opens the pty exactly like the USB CDC port of a real board (`/dev/ttyA
 real wheel driver and protocol client are exercised end to end. Plumbing (pty, symlink, wire
 time, generic faults: drop, corrupt last byte, garbage, mute, vanish/reappear) comes from
 `pty_device.PtyDevice`; this module is the device: line parsing with the optional `*checksum`,
-the command subset of wheel_protocol.py, a property tree for `r`/`w`, per-axis first-order
+the command subset of odrive/protocol.py, a property tree for `r`/`w`, per-axis first-order
 velocity dynamics with encoder integration, and the board's own watchdog.
 
 Device behaviour copied from the real firmware (0.5.x):
@@ -42,7 +42,7 @@ import time
 from collections import Counter, deque
 from dataclasses import dataclass, field
 
-from ..wheel_protocol import (
+from ..odrive.protocol import (
     AXIS_ERROR_INVALID_STATE,
     AXIS_ERROR_WATCHDOG_TIMER_EXPIRED,
     AxisState,
