@@ -299,10 +299,31 @@ def observe(sim) -> Observation:
 def rollout(task_name: str, expert: Expert, seed: int, time_limit: float | None = None,
             video: str | Path | None = None, camera: str = "overview", settle: float = 1.0,
             ) -> RolloutResult:
-    """Run `expert` on `task_name` in-process: SimCore physics, the controller's limiters
-    (JointLimiter, BaseLimiter) between the expert's target and the actuators, the expert asked at
-    EXPERT_RATE_HZ. Success = the task predicate holds for `settle` s after the expert is done
-    (or at any time for `settle` s). Optionally writes an mp4 from a scene camera."""
+    """Run `expert` on `task_name` in-process (see run_episode), asked at EXPERT_RATE_HZ.
+    Success = the task predicate holds for `settle` s (the expert done or not)."""
+    started = []
+
+    def act(sim, t: float) -> np.ndarray:
+        obs = observe(sim)
+        obs.time = t
+        if not started:
+            expert.reset(obs)
+            started.append(True)
+        return np.asarray(expert.act(obs), float)
+
+    success, duration = run_episode(task_name, seed, act, 1.0 / EXPERT_RATE_HZ, time_limit, video, camera,
+                                    settle, done=lambda: expert.done)
+    return RolloutResult(task_name, seed, success, duration, expert.phase)
+
+
+def run_episode(task_name: str, seed: int, act, act_period: float, time_limit: float | None = None,
+                video: str | Path | None = None, camera: str = "overview", settle: float = 1.0,
+                done=lambda: False) -> tuple[bool, float]:
+    """One in-process episode: SimCore physics, the controller's limiters (JointLimiter,
+    BaseLimiter) between the 21-D target and the actuators, `act(sim, t) -> target` asked every
+    `act_period` s (t: seconds since the start). Success = the task predicate held for `settle` s;
+    the episode ends then, at the time limit, or `settle` + 2 s after `done()` turned true.
+    Optionally writes an mp4 from a scene camera. Returns (success, duration in sim seconds)."""
     from brs_control.safety import BaseLimiter, JointLimiter
 
     from brs_sim.sim_core import SimCore
@@ -313,14 +334,12 @@ def rollout(task_name: str, expert: Expert, seed: int, time_limit: float | None 
     sim = SimCore("scene", seed=seed)
     task.reset(sim, seed)
     start = sim.time
-    obs = observe(sim)
-    q0 = obs.positions()
+    q0 = observe(sim).positions()
     joints = JointLimiter(q0[POSITION], spec.LOWER[POSITION], spec.UPPER[POSITION],
                           spec.MAX_VELOCITY[POSITION], spec.MAX_ACCELERATION[POSITION], sim.control_period)
     base = BaseLimiter(spec.MAX_VELOCITY[BASE], spec.MAX_ACCELERATION[BASE], sim.control_period)
     names = [n for n, p in zip(spec.ACTION_JOINTS, POSITION) if p]
-    expert.reset(obs)
-    every = max(1, round(1.0 / (EXPERT_RATE_HZ * sim.control_period)))
+    every = max(1, round(act_period / sim.control_period))
     writer = renderer = None
     if video is not None:
         import imageio.v2 as imageio
@@ -334,9 +353,7 @@ def rollout(task_name: str, expert: Expert, seed: int, time_limit: float | None 
     try:
         while sim.time - start < limit:
             if tick % every == 0:
-                obs = observe(sim)
-                obs.time -= start
-                target = np.asarray(expert.act(obs), float)
+                target = np.asarray(act(sim, sim.time - start), float)
             sim.set_position_targets(names, joints.step(target[POSITION]))
             sim.set_base_velocity(*base.step(target[BASE]))
             sim.step()
@@ -350,11 +367,11 @@ def rollout(task_name: str, expert: Expert, seed: int, time_limit: float | None 
                 if held_since is not None and sim.time - held_since >= settle:
                     success = True
                     break
-                done_since = (done_since or sim.time) if expert.done else None
+                done_since = (done_since or sim.time) if done() else None
                 if done_since is not None and sim.time - done_since > settle + 2.0:
                     break  # the expert gave up or finished without success
     finally:
         if writer is not None:
             writer.close()
             renderer.close()
-    return RolloutResult(task_name, seed, success, sim.time - start, expert.phase)
+    return success, sim.time - start
