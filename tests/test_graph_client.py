@@ -38,3 +38,20 @@ def test_node_health_is_the_worst_component_per_node(ros):
         assert client.node_health()["joylo"] == (1, "engage: not following yet")
     finally:
         client.close()
+
+
+def test_operator_summary_names_source_estop_and_recorder():
+    from brs_bringup.graph_client import operator_summary
+
+    statuses = {}
+    assert operator_summary(statuses.get) == ""  # nothing reported yet
+    statuses["whole_body_controller: state"] = ("in control: teleop", {
+        "active_source": "teleop", "controlling_source": "teleop", "estop_latched": "False"})
+    assert operator_summary(statuses.get) == "command source: teleop (in control) | e-stop: off"
+    statuses["whole_body_controller: state"][1].update(estop_latched="True", controlling_source="none")
+    statuses["episode_recorder: recorder"] = ("recording", {
+        "recording": "true", "episode": "episode_000003", "saved_episodes": "2"})
+    assert operator_summary(statuses.get) == ("command source: teleop (idle) | e-stop: LATCHED (brs estop reset) "
+                                              "| recorder: recording episode_000003 | saved: 2")
+    statuses["episode_recorder: recorder"][1].update(recording="false", saved_episodes="3")
+    assert operator_summary(statuses.get).endswith("recorder: idle | saved: 3")

@@ -286,8 +286,10 @@ def test_console_prints_every_change_of_a_nodes_diagnostic_level(tmp_path, ros_d
     monkeypatch.setenv("PATH", f"{bindir}{os.pathsep}{os.environ['PATH']}")
     monkeypatch.setenv("FAKE_REPORT_DIR", str(tmp_path))
     reports = {"spinner": (1, "state: waiting for /joint_states"), "elsewhere": (2, "not in this graph")}
+    summary = ["command source: teleop (idle) | e-stop: off"]
     out = io.StringIO()
-    runner = Runner([fake("spinner", "spin")], out=out, live=False, health=lambda: dict(reports))
+    runner = Runner([fake("spinner", "spin")], out=out, live=False, health=lambda: dict(reports),
+                    summary=lambda: summary[0])
     rc: list[int] = []
     thread = threading.Thread(target=lambda: rc.append(runner.run()))
     thread.start()
@@ -304,6 +306,9 @@ def test_console_prints_every_change_of_a_nodes_diagnostic_level(tmp_path, ros_d
         reports["spinner"] = (0, "leader: both leader arms read")
         wait_for(lambda: "[spinner] OK: leader: both leader arms read" in out.getvalue(), 5,
                  message=f"recovery; console:\n{out.getvalue()}")
+        summary[0] = "command source: teleop (idle) | e-stop: LATCHED (brs estop reset)"
+        wait_for(lambda: "[brs] command source: teleop (idle) | e-stop: LATCHED" in out.getvalue(), 5,
+                 message=f"the operator line on a change; console:\n{out.getvalue()}")
     finally:
         runner.stop()
         thread.join(20)
@@ -311,6 +316,7 @@ def test_console_prints_every_change_of_a_nodes_diagnostic_level(tmp_path, ros_d
     text = out.getvalue()
     assert "not in this graph" not in text and "loop: 100 Hz" not in text  # quiet while OK
     assert "waiting for /joint_states" not in text
+    assert text.count("e-stop: off") == 1 and text.count("e-stop: LATCHED") == 1  # once per change
 
 
 def test_command_line_is_ros_args():

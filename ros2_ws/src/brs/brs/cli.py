@@ -60,6 +60,7 @@ def _run(nodes, args) -> int:
     runner = Runner(nodes, log_dir=args.log_dir, live=args.status)  # sets the graph's DDS defaults
     console = GraphClient("brs_bringup_console")  # every node's /diagnostics level on the console
     runner.health = console.node_health
+    runner.summary = console.operator_summary
     try:
         return runner.run()
     finally:

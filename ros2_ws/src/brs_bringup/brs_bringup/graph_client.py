@@ -44,6 +44,10 @@ class GraphClient(BackgroundNode):
                 out[node] = (level, f"{component}: {message}" if component else message)
         return out
 
+    def operator_summary(self) -> str:
+        """One line for the operator: see `operator_summary`, from the latest statuses."""
+        return operator_summary(self.status)
+
     def status(self, name: str) -> tuple[str, dict[str, str]] | None:
         """(message, values) of the latest /diagnostics status called `name` ("node: component")."""
         with self._lock:
@@ -109,3 +113,24 @@ class GraphClient(BackgroundNode):
         for result, key in zip(future.result().results, values):
             if not result.successful:
                 raise RuntimeError(f"{node_name} refused {key}: {result.reason}")
+
+
+def operator_summary(status) -> str:
+    """"command source: teleop (in control) | e-stop: off | recorder: recording episode_000003 |
+    saved: 2" from `status(name) -> (message, values) | None` (GraphClient.status); a part whose
+    node has not reported is left out ("" when none has)."""
+    parts = []
+    controller = status(f"{topics.WHOLE_BODY_CONTROLLER_NODE}: state")
+    if controller is not None:
+        v = controller[1]
+        source = v.get("active_source", "?")
+        in_control = v.get("controlling_source", "none") == source
+        parts.append(f"command source: {source} ({'in control' if in_control else 'idle'})")
+        parts.append("e-stop: LATCHED (brs estop reset)" if v.get("estop_latched") == "True" else "e-stop: off")
+    recorder = status(f"{topics.RECORDER_NODE}: recorder")
+    if recorder is not None:
+        v = recorder[1]
+        recording = v.get("recording") == "true"
+        parts.append(f"recorder: recording {v.get('episode', '')}" if recording else "recorder: idle")
+        parts.append(f"saved: {v.get('saved_episodes', 0)}")
+    return " | ".join(parts)

@@ -155,12 +155,17 @@ class Runner:
     def __init__(self, nodes: Sequence[NodeDescription], *, log_dir: Path | str | None = None,
                  live: bool | None = None, kill_timeout: float = 3.0,
                  env: dict[str, str] | None = None, out: IO[str] | None = None,
-                 health: Callable[[], dict[str, tuple[int, str]]] | None = None):
+                 health: Callable[[], dict[str, tuple[int, str]]] | None = None,
+                 summary: Callable[[], str] | None = None):
         """`health()`: {node name: (worst diagnostic level, "component: message")}, e.g.
         GraphClient.node_health; shown in the table, and every change to WARN or ERROR (and back
-        to OK) is printed on the console."""
+        to OK) is printed on the console. `summary()`: one operator line (e.g.
+        GraphClient.operator_summary: command source, e-stop, recorder), under the table and
+        printed whenever it changes."""
         self.nodes = list(nodes)
         self.health = health
+        self.summary = summary
+        self._summary = ""
         self._health: dict[str, tuple[int, str]] = {}
         self._shown: dict[str, tuple[int, str]] = {}  # the level and message last printed per node
         self.log_dir = Path(log_dir) if log_dir else None
@@ -242,6 +247,7 @@ class Runner:
                 return
             if now - last_health >= HEALTH_PERIOD:
                 self._check_health()
+                self._check_summary()
                 last_health = now
             if live is not None and now - last_refresh >= 0.5:
                 live.update(self._table(), refresh=True)
@@ -393,6 +399,19 @@ class Runner:
                 self._shown[node] = (level, message)
         self._health = {k: v for k, v in health.items() if k in procs}
 
+    def _check_summary(self) -> None:
+        if self.summary is None:
+            return
+        try:
+            line = self.summary()
+        except Exception as exc:  # the console must not take the bringup down
+            self._say(f"operator summary unavailable: {exc!r}", error=True)
+            self.summary = None
+            return
+        if line and line != self._summary:
+            self._say(line)
+        self._summary = line
+
     def _say(self, text: str, error: bool = False) -> None:
         self._emit("brs", text, style="bold red" if error else "bold")
 
@@ -423,7 +442,8 @@ class Runner:
         from rich.markup import escape
         from rich.table import Table
 
-        table = Table(title="brs bringup", title_justify="left")
+        table = Table(title="brs bringup", title_justify="left", caption=self._summary or None,
+                      caption_justify="left")
         columns = ("node", "pid", "state", "restarts", "uptime", "CPU %", "RSS MiB")
         columns += ("diagnostics",) if self.health is not None else ()
         for column in columns:
