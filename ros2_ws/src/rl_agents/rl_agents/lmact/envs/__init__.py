@@ -1,8 +1,8 @@
 """The LMAct environments by name: `make_env("tictactoe")`, `make_env("chess", opponent="greedy")`.
 
-Modules are imported when an env is made (chess needs python-chess). Phase 2 adds a DMC task with
-an MR.Q policy as expert and the robot sim task here: an `Env` whose `action_space` is
-`VectorActions(n)` and whose `render_vector` gives the observation.
+Modules are imported when an env is made (chess needs python-chess, robot_reach ROS). Vector-action
+envs (`robot_reach`; a DMC task with an MR.Q expert is planned) have `action_space =
+VectorActions(n)` and a `render_vector` observation.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ ENVS = {  # name -> (module, class)
     "gridworld": ("gridworld", "GridWorld"),
     "crossword": ("crossword", "Crossword"),
     "chess": ("chess_game", "ChessGame"),
+    "robot_reach": ("robot_reach", "RobotReach"),  # starts the sim graph (RosSimEnv) on the first reset
 }
 
 
