@@ -52,7 +52,7 @@ def test_round_trip(tmp_path):
     assert not list(tmp_path.glob("*.partial"))
     meta = ep.validate_episode(path, spec_hash=spec.spec_hash())
     assert meta["n_frames"] == 6 and meta["dropped_frames"] == 2 and meta["success"] == 1
-    assert meta["status"] == "complete" and meta["schema_version"] == 1
+    assert meta["status"] == "complete" and meta["schema_version"] == 2
     assert meta["cameras"] == list(spec.CAMERAS)
     assert meta["action_joints"] == list(spec.ACTION_JOINTS)
     assert json.loads(meta["calibration"]) == {"left_arm": {"offsets": [0.1]}}
@@ -140,13 +140,74 @@ def test_unmeasured_velocity_and_effort_may_be_nan(tmp_path):
         assert np.isnan(episode.joint_velocity).all() and np.isnan(episode.joint_effort[0, 4])
 
 
+def test_depth_in_millimetres_is_smaller_and_reads_back_in_metres(tmp_path):
+    """mm16: uint16 millimetres on disk (0 = no depth), float32 metres (NaN = none) to readers,
+    within 0.5 mm; on smooth depth it is several times smaller than float32 metres."""
+    yy, xx = np.mgrid[0:H, 0:W]
+    smooth = (1.0 + 0.002 * xx + 0.001 * yy).astype(np.float32)  # a tilted plane, like a floor
+    rng = np.random.default_rng(3)
+    frames = []
+    for i in range(4):
+        f = make_frame(i, rng)
+        # rendered / measured depth is noisy in its low bits, which float32 keeps and mm16 drops
+        noisy = (smooth + 0.01 * i + rng.normal(0, 1e-4, (H, W))).astype(np.float32)
+        noisy[:10, :10] = np.nan  # no return
+        noisy[10:20, :10] = 0.0  # no return, as 16UC1 drivers send it
+        noisy[20, 0] = np.inf
+        f.images = {n: (np.zeros((H, W, 3), np.uint8), noisy) for n in spec.CAMERAS}
+        frames.append(f)
+    sizes = {}
+    for encoding in ("float32", "mm16"):
+        writer = ep.EpisodeWriter(tmp_path / encoding, metadata(), depth_encoding=encoding, compression_level=4)
+        for f in frames:
+            writer.add_frame(f)
+        path = writer.close()
+        sizes[encoding] = path.stat().st_size
+        ep.validate_episode(path, spec_hash=spec.spec_hash())
+        with ep.read_episode(path) as e, h5py.File(path) as raw:
+            assert raw["cameras/head/depth"].dtype == (np.uint16 if encoding == "mm16" else np.float32)
+            assert raw["cameras/head/depth"].attrs["encoding"] == encoding
+            depth = e.cameras["head"].depth
+            assert depth.shape == (4, H, W) and depth.dtype == np.float32 and len(depth) == 4
+            for i in (0, 3):
+                want = frames[i].images["head"][1]
+                got = depth[i]
+                assert got.dtype == np.float32
+                if encoding == "float32":
+                    np.testing.assert_array_equal(got, want)
+                    continue
+                valid = np.isfinite(want) & (want > 0)
+                assert np.isnan(got[~valid]).all()
+                assert np.abs(got[valid] - want[valid]).max() <= 0.0005 + 1e-6
+            np.testing.assert_array_equal(depth[1:3], np.stack([depth[1], depth[2]]))
+    assert sizes["mm16"] < 0.6 * sizes["float32"], sizes
+
+
+def test_a_bad_depth_encoding_is_refused_before_anything_is_written(tmp_path):
+    with pytest.raises(ValueError, match="depth_encoding 'png'"):
+        ep.EpisodeWriter(tmp_path, metadata(), depth_encoding="png")
+    assert not list(tmp_path.iterdir())
+
+
+def test_version_1_files_still_read(tmp_path):
+    """Files written before the depth encoding (schema v1: float32 depth, no encoding attr)."""
+    path, frames = write(tmp_path, 3)
+    with h5py.File(path, "r+") as f:
+        f.attrs["schema_version"] = 1
+        for name in spec.CAMERAS:
+            del f[f"cameras/{name}/depth"].attrs["encoding"]
+    ep.validate_episode(path, spec_hash=spec.spec_hash())
+    with ep.read_episode(path) as e:
+        np.testing.assert_array_equal(e.cameras["head"].depth[2], frames[2].images["head"][1])
+
+
 def corrupt(path, edit):
     with h5py.File(path, "r+") as f:
         edit(f)
 
 
 @pytest.mark.parametrize("edit, message", [
-    (lambda f: f.attrs.__setitem__("schema_version", 2), "schema_version is 2; this reader supports 1"),
+    (lambda f: f.attrs.__setitem__("schema_version", 3), "schema_version is 3; this reader supports 1, 2"),
     (lambda f: f.attrs.__setitem__("schema", "other"), "not a BRS episode"),
     (lambda f: f.attrs.__setitem__("status", "recording"), "did not finish cleanly"),
     (lambda f: f["action"].resize(3, axis=0), r"truncated: dataset /action has shape \(3, 21\)"),

@@ -20,7 +20,8 @@ from brs_common import topics
 from brs_teleop import episode as ep_format
 from brs_teleop.episode import CameraIntrinsics, EpisodeMetadata, EpisodeWriter, Frame
 from brs_teleop.export_common import ExportError
-from brs_teleop.export_lerobot import depth_to_mm, export_lerobot
+from brs_teleop.episode import depth_to_mm
+from brs_teleop.export_lerobot import export_lerobot
 from brs_teleop.export_mcap import export_mcap
 
 H, W = 48, 64

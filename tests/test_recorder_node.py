@@ -148,6 +148,7 @@ def check_frames(e: ep.Episode, n: int):
             assert color.shape == (240, 320, 3) and depth.shape == (240, 320)
             assert color.std() > 5, f"{name} color frame {i} is flat"
             assert np.nanmax(depth) > 0.1, f"{name} depth frame {i} is empty"
+        assert cam.depth.encoding == "mm16"  # the recorder's default: uint16 millimetres on disk
 
 
 def test_episodes_survive_kill_9(graph, tmp_path):
@@ -294,6 +295,8 @@ def test_start_needs_a_task_label_and_the_cli_gives_one(graph, tmp_path):
     ({"rate_hz": -5.0}, "rate_hz must be > 0, got -5.0"),
     ({"cameras": ["head", "belly"]}, "unknown or repeated ['belly']"),
     ({"max_age": 0.0}, "max_age must be > 0"),
+    ({"depth_encoding": "png"}, "depth_encoding 'png': use one of float32, mm16"),
+    ({"compression_level": 12}, "compression_level must be 0-9 (gzip), got 12"),
     ({"calibration_file": "/nonexistent/calib.yaml"}, "calibration_file '/nonexistent/calib.yaml' does not exist"),
 ])
 def test_bad_parameters_fail_at_startup(ros_domain, tmp_path, params, message):

@@ -7,6 +7,10 @@ baseline: head colour images per sim second arriving at a plain subscriber in th
 (what any recorder could sample at most). recorder_dropped_frames_pct: frames the recorder
 dropped (stale stream, late timer, full queue, invalid) over all repeats; baseline: head colour
 images the plain subscriber missed against the camera rate over the same windows.
+recorder_mb_per_frame: episode file size per frame as the recorder writes it (depth uint16 mm,
+gzip 4); baseline: the same frames re-written as float32 metres with gzip 1 (the format before
+schema v2). recorder_start_s: the ~/start service round trip (the episode file is created before
+it answers); baseline: a refused ~/discard round trip to the same node (the service cost alone).
 """
 
 from __future__ import annotations
@@ -51,7 +55,11 @@ def _record_once(client, seconds: float, arrivals: list, lock, check) -> dict:
 
     status = f"{topics.RECORDER_NODE}: recorder"
     deadline = time.monotonic() + 120
-    while not client.call(Trigger, topics.RECORDER_START, timeout=30).success:  # camera_info first
+    while True:
+        t_call = time.perf_counter()
+        if client.call(Trigger, topics.RECORDER_START, timeout=30).success:  # camera_info first
+            start_s = time.perf_counter() - t_call
+            break
         check()
         if time.monotonic() > deadline:
             raise RuntimeError("the recorder never started (no camera_info?)")
@@ -64,14 +72,32 @@ def _record_once(client, seconds: float, arrivals: list, lock, check) -> dict:
     if not response.success:
         raise RuntimeError(f"the recorder did not save: {response.message}")
     path = Path(response.message.rsplit(" ", 1)[-1])
+    t_call = time.perf_counter()
+    client.call(Trigger, topics.RECORDER_DISCARD, timeout=30)  # refused: not recording
+    service_s = time.perf_counter() - t_call
     with ep.read_episode(path) as e:
         t0, t1, rate = float(e.time[0]), float(e.time[-1]), float(e.metadata["rate_hz"])
         n, dropped = e.n_frames, int(e.metadata["dropped_frames"])
+        old_format = _rewritten_size(e, path.parent / "float32") / n
     with lock:
         seen = sum(1 for s in arrivals if t0 <= s <= t1)
     span = t1 - t0 + 1.0 / rate
     return {"fps": n / span, "frames": n, "dropped": dropped, "camera_fps": seen / span,
-            "camera_expected": round(span * rate), "camera_seen": seen, "wall_fps": n / wall}
+            "camera_expected": round(span * rate), "camera_seen": seen, "wall_fps": n / wall,
+            "mb_per_frame": path.stat().st_size / n / 1e6, "old_mb_per_frame": old_format / 1e6,
+            "start_s": start_s, "service_s": service_s}
+
+
+def _rewritten_size(e, folder: Path) -> int:
+    """Bytes of episode `e` written again with float32 depth and gzip 1 (schema v1's format)."""
+    from brs_teleop import episode as ep
+
+    meta = ep.EpisodeMetadata(cameras={n: ep.CameraIntrinsics(K=tuple(c.K.reshape(-1)), width=c.width, height=c.height)
+                                       for n, c in e.cameras.items()}, task="bench")
+    writer = ep.EpisodeWriter(folder, meta, depth_encoding="float32", compression_level=1)
+    for i in range(e.n_frames):
+        writer.add_frame(e.frame(i))
+    return writer.close().stat().st_size
 
 
 def run(repeats: int = 3):
@@ -129,4 +155,11 @@ def run(repeats: int = 3):
         Result("recorder_dropped_frames_pct", 100.0 * dropped / max(1, frames + dropped), "%",
                100.0 * missed / max(1, expected), "head camera images missed by a plain subscriber",
                "<= 1", higher_is_better=False, note=f"{dropped} of {frames + dropped} frames dropped"),
+        Result("recorder_mb_per_frame", statistics.median(r["mb_per_frame"] for r in runs), "MB",
+               statistics.median(r["old_mb_per_frame"] for r in runs),
+               "the same frames as float32 metres, gzip 1 (schema v1)", "<= 0.12", higher_is_better=False,
+               note="3 x 320x240 RGB-D per frame (sim images; real sensor noise compresses worse)"),
+        Result("recorder_start_s", statistics.median(r["start_s"] for r in runs), "s",
+               statistics.median(r["service_s"] for r in runs), "a refused ~/discard round trip to the recorder",
+               "<= 0.5", higher_is_better=False, note="~/start round trip: the episode file exists when it answers"),
     ]

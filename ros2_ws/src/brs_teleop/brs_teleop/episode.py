@@ -1,4 +1,4 @@
-"""Episode files: one teleop/expert demonstration per HDF5 file (schema "brs-episode" v1). No ROS.
+"""Episode files: one teleop/expert demonstration per HDF5 file (schema "brs-episode" v2). No ROS.
 
     meta = EpisodeMetadata(task="trash_to_spot", seed=3, source="teleop", rate_hz=10.0,
                            cameras={"head": CameraIntrinsics(K=..., width=320, height=240)})
@@ -23,8 +23,10 @@ Layout (N frames; every dataset chunked along time):
 | /observation/base_velocity | (N, 3) float32 | vx, vy (base frame), wz |
 | /action | (N, 21) float32 | executed whole-body command, ACTION_JOINTS order |
 | /cameras/<name>/color | (N, H, W, 3) uint8 | rgb |
-| /cameras/<name>/depth | (N, H, W) float32 | metres, raw |
+| /cameras/<name>/depth | (N, H, W) float32 or uint16 | attr `encoding`: "float32" metres (lossless) or "mm16" millimetres, 0 = no depth (the 16UC1 form of RealSense-class cameras; <= 0.5 mm rounding, ~2.5x smaller) |
 Root attrs: see ROOT_ATTRS; camera group attrs: K, D, distortion_model, width, height, frame_id.
+Readers see depth as float32 metres either way (`ep.cameras[name].depth[i]`; no depth = NaN).
+Schema v2 added the depth `encoding` attr; v1 files (float32 depth) read as before.
 """
 
 from __future__ import annotations
@@ -43,7 +45,9 @@ import numpy as np
 from brs_common import robot_spec as spec
 
 SCHEMA = "brs-episode"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+READABLE_VERSIONS = (1, 2)
+DEPTH_ENCODINGS = ("float32", "mm16")
 SUFFIX = ".h5"
 PARTIAL_SUFFIX = ".partial"
 STATUS_RECORDING, STATUS_COMPLETE = "recording", "complete"
@@ -69,6 +73,20 @@ VECTOR_DATASETS: dict[str, int] = {
 # them; the real-robot merger fills NaN): these may hold NaN, every other vector must be finite.
 MAY_BE_NAN = frozenset({"observation/joint_velocity", "observation/joint_effort"})
 VECTOR_CHUNK = 64  # frames per chunk of the small datasets (one frame per chunk for images)
+
+
+def depth_to_mm(depth_m: np.ndarray) -> np.ndarray:
+    """float metres -> uint16 millimetres; NaN, inf, <= 0 and beyond 65.534 m -> 0 (no depth)."""
+    mm = np.asarray(depth_m, dtype=np.float32) * np.float32(1000.0)
+    with np.errstate(invalid="ignore"):
+        valid = (mm >= 0.5) & (mm < 65534.5)  # NaN compares False
+        return np.where(valid, mm + np.float32(0.5), np.float32(0.0)).astype(np.uint16)
+
+
+def mm_to_depth(mm: np.ndarray) -> np.ndarray:
+    """uint16 millimetres -> float32 metres, 0 (no depth) -> NaN."""
+    mm = np.asarray(mm)
+    return np.where(mm > 0, mm.astype(np.float32) * np.float32(1e-3), np.float32(np.nan))
 
 
 class EpisodeError(Exception):
@@ -189,9 +207,12 @@ class EpisodeWriter:
     """
 
     def __init__(self, path: str | Path, metadata: EpisodeMetadata | Mapping | None = None, *,
-                 image_compression: str = "gzip"):
+                 image_compression: str = "gzip", compression_level: int = 1, depth_encoding: str = "float32"):
         meta = metadata if isinstance(metadata, EpisodeMetadata) else EpisodeMetadata(**(metadata or {}))
+        if depth_encoding not in DEPTH_ENCODINGS:
+            raise ValueError(f"depth_encoding {depth_encoding!r}: use one of {', '.join(DEPTH_ENCODINGS)}")
         self.metadata = meta
+        self.depth_encoding = depth_encoding
         path = Path(path)
         if path.is_dir():
             path = next_episode_path(path)
@@ -211,14 +232,14 @@ class EpisodeWriter:
         # mode "x": never overwrite an existing .partial (another recorder or a crash to inspect)
         self._file = h5py.File(self.path, "x", libver="latest")
         try:
-            self._create(meta, calibration, image_compression)
+            self._create(meta, calibration, image_compression, compression_level)
             self._file.swmr_mode = True  # from here on the file on disk is always readable
         except BaseException:
             self._file.close()
             self.path.unlink(missing_ok=True)
             raise
 
-    def _create(self, meta: EpisodeMetadata, calibration: str, compression: str) -> None:
+    def _create(self, meta: EpisodeMetadata, calibration: str, compression: str, level: int) -> None:
         f = self._file
         f.attrs.update({
             "schema": SCHEMA, "schema_version": SCHEMA_VERSION, "status": STATUS_RECORDING,
@@ -248,14 +269,17 @@ class EpisodeWriter:
                             "distortion_model": cam.distortion_model, "width": int(cam.width),
                             "height": int(cam.height), "frame_id": cam.frame_id})
             h, w = int(cam.height), int(cam.width)
-            # gzip level 1: readable by every HDF5 tool, ~3x smaller than lzf on sim images
-            level = {"compression_opts": 1} if compression == "gzip" else {}
-            # depth: shuffle groups the float bytes, which compresses far better
+            # gzip: readable by every HDF5 tool, ~3x smaller than lzf on sim images
+            opts = {"compression_opts": int(level)} if compression == "gzip" else {}
+            # depth: shuffle groups the bytes of each value, which compresses far better
+            depth_type = np.uint16 if self.depth_encoding == "mm16" else np.float32
+            depth = g.create_dataset("depth", (0, h, w), depth_type, maxshape=(None, h, w),
+                                     chunks=(1, h, w), compression=compression, shuffle=True, **opts)
+            depth.attrs["encoding"] = self.depth_encoding
             self._images[name] = (
                 g.create_dataset("color", (0, h, w, 3), np.uint8, maxshape=(None, h, w, 3),
-                                 chunks=(1, h, w, 3), compression=compression, **level),
-                g.create_dataset("depth", (0, h, w), np.float32, maxshape=(None, h, w),
-                                 chunks=(1, h, w), compression=compression, shuffle=True, **level),
+                                 chunks=(1, h, w, 3), compression=compression, **opts),
+                depth,
             )
 
     def _check(self, frame: Frame) -> tuple[dict[str, np.ndarray], dict[str, tuple]]:
@@ -284,7 +308,7 @@ class EpisodeWriter:
             if depth.shape != dds.shape[1:] or depth.dtype != np.float32:
                 raise ValueError(f"{name} depth: {depth.shape} {depth.dtype}, "
                                  f"expected {dds.shape[1:]} float32")
-            images[name] = (color, depth)
+            images[name] = (color, depth_to_mm(depth) if self.depth_encoding == "mm16" else depth)
         return vectors, images
 
     def add_frame(self, frame: Frame) -> None:
@@ -360,11 +384,32 @@ class EpisodeWriter:
 
 # ---- reading ---------------------------------------------------------------------------------------
 
+class DepthData:
+    """A camera's depth dataset read as float32 metres (NaN = no depth) whatever its encoding;
+    slice it like the h5py dataset (`depth[i]`, `depth[a:b]`, `depth[[i, j]]`). `raw` is the dataset."""
+
+    def __init__(self, ds: h5py.Dataset):
+        self.raw = ds
+        self.encoding = str(_attr(ds.attrs.get("encoding", "float32")))
+        if self.encoding not in DEPTH_ENCODINGS:
+            raise EpisodeError(f"{ds.file.filename}: depth {ds.name} has encoding {self.encoding!r}; "
+                               f"this reader knows {', '.join(DEPTH_ENCODINGS)}")
+        self.shape = ds.shape
+        self.dtype = np.dtype(np.float32)
+
+    def __len__(self) -> int:
+        return len(self.raw)
+
+    def __getitem__(self, index) -> np.ndarray:
+        values = self.raw[index]
+        return mm_to_depth(values) if self.encoding == "mm16" else values
+
+
 @dataclass
 class CameraData:
     name: str
     color: h5py.Dataset  # (N, H, W, 3) uint8, read lazily
-    depth: h5py.Dataset  # (N, H, W) float32
+    depth: DepthData  # (N, H, W) float32 metres, read lazily
     K: np.ndarray  # (3, 3)
     D: np.ndarray
     distortion_model: str
@@ -412,7 +457,7 @@ class Episode:
         for name, g in (f["cameras"].items() if "cameras" in f else ()):
             a = {k: _attr(v) for k, v in g.attrs.items()}
             self.cameras[name] = CameraData(
-                name, g["color"], g["depth"], np.asarray(a.get("K", [np.nan] * 9), float).reshape(3, 3),
+                name, g["color"], DepthData(g["depth"]), np.asarray(a.get("K", [np.nan] * 9), float).reshape(3, 3),
                 np.asarray(a.get("D", []), float), str(a.get("distortion_model", "")),
                 int(a.get("width", 0)), int(a.get("height", 0)), str(a.get("frame_id", "")))
 
@@ -485,8 +530,9 @@ def _validate(ep: Episode, expected_hash: str | None) -> None:
 
     if m.get("schema") != SCHEMA:
         fail(f"schema is {m.get('schema')!r}, expected {SCHEMA!r}: not a BRS episode file")
-    if m.get("schema_version") != SCHEMA_VERSION:
-        fail(f"schema_version is {m.get('schema_version')!r}; this reader supports {SCHEMA_VERSION}")
+    if m.get("schema_version") not in READABLE_VERSIONS:
+        fail(f"schema_version is {m.get('schema_version')!r}; this reader supports "
+             f"{', '.join(map(str, READABLE_VERSIONS))}")
     missing = [k for k in ROOT_ATTRS if k not in m]
     if missing:
         fail(f"missing root attributes {missing}")
@@ -524,7 +570,8 @@ def _validate(ep: Episode, expected_hash: str | None) -> None:
                 fail(f"camera {name}: attribute {key!r} missing")
         if not np.all(np.isfinite(cam.K)) or cam.K[2, 2] != 1.0:
             fail(f"camera {name}: K {cam.K.reshape(-1).tolist()} is not an intrinsic matrix")
-        for stream, dtype in (("color", np.uint8), ("depth", np.float32)):
+        depth_type = np.uint16 if cam.depth.encoding == "mm16" else np.float32
+        for stream, dtype in (("color", np.uint8), ("depth", depth_type)):
             if f[f"cameras/{name}/{stream}"].dtype != dtype:
                 fail(f"/cameras/{name}/{stream} has dtype {f[f'cameras/{name}/{stream}'].dtype}, "
                      f"expected {np.dtype(dtype)}")

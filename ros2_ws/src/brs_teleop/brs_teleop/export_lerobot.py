@@ -64,14 +64,6 @@ def depth_key(camera: str) -> str:
     return f"observation.depth.{camera}"
 
 
-def depth_to_mm(depth_m: np.ndarray) -> np.ndarray:
-    """float metres -> uint16 millimetres; NaN, inf, <= 0 and beyond 65.534 m -> 0 (no depth)."""
-    mm = np.asarray(depth_m, dtype=np.float32) * np.float32(1000.0)
-    with np.errstate(invalid="ignore"):
-        valid = (mm >= 0.5) & (mm < 65534.5)  # NaN compares False
-        return np.where(valid, mm + np.float32(0.5), np.float32(0.0)).astype(np.uint16)
-
-
 @dataclass(frozen=True)
 class ExportSummary:
     out_dir: Path
@@ -542,7 +534,7 @@ def _export_episode(ep, ep_index, rate, fps, offset, tasks, default_task, featur
             writer.write(rgb)
             cols[image_key(cam)] = rgb
             if depth_key(cam) in features:
-                cols[depth_key(cam)] = depth_to_mm(_read_block(ep.cameras[cam].depth, block)[:, :h, :w])
+                cols[depth_key(cam)] = ep_format.depth_to_mm(_read_block(ep.cameras[cam].depth, block)[:, :h, :w])
         data.write(cols)
         for key, values in cols.items():
             summary = _Stats.summarize(_stats_rows(key, values, features))

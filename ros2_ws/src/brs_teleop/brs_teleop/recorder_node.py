@@ -12,8 +12,9 @@ callback; a full queue drops (and counts) the frame.
 
 Services (std_srvs/Trigger): ~/start, ~/stop (save as complete), ~/discard.
 Parameters: output_dir, rate_hz, max_age, cameras, task, seed, source, calibration_file,
-queue_size, joycon_config (see docs/teleop.md, "Recording episodes"). task/seed/source are read
-at each start, so `ros2 param set` between episodes works.
+queue_size, joycon_config, action_topic, depth_encoding, compression_level (see docs/teleop.md,
+"Recording episodes"). task/seed/source are read at each start, so `ros2 param set` between
+episodes works.
 Status on /diagnostics at 1 Hz ("episode_recorder: recorder"). SIGINT/SIGTERM saves the current
 episode as complete; a kill -9 leaves it as `<episode>.h5.partial` (see episode.py).
 """
@@ -107,8 +108,10 @@ class EpisodeWriterThread:
     """Owns the EpisodeWriter. Commands and frames are processed in submission order; frames are
     bounded by `queue_size` (submit_frame returns False when full)."""
 
-    def __init__(self, output_dir: Path, cameras: tuple[str, ...], queue_size: int, logger):
+    def __init__(self, output_dir: Path, cameras: tuple[str, ...], queue_size: int, logger,
+                 depth_encoding: str = "mm16", compression_level: int = 4):
         self.output_dir, self.cameras, self.queue_size, self.log = output_dir, cameras, queue_size, logger
+        self.depth_encoding, self.compression_level = depth_encoding, compression_level
         self._queue: queue.Queue = queue.Queue()
         self._lock = threading.Lock()
         self.queued_frames = 0
@@ -179,7 +182,8 @@ class EpisodeWriterThread:
         self.invalid.clear()
         self.invalid_total = 0
         self.failure = ""
-        self.writer = ep.EpisodeWriter(self.output_dir, metadata)
+        self.writer = ep.EpisodeWriter(self.output_dir, metadata, depth_encoding=self.depth_encoding,
+                                       compression_level=self.compression_level)
         return self.writer.path
 
     def _do_stop(self, arg: tuple[int, int]) -> dict:
@@ -227,11 +231,18 @@ class EpisodeRecorder(Node):
             # where the action comes from: the controller's executed command, or e.g. an expert's
             # clean target while noise is injected into what it executes (/expert/clean_command)
             ("action_topic", topics.CONTROLLER_STATE),
+            # depth as uint16 millimetres (0 = none; what RealSense-class cameras send) or float32 metres
+            ("depth_encoding", "mm16"),
+            ("compression_level", 4),  # gzip 0-9 for the images
         ])}
         if not p["rate_hz"] > 0:
             raise ConfigError(f"rate_hz must be > 0, got {p['rate_hz']}")
         if not p["max_age"] > 0:
             raise ConfigError(f"max_age must be > 0 s, got {p['max_age']}")
+        if p["depth_encoding"] not in ep.DEPTH_ENCODINGS:
+            raise ConfigError(f"depth_encoding {p['depth_encoding']!r}: use one of {', '.join(ep.DEPTH_ENCODINGS)}")
+        if not 0 <= p["compression_level"] <= 9:
+            raise ConfigError(f"compression_level must be 0-9 (gzip), got {p['compression_level']}")
         if p["queue_size"] < 1:
             raise ConfigError(f"queue_size must be >= 1 frame, got {p['queue_size']}")
         cameras = tuple(c for c in p["cameras"] if c)  # [""]: record no cameras
@@ -266,7 +277,8 @@ class EpisodeRecorder(Node):
         self._next_slot = 0
         self.saved = 0
         self.last_saved = ""
-        self.writer = EpisodeWriterThread(self.output_dir, cameras, int(p["queue_size"]), self.get_logger())
+        self.writer = EpisodeWriterThread(self.output_dir, cameras, int(p["queue_size"]), self.get_logger(),
+                                          str(p["depth_encoding"]), int(p["compression_level"]))
 
         self.diag = DiagnosticsReporter(self, hardware_id="episode_recorder", default_component="recorder")
         for key, topic, msg_type, q in (
