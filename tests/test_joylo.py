@@ -260,6 +260,8 @@ def test_node_follows_leader_and_joycon_haptics_and_unplug(ros, tmp_path, leader
     left.reappear()
     wait_for(lambda: abs(commands(ros)[-1][J1] + 0.5) < 2e-3, 10, message="follows after replug")
     wait_for(lambda: level_value(leader_status(ros)[-1].level) == OK, 5, message="leader OK")
+    values = {kv.key: kv.value for kv in leader_status(ros)[-1].values}
+    assert int(values["left.bus.reconnects"]) >= 1 and int(values["right.bus.reconnects"]) == 0, values
     steps = np.abs(np.diff(commands(ros)[:, tm.ARMS], axis=0))
     assert steps.max() <= MAX_STEP + 1e-9  # never a jump, not even after the replug
     with ros.lock:

@@ -165,6 +165,7 @@ class LeaderArm:
         self.upper = np.array([j.upper for j in calibration.joints])
         self.signs = np.array([j.sign for j in calibration.joints], dtype=float)
         self.connected = False
+        self.ever_connected = False  # a later connect is a reconnect (bus.stats["reconnects"])
         self.haptics_on = False
         self.fault = ""  # why the arm is not readable ('' when it is)
         self.mismatch = ""  # a wrong chain on the port: not retried silently
@@ -180,9 +181,12 @@ class LeaderArm:
         `scan`: when no motor answers, a broadcast ping (~0.8 s) tells a wrong chain from a
         powered-off one."""
         bus = self.bus
-        bus.open()
         try:
-            bus.ping_all()
+            if self.ever_connected:
+                bus.reconnect()  # open + ping, counted as a reconnect
+            else:
+                bus.open()
+                bus.ping_all()
         except BusTimeout as exc:
             answered = [i for i in bus.ids if i not in exc.ids]
             if not answered and scan:
@@ -206,7 +210,7 @@ class LeaderArm:
         self._last_current = np.zeros(bus.n)
         bus.set_torque(haptics)
         self.haptics_on = haptics
-        self.connected = True
+        self.connected = self.ever_connected = True
         self.fault = ""
         self.mismatch = ""
         self.backoff = self.backoff_min
