@@ -147,6 +147,31 @@ def test_core_engages_each_arm_only_once_its_leader_matches_the_robot():
         JoyloCore(jc.load_config(), engage_tolerance=-1.0)
 
 
+def test_y_disengages_both_arms_and_engages_them_at_once():
+    """Y (toggle_engage): the arms stop following and hold, even with the leaders aligned; Y again
+    engages both whatever the mismatch, and the arms go to the leaders at the speed limit."""
+    core = JoyloCore(jc.load_config(), engage_tolerance=0.2)
+    home = core.start(None)[tm.ARMS].copy()
+    leader = home + 0.05  # aligned: both engage on the first step
+    targets, _ = core.step([], leader)
+    assert core.engaged.all()
+    y = 3  # SDL button index of Y in the default config
+    targets, events = core.step([button(y, True)], leader)
+    assert tm.TOGGLE_ENGAGE in events and core.disengaged and not core.engaged.any()
+    held = targets[tm.ARMS].copy()
+    for k in range(5):  # aligned, moving, far: the arms hold while disengaged
+        targets, _ = core.step([button(y, False)] if k == 0 else [], home + 0.05 + 0.3 * k)
+        np.testing.assert_array_equal(targets[tm.ARMS], held)
+    assert not core.engaged.any()
+    far = home + 0.8
+    core.step([button(y, True)], far)  # engage both at once, 0.8 rad off
+    assert core.engaged.all() and not core.disengaged
+    targets, _ = core.step([button(y, False)], far)
+    np.testing.assert_allclose(targets[tm.ARMS] - held, MAX_STEP)  # toward the leaders, rate-limited
+    core.start(None)  # a restart forgets the operator's choice: the engage step applies again
+    assert not core.disengaged and not core.engaged.any()
+
+
 # ----------------------------------------------------------------------------- the node
 
 @pytest.fixture

@@ -25,6 +25,9 @@ joint is within the tolerance of the arm's current target (the robot's pose at s
 and BRS operators expect; meanwhile its targets hold, the haptics pull the leader toward the
 robot and /diagnostics (component `engage`) names the joint that is furthest off. Once engaged an
 arm stays engaged (an unplugged leader only holds). `engage_tolerance:=0` follows at once.
+The Y button (`toggle_engage`) disengages both arms (their targets hold, the leaders can be put
+down) and, pressed again, engages both at once whatever the mismatch (the arms then move to the
+leaders at `max_arm_speed`).
 Arm targets follow the leader at most `max_arm_speed` rad/s, so a leader that comes back after a
 bus fault never makes the command jump. While an arm is
 unreadable its targets are held and /diagnostics says so; the bus reconnects with backoff.
@@ -76,12 +79,16 @@ class JoyloCore:
         self.engage_tolerance = engage_tolerance
         self.targets: np.ndarray | None = None
         self.engaged = np.zeros(len(SIDES), bool)
+        self.disengaged = False  # by the operator (toggle_engage): no arm follows until pressed again
         self.mismatch = np.full(len(tm.ARMS), np.nan)  # leader - arm target at the last step
         self.state = jc.JoyConState()
         self.alt_mode = False
 
     def _engagement(self, leader: np.ndarray, arms: np.ndarray) -> np.ndarray:
-        """Which arms follow the leader from this step on (per side; once engaged, always)."""
+        """Which arms follow the leader from this step on (per side; once engaged, always, unless
+        the operator disengaged them)."""
+        if self.disengaged:
+            return np.zeros(len(SIDES), bool)
         diff = np.abs(leader - arms).reshape(len(SIDES), -1)  # NaN where unreadable
         aligned = np.all(diff <= self.engage_tolerance, axis=1) if self.engage_tolerance > 0 else \
             np.ones(len(SIDES), bool)
@@ -111,6 +118,7 @@ class JoyloCore:
     def start(self, joint_positions: dict[str, float] | None) -> np.ndarray:
         self.targets = tm.initial_targets(joint_positions)
         self.engaged[:] = False
+        self.disengaged = False
         return self.targets
 
     def worst_mismatch(self, side: str) -> tuple[str, float]:
@@ -137,6 +145,9 @@ class JoyloCore:
                                                      arms, self.alt_mode, self.mapping)
         if tm.TOGGLE_MODE in events_out:
             self.alt_mode = not self.alt_mode
+        if tm.TOGGLE_ENGAGE in events_out:  # from the next step on
+            self.disengaged = not self.disengaged
+            self.engaged[:] = not self.disengaged
         return self.targets, events_out
 
     def release_events(self) -> list[dict]:
@@ -491,14 +502,20 @@ def _make_node():
                 return
             values = {f"{side}.engaged": bool(core.engaged[k]) for k, side in enumerate(SIDES)}
             values["engage_tolerance"] = core.engage_tolerance
+            values["disengaged"] = core.disengaged
             waiting = []
             for k, side in enumerate(SIDES):
+                if core.disengaged:
+                    continue
                 joint, off = core.worst_mismatch(side)
                 values[f"{side}.max_mismatch_rad"] = round(off, 3)
                 if not core.engaged[k]:
                     waiting.append(f"{side} arm: move the leader to the robot's pose "
                                    f"({joint} off by {off:.2f} rad)")
-            if waiting:
+            if core.disengaged:
+                self.diag.set_status("engage", WARN, "disengaged by the operator: the arms hold; "
+                                     "press Y to engage both", values)
+            elif waiting:
                 self.diag.set_status("engage", WARN, "not following yet: " + "; ".join(waiting), values)
             else:
                 self.diag.set_status("engage", OK, "both arms follow their leaders", values)
@@ -506,6 +523,9 @@ def _make_node():
                 if core.engaged[k] and not self._announced[k]:
                     self._announced[k] = True
                     self.get_logger().info(f"{side} arm engaged: the robot follows its leader")
+                elif not core.engaged[k] and self._announced[k]:
+                    self._announced[k] = False
+                    self.get_logger().info(f"{side} arm disengaged: its targets hold")
 
         def _input_status(self):
             if self.input == "replay":

@@ -23,8 +23,8 @@ RIGHT_GRIPPER = spec.group_slice("right_gripper").start
 ARMS = np.r_[np.arange(LEFT_ARM.start, LEFT_ARM.stop), np.arange(RIGHT_ARM.start, RIGHT_ARM.stop)]
 
 # Events (rising edges of buttons)
-START_EPISODE, STOP_EPISODE, DISCARD_EPISODE, ESTOP, TOGGLE_MODE = (
-    "start_episode", "stop_episode", "discard_episode", "estop", "toggle_mode")
+START_EPISODE, STOP_EPISODE, DISCARD_EPISODE, ESTOP, TOGGLE_MODE, TOGGLE_ENGAGE = (
+    "start_episode", "stop_episode", "discard_episode", "estop", "toggle_mode", "toggle_engage")
 
 
 @dataclass(frozen=True)
@@ -35,7 +35,7 @@ class MappingConfig:
     # Joy-Con buttons -> events (rising edge).
     event_buttons: tuple[tuple[str, str], ...] = (
         ("plus", START_EPISODE), ("minus", STOP_EPISODE), ("capture", DISCARD_EPISODE),
-        ("home", ESTOP), ("x", TOGGLE_MODE))
+        ("home", ESTOP), ("x", TOGGLE_MODE), ("y", TOGGLE_ENGAGE))
     trigger_threshold: float = 0.5
 
     def base_limits(self) -> np.ndarray:
