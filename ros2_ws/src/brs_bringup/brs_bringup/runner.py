@@ -376,13 +376,8 @@ class Runner:
         """Print each node whose diagnostic level changed (WARN/ERROR with its message, and the
         recovery). A WARN in a node's first STARTUP_GRACE s (e.g. waiting for its first input)
         is not news, so neither it nor the OK after it is printed; an ERROR always is."""
-        if self.health is None:
-            return
-        try:
-            health = self.health()
-        except Exception as exc:  # the console must not take the bringup down
-            self._say(f"diagnostics unavailable: {exc!r}", error=True)
-            self.health = None
+        health = self._ask("health", "diagnostics")
+        if health is None:
             return
         procs = {p.node.name: p for p in self.procs}
         now = time.monotonic()
@@ -400,17 +395,25 @@ class Runner:
         self._health = {k: v for k, v in health.items() if k in procs}
 
     def _check_summary(self) -> None:
-        if self.summary is None:
-            return
-        try:
-            line = self.summary()
-        except Exception as exc:  # the console must not take the bringup down
-            self._say(f"operator summary unavailable: {exc!r}", error=True)
-            self.summary = None
+        line = self._ask("summary", "operator summary")
+        if line is None:
             return
         if line and line != self._summary:
             self._say(line)
         self._summary = line
+
+    def _ask(self, attr: str, what: str):
+        """The value of the console source `self.<attr>()`, or None when there is none; one that
+        raises is reported and dropped (the console must not take the bringup down)."""
+        source = getattr(self, attr)
+        if source is None:
+            return None
+        try:
+            return source()
+        except Exception as exc:
+            self._say(f"{what} unavailable: {exc!r}", error=True)
+            setattr(self, attr, None)
+            return None
 
     def _say(self, text: str, error: bool = False) -> None:
         self._emit("brs", text, style="bold red" if error else "bold")
