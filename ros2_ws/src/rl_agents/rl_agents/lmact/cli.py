@@ -73,7 +73,7 @@ def _add_run(sub) -> None:
 def _add_report(sub) -> None:
     p = sub.add_parser("report", help="table and figure of the results in a folder",
                        description="Summarise every results file (*.jsonl) in DIR: normalised score (bootstrap "
-                                   "95%% CI), success rate (Wilson 95%%), illegal replies, tokens; figure of "
+                                   "95 % CI), success rate (Wilson 95 %), illegal replies, tokens; figure of "
                                    "normalised score vs demonstrations per environment.")
     p.add_argument("dir", type=Path)
     p.add_argument("--figure", type=Path, default=None, help="figure path (default DIR/lmact.png)")
