@@ -167,6 +167,12 @@ def test_train_cli_arguments():
     aux = train_cli.config_from_args(parser.parse_args(["train", "--data", "d", "--out", "o", "--preset", "cpu",
                                                         "--aux-object-weight", "0.5"]))
     assert aux.model["aux_object_weight"] == 0.5
+    yaw = train_cli.config_from_args(parser.parse_args(["train", "--data", "d", "--out", "o", "--preset", "cpu",
+                                                        "--aux-object-weight", "1", "--aux-object-scale", "0.25",
+                                                        "0.25", "0.2"]))
+    assert WBVIMAConfig(**yaw.model).aux_object_scale == (0.25, 0.25, 0.2)
+    with pytest.raises(ValueError, match="aux_object_scale needs 3 positive values"):
+        WBVIMAConfig(aux_object_scale=(0.25, 0.0, 0.5))
     public = train_cli.config_from_args(parser.parse_args(["train", "--data", "d", "--out", "o"]))
     assert public.points == 4096 and public.model == {}
 

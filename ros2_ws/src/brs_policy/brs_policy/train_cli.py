@@ -61,6 +61,8 @@ def _arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--aux-object-weight", type=float, default=None, metavar="W",
                    help="training only: weight of the loss that makes the point token predict the sim "
                         "task object's pose in base_link (default 0: off; needs sim episodes)")
+    p.add_argument("--aux-object-scale", type=float, nargs=3, default=None, metavar=("X", "Y", "YAW"),
+                   help="units of the object-pose loss (default 0.25 m, 0.25 m, 0.5 rad; smaller weighs more)")
     p.add_argument("--no-progress", action="store_true")
 
 
@@ -76,6 +78,8 @@ def config_from_args(args):
         model["autoregressive"] = False
     if args.aux_object_weight:
         model["aux_object_weight"] = args.aux_object_weight
+    if args.aux_object_scale:
+        model["aux_object_scale"] = list(args.aux_object_scale)
     return TrainConfig(data=args.data, include_failures=args.include_failures, out=args.out, steps=args.steps, batch=args.batch, points=points,
                        lr=args.lr, warmup_steps=args.warmup, ckpt_every=args.ckpt_every,
                        val_every=args.val_every, val_episodes=args.val_episodes, crop=args.crop,

@@ -67,11 +67,17 @@ class WBVIMAConfig:
     # object's pose in base_link (x, y, yaw; brs_policy.object_targets) while the object rests.
     # The policy still sees no privileged state at run time; 0 turns the loss (and its head) off
     aux_object_weight: float = 0.0
+    # the loss's units per component (x m, y m, yaw rad): the error is divided by these before it
+    # is squared, so a smaller value weighs that component more
+    aux_object_scale: tuple = (0.25, 0.25, 0.5)
     parts: dict = field(default_factory=_parts)
 
     def __post_init__(self):
         self.xyz_box = tuple(tuple(float(v) for v in pair) for pair in self.xyz_box)
         self.unet_down_dims = tuple(int(d) for d in self.unet_down_dims)
+        self.aux_object_scale = tuple(float(v) for v in self.aux_object_scale)
+        if len(self.aux_object_scale) != 3 or min(self.aux_object_scale) <= 0:
+            raise ValueError(f"aux_object_scale needs 3 positive values (x, y, yaw), got {self.aux_object_scale}")
         self.parts = {k: tuple(int(i) for i in v) for k, v in self.parts.items()}
         if not 1 <= self.n_action_steps <= self.horizon:
             raise ValueError(f"n_action_steps {self.n_action_steps} must be in 1..horizon {self.horizon}")

@@ -32,7 +32,6 @@ from .unet import ConditionalUnet1D
 
 
 AUX_DIM = 3  # object x, y (m) and yaw (rad) in base_link
-AUX_SCALE = torch.tensor([0.25, 0.25, 0.5])  # the spread of the tasks' placements: errors in these units
 
 
 def make_scheduler(cfg: WBVIMAConfig):
@@ -84,6 +83,7 @@ class WBVIMAPolicy(nn.Module):
             prev += b - a
         # training only (aux_object_weight > 0): point token -> object pose in base_link
         self.aux_head = nn.Linear(e, AUX_DIM) if cfg.aux_object_weight > 0 else None
+        self.register_buffer("aux_scale", torch.tensor(cfg.aux_object_scale), persistent=False)
         self.action_normalizer = Normalizer(cfg.action_dim, cfg.action_norm)
         self.proprio_normalizer = Normalizer(cfg.proprio_dim, cfg.proprio_norm)
         if cfg.proprio_norm == "limits":  # base velocity within +-max, joints within their limits
@@ -186,9 +186,9 @@ class WBVIMAPolicy(nn.Module):
         return loss, {k: float(v.detach()) for k, v in losses.items()}
 
     def _aux_loss(self, point_token: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """MSE of the object pose predicted from the point token (B, S, E), in units of AUX_SCALE,
-        over the observation steps where `mask` (B, S) says the pose is known."""
-        err = ((self.aux_head(point_token) - target) / AUX_SCALE.to(target)) ** 2  # (B, S, 3)
+        """MSE of the object pose predicted from the point token (B, S, E), in units of
+        config.aux_object_scale, over the observation steps where `mask` (B, S) says the pose is known."""
+        err = ((self.aux_head(point_token) - target) / self.aux_scale) ** 2  # (B, S, 3)
         m = mask.to(err.dtype).unsqueeze(-1)
         return (err * m).sum() / (m.sum() * err.shape[-1]).clamp(min=1.0)
 
