@@ -379,3 +379,39 @@ def test_brs_bringup_sim_idle_starts_and_stops_cleanly(ros, tmp_path):
     finally:
         if proc.poll() is None:
             proc.kill()
+
+
+def test_a_ctrl_c_during_driven_episodes_keeps_the_finished_ones(tmp_path, ros_domain, monkeypatch):
+    """Ctrl-C while `drive_episodes` runs (brs eval, brs collect): the graph shuts down, the
+    episode in flight fails on the vanished graph, and that failure is the interruption's
+    consequence, not an error: the finished episodes come back, with exit code 0."""
+    import threading
+    from types import SimpleNamespace
+
+    from brs_bringup.episodes import drive_episodes
+
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    exe = bindir / "brs_fake_node"
+    exe.write_text(FAKE_NODE.format(python=sys.executable))
+    exe.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bindir}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setenv("FAKE_REPORT_DIR", str(tmp_path))
+
+    class Driver:
+        def __init__(self, client, stop):
+            self.stop = stop
+
+        def wait_for_graph(self):
+            wait_for(lambda: (tmp_path / "spinner.json").exists(), 30, message="the node running")
+
+        def run_episode(self, index, seed):
+            if index == 0:
+                return SimpleNamespace(success=True, sim_seconds=1.0)
+            threading.Timer(0.2, os.kill, (os.getpid(), signal.SIGINT)).start()  # the operator's Ctrl-C
+            self.stop.wait(30)  # the runner has shut the graph down
+            raise RuntimeError("service /policy/stop: no ROS 2 node runs")
+
+    outcomes, errors, rc = drive_episodes([fake("spinner", "spin")], tmp_path, "test_driver", Driver, 5, 100,
+                                          "test", progress=False)
+    assert [o.success for o in outcomes] == [True] and errors == [] and rc == 0, (outcomes, errors, rc)

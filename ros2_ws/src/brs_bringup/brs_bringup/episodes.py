@@ -117,7 +117,10 @@ def drive_episodes(nodes, out: Path, client_name: str, make_driver, episodes: in
     """Run the graph `nodes` (logs under `out`) in this thread while a worker thread drives it:
     `make_driver(client, stop)` gives an object with `wait_for_graph()` and
     `run_episode(index, seed) -> outcome` (with `.success`, `.sim_seconds`).
-    Returns (outcomes, errors raised by the driver, the graph's exit code)."""
+    Returns (outcomes, errors raised by the driver, the graph's exit code). An error raised
+    while the graph was already shutting down (Ctrl-C, or a required node that exited, which the
+    exit code tells) is that shutdown's consequence, not an error of its own: the finished
+    episodes are returned without it."""
     from tqdm import tqdm
 
     from brs_bringup.graph_client import GraphClient
@@ -142,7 +145,8 @@ def drive_episodes(nodes, out: Path, client_name: str, make_driver, episodes: in
                 wins = sum(o.success for o in outcomes)
                 bar.set_postfix(success=f"{wins}/{len(outcomes)}", last=f"{outcomes[-1].sim_seconds:.0f}s")
         except BaseException as exc:  # reported by the caller after shutdown
-            errors.append(exc)
+            if not runner.stopping:
+                errors.append(exc)
         finally:
             client.close()
             runner.stop()

@@ -221,6 +221,11 @@ class Runner:
         """Ask for a clean shutdown (what a Ctrl-C does); safe from any thread."""
         self._signals.append(signum)
 
+    @property
+    def stopping(self) -> bool:
+        """A shutdown has begun (a signal, `stop()`, or a required node's exit)."""
+        return self._stopping
+
     # -- supervision -----------------------------------------------------------------------------
     def _supervise(self, live) -> None:
         handled = 0

@@ -56,6 +56,8 @@ def run(args) -> int:
         print(f"episode {e['episode']} seed {e['seed']}: {'success' if e['success'] else 'FAIL'} "
               f"({e['sim_seconds']:.1f} s sim, {e['wall_seconds']:.0f} s wall, {e['chunks']} chunks)"
               + (f" {e['file']} {e['video']}" if e["file"] else ""))
+    if summary["episodes_run"] < args.episodes:
+        print(f"stopped after {summary['episodes_run']} of {args.episodes} episodes")
     print(format_summary(summary))
     print(f"summary: {args.output_dir / args.task / 'summary.json'}")
     return 0 if summary["episodes_run"] else 1
