@@ -81,6 +81,17 @@ sys.exit(Runner(nodes, **spec["options"]).run())
 """
 
 
+def fake_node_on_path(tmp_path: Path, monkeypatch) -> None:
+    """The fake node as `brs_fake_node` on PATH, reporting into tmp_path (in-process runners)."""
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    exe = bindir / "brs_fake_node"
+    exe.write_text(FAKE_NODE.format(python=sys.executable))
+    exe.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bindir}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setenv("FAKE_REPORT_DIR", str(tmp_path))
+
+
 def fake(name: str, behaviour: str = "spin", **kwargs) -> NodeDescription:
     params = {"behaviour": behaviour, **kwargs.pop("parameters", {})}
     return NodeDescription("brs_test", "brs_fake_node", name, parameters=params, **kwargs)
@@ -278,13 +289,7 @@ def test_console_prints_every_change_of_a_nodes_diagnostic_level(tmp_path, ros_d
     import threading
     import time
 
-    bindir = tmp_path / "bin"
-    bindir.mkdir()
-    exe = bindir / "brs_fake_node"
-    exe.write_text(FAKE_NODE.format(python=sys.executable))
-    exe.chmod(0o755)
-    monkeypatch.setenv("PATH", f"{bindir}{os.pathsep}{os.environ['PATH']}")
-    monkeypatch.setenv("FAKE_REPORT_DIR", str(tmp_path))
+    fake_node_on_path(tmp_path, monkeypatch)
     reports = {"spinner": (1, "state: waiting for /joint_states"), "elsewhere": (2, "not in this graph")}
     summary = ["command source: teleop (idle) | e-stop: off"]
     out = io.StringIO()
@@ -390,13 +395,7 @@ def test_a_ctrl_c_during_driven_episodes_keeps_the_finished_ones(tmp_path, ros_d
 
     from brs_bringup.episodes import drive_episodes
 
-    bindir = tmp_path / "bin"
-    bindir.mkdir()
-    exe = bindir / "brs_fake_node"
-    exe.write_text(FAKE_NODE.format(python=sys.executable))
-    exe.chmod(0o755)
-    monkeypatch.setenv("PATH", f"{bindir}{os.pathsep}{os.environ['PATH']}")
-    monkeypatch.setenv("FAKE_REPORT_DIR", str(tmp_path))
+    fake_node_on_path(tmp_path, monkeypatch)
 
     class Driver:
         def __init__(self, client, stop):
