@@ -301,27 +301,25 @@ def rollout(task_name: str, expert: Expert, seed: int, time_limit: float | None 
             ) -> RolloutResult:
     """Run `expert` on `task_name` in-process (see run_episode), asked at EXPERT_RATE_HZ.
     Success = the task predicate holds for `settle` s (the expert done or not)."""
-    started = []
-
-    def act(sim, t: float) -> np.ndarray:
+    def observe_at(sim, t: float) -> Observation:
         obs = observe(sim)
         obs.time = t
-        if not started:
-            expert.reset(obs)
-            started.append(True)
-        return np.asarray(expert.act(obs), float)
+        return obs
 
-    success, duration = run_episode(task_name, seed, act, 1.0 / EXPERT_RATE_HZ, time_limit, video, camera,
-                                    settle, done=lambda: expert.done)
+    success, duration = run_episode(task_name, seed, lambda sim, t: expert.act(observe_at(sim, t)),
+                                    1.0 / EXPERT_RATE_HZ, time_limit, video, camera, settle,
+                                    start=lambda sim: expert.reset(observe_at(sim, 0.0)),
+                                    done=lambda: expert.done)
     return RolloutResult(task_name, seed, success, duration, expert.phase)
 
 
 def run_episode(task_name: str, seed: int, act, act_period: float, time_limit: float | None = None,
                 video: str | Path | None = None, camera: str = "overview", settle: float = 1.0,
-                done=lambda: False) -> tuple[bool, float]:
+                start=lambda sim: None, done=lambda: False) -> tuple[bool, float]:
     """One in-process episode: SimCore physics, the controller's limiters (JointLimiter,
-    BaseLimiter) between the 21-D target and the actuators, `act(sim, t) -> target` asked every
-    `act_period` s (t: seconds since the start). Success = the task predicate held for `settle` s;
+    BaseLimiter) between the 21-D target and the actuators, `start(sim)` once after the task's
+    reset, then `act(sim, t) -> target` asked every `act_period` s (t: seconds since the start).
+    Success = the task predicate held for `settle` s;
     the episode ends then, at the time limit, or `settle` + 2 s after `done()` turned true.
     Optionally writes an mp4 from a scene camera. Returns (success, duration in sim seconds)."""
     from brs_control.safety import BaseLimiter, JointLimiter
@@ -333,13 +331,14 @@ def run_episode(task_name: str, seed: int, act, act_period: float, time_limit: f
     limit = task.time_limit if time_limit is None else time_limit
     sim = SimCore("scene", seed=seed)
     task.reset(sim, seed)
-    start = sim.time
+    t0 = sim.time
     q0 = observe(sim).positions()
     joints = JointLimiter(q0[POSITION], spec.LOWER[POSITION], spec.UPPER[POSITION],
                           spec.MAX_VELOCITY[POSITION], spec.MAX_ACCELERATION[POSITION], sim.control_period)
     base = BaseLimiter(spec.MAX_VELOCITY[BASE], spec.MAX_ACCELERATION[BASE], sim.control_period)
     names = [n for n, p in zip(spec.ACTION_JOINTS, POSITION) if p]
     every = max(1, round(act_period / sim.control_period))
+    start(sim)
     writer = renderer = None
     if video is not None:
         import imageio.v2 as imageio
@@ -351,9 +350,9 @@ def run_episode(task_name: str, seed: int, act, act_period: float, time_limit: f
     tick = 0
     success = False
     try:
-        while sim.time - start < limit:
+        while sim.time - t0 < limit:
             if tick % every == 0:
-                target = np.asarray(act(sim, sim.time - start), float)
+                target = np.asarray(act(sim, sim.time - t0), float)
             sim.set_position_targets(names, joints.step(target[POSITION]))
             sim.set_base_velocity(*base.step(target[BASE]))
             sim.step()
@@ -374,4 +373,4 @@ def run_episode(task_name: str, seed: int, act, act_period: float, time_limit: f
         if writer is not None:
             writer.close()
             renderer.close()
-    return success, sim.time - start
+    return success, sim.time - t0

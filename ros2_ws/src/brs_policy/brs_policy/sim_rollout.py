@@ -47,16 +47,18 @@ def policy_rollout(policy, task: str, seed: int, time_limit: float | None = None
     window: deque = deque(maxlen=cfg.obs_window)
     chunk, k = None, 0
     counts = {"chunks": 0}
-    renderer = []
+    renderer = None
     generator = torch.Generator().manual_seed(sampler_seed)
     policy.clear_cache()
 
+    def start(sim) -> None:
+        nonlocal renderer
+        renderer = RgbdRenderer(sim.model)
+
     def act(sim, t: float) -> np.ndarray:
         nonlocal chunk, k
-        if not renderer:
-            renderer.append(RgbdRenderer(sim.model))
         q, _, _ = sim.joint_state()
-        images = {name: renderer[0].render(sim.data, name) for name in spec.CAMERAS}
+        images = {name: renderer.render(sim.data, name) for name in spec.CAMERAS}
         cloud = np.asarray(points_fn(images, q), np.float32)[:cfg.n_points]
         window.append((cloud, proprio_of(sim.base_twist(), q)))
         if chunk is None or k >= cfg.n_action_steps:
@@ -71,10 +73,10 @@ def policy_rollout(policy, task: str, seed: int, time_limit: float | None = None
         return chunk[k - 1]
 
     try:
-        success, duration = run_episode(task, seed, act, 1.0 / spec.CAMERA_RATE_HZ, time_limit, video)
+        success, duration = run_episode(task, seed, act, 1.0 / spec.CAMERA_RATE_HZ, time_limit, video, start=start)
     finally:
-        if renderer:
-            renderer[0].close()
+        if renderer is not None:
+            renderer.close()
     return PolicyRollout(seed, success, duration, counts["chunks"])
 
 
