@@ -23,7 +23,7 @@ Layout (N frames; every dataset chunked along time):
 | /observation/base_velocity | (N, 3) float32 | vx, vy (base frame), wz |
 | /action | (N, 21) float32 | executed whole-body command, ACTION_JOINTS order |
 | /cameras/<name>/color | (N, H, W, 3) uint8 | rgb |
-| /cameras/<name>/depth | (N, H, W) float32 or uint16 | attr `encoding`: "float32" metres (lossless) or "mm16" millimetres, 0 = no depth (the 16UC1 form of RealSense-class cameras; <= 0.5 mm rounding, ~2.5x smaller) |
+| /cameras/<name>/depth | (N, H, W) float32 or uint16 | attr `encoding`: "float32" metres (lossless) or "mm16" millimetres, 0 = no depth (the 16UC1 form of RealSense-class cameras; <= 0.5 mm rounding; sim demos ~4x smaller in all) |
 Root attrs: see ROOT_ATTRS; camera group attrs: K, D, distortion_model, width, height, frame_id.
 Readers see depth as float32 metres either way (`ep.cameras[name].depth[i]`; no depth = NaN).
 Schema v2 added the depth `encoding` attr; v1 files (float32 depth) read as before.
@@ -47,7 +47,7 @@ from brs_common import robot_spec as spec
 SCHEMA = "brs-episode"
 SCHEMA_VERSION = 2
 READABLE_VERSIONS = (1, 2)
-DEPTH_ENCODINGS = ("float32", "mm16")
+DEPTH_ENCODINGS = {"float32": np.float32, "mm16": np.uint16}  # depth `encoding` attr -> dtype on disk
 SUFFIX = ".h5"
 PARTIAL_SUFFIX = ".partial"
 STATUS_RECORDING, STATUS_COMPLETE = "recording", "complete"
@@ -272,8 +272,7 @@ class EpisodeWriter:
             # gzip: readable by every HDF5 tool, ~3x smaller than lzf on sim images
             opts = {"compression_opts": int(level)} if compression == "gzip" else {}
             # depth: shuffle groups the bytes of each value, which compresses far better
-            depth_type = np.uint16 if self.depth_encoding == "mm16" else np.float32
-            depth = g.create_dataset("depth", (0, h, w), depth_type, maxshape=(None, h, w),
+            depth = g.create_dataset("depth", (0, h, w), DEPTH_ENCODINGS[self.depth_encoding], maxshape=(None, h, w),
                                      chunks=(1, h, w), compression=compression, shuffle=True, **opts)
             depth.attrs["encoding"] = self.depth_encoding
             self._images[name] = (
@@ -570,8 +569,7 @@ def _validate(ep: Episode, expected_hash: str | None) -> None:
                 fail(f"camera {name}: attribute {key!r} missing")
         if not np.all(np.isfinite(cam.K)) or cam.K[2, 2] != 1.0:
             fail(f"camera {name}: K {cam.K.reshape(-1).tolist()} is not an intrinsic matrix")
-        depth_type = np.uint16 if cam.depth.encoding == "mm16" else np.float32
-        for stream, dtype in (("color", np.uint8), ("depth", depth_type)):
+        for stream, dtype in (("color", np.uint8), ("depth", DEPTH_ENCODINGS[cam.depth.encoding])):
             if f[f"cameras/{name}/{stream}"].dtype != dtype:
                 fail(f"/cameras/{name}/{stream} has dtype {f[f'cameras/{name}/{stream}'].dtype}, "
                      f"expected {np.dtype(dtype)}")

@@ -109,7 +109,7 @@ class EpisodeWriterThread:
     bounded by `queue_size` (submit_frame returns False when full)."""
 
     def __init__(self, output_dir: Path, cameras: tuple[str, ...], queue_size: int, logger,
-                 depth_encoding: str = "mm16", compression_level: int = 4):
+                 depth_encoding: str, compression_level: int):
         self.output_dir, self.cameras, self.queue_size, self.log = output_dir, cameras, queue_size, logger
         self.depth_encoding, self.compression_level = depth_encoding, compression_level
         self._queue: queue.Queue = queue.Queue()
