@@ -237,9 +237,9 @@ class RosSimEnv(gym.Env):
         DDS reader has it, and waits for heartbeats (~3 s)."""
         self._sent += 1
         deadline = time.monotonic() + self.timeout
-        while self._received() < self._sent:
+        while (received := self._received()) < self._sent:
             if time.monotonic() > deadline:
-                raise GraphError(f"the controller took in {self._received()} of {self._sent} commands "
+                raise GraphError(f"the controller took in {received} of {self._sent} commands "
                                  f"within {self.timeout:.0f} s")
             time.sleep(0.001)
 
