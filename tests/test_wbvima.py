@@ -164,6 +164,9 @@ def test_train_cli_arguments():
     cpu = train_cli.config_from_args(parser.parse_args(["train", "--data", "d", "--out", "o", "--preset", "cpu"]))
     assert cpu.points == 512 and cpu.model["embed_dim"] == 128 and cpu.model["relative_actions"] is True
     assert "aux_object_weight" not in cpu.model  # off unless asked for
+    absolute = train_cli.config_from_args(parser.parse_args(["train", "--data", "d", "--out", "o", "--preset",
+                                                             "cpu", "--targets", "absolute"]))
+    assert WBVIMAConfig(**absolute.model).relative_actions is False and absolute.model["embed_dim"] == 128
     aux = train_cli.config_from_args(parser.parse_args(["train", "--data", "d", "--out", "o", "--preset", "cpu",
                                                         "--aux-object-weight", "0.5"]))
     assert aux.model["aux_object_weight"] == 0.5

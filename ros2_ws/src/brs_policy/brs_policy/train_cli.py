@@ -63,6 +63,9 @@ def _arguments(p: argparse.ArgumentParser) -> None:
                         "task object's pose in base_link (default 0: off; needs sim episodes)")
     p.add_argument("--aux-object-scale", type=float, nargs=3, default=None, metavar=("X", "Y", "YAW"),
                    help="units of the object-pose loss (default 0.25 m, 0.25 m, 0.5 rad; smaller weighs more)")
+    p.add_argument("--targets", choices=("absolute", "relative"), default=None,
+                   help="joint position targets as absolute positions or relative to the observed joints "
+                        "(default: the preset's; cpu: relative)")
     p.add_argument("--no-progress", action="store_true")
 
 
@@ -76,6 +79,8 @@ def config_from_args(args):
     model = {k: v for k, v in model.items() if v != WBVIMAConfig().to_dict()[k]}  # only what differs
     if args.no_autoregressive:
         model["autoregressive"] = False
+    if args.targets is not None:
+        model["relative_actions"] = args.targets == "relative"
     if args.aux_object_weight:
         model["aux_object_weight"] = args.aux_object_weight
     if args.aux_object_scale:
