@@ -32,9 +32,9 @@ class ForwardPolicy:
         return chunk
 
 
-def test_chunks_are_executed_whole_and_the_policy_sees_the_training_observation():
+def test_chunks_are_executed_whole_and_the_policy_sees_the_training_observation(tmp_path):
     policy = ForwardPolicy()
-    r = policy_rollout(policy, "bimanual_box", seed=3, time_limit=2.0)
+    r = policy_rollout(policy, "bimanual_box", seed=3, time_limit=2.0, trace=tmp_path / "trace.npz")
     assert not r.success and r.duration == pytest.approx(2.0, abs=0.02)
     assert r.chunks == len(policy.calls) == 3  # 20 frames at 10 Hz, a prediction every 8
     first = policy.calls[0]
@@ -44,3 +44,11 @@ def test_chunks_are_executed_whole_and_the_policy_sees_the_training_observation(
     later = policy.calls[-1]
     assert later["proprio"][-1][0] > 0.1  # measured forward speed in the proprio (base entries)
     assert not np.array_equal(later["points"][0], later["points"][1])  # two different frames
+    trace = np.load(tmp_path / "trace.npz")  # one row per action: what ran and where the objects were
+    assert trace["time"].shape == (20,) and trace["target"].shape == (20, spec.ACTION_DIM)
+    np.testing.assert_allclose(trace["target"][:, 0], 0.2)
+    assert trace["base_pose"][-1, 0] - trace["base_pose"][0, 0] > 0.15  # the base drove forward
+    box = list(trace["object_names"]).index("box")
+    assert trace["objects"].shape[1:] == (len(trace["object_names"]), 7)
+    moved = np.abs(trace["objects"][:, box, :3] - trace["objects"][0, box, :3]).max()
+    assert moved < 5e-3, f"the untouched box moved {moved:.4f} m"

@@ -36,8 +36,11 @@ class PolicyRollout:
 
 
 def policy_rollout(policy, task: str, seed: int, time_limit: float | None = None, video=None,
-                   sampler_seed: int = 0) -> PolicyRollout:
-    """One in-process episode of `policy` (a loaded WBVIMAPolicy) on `task` from `seed`."""
+                   sampler_seed: int = 0, trace: str | None = None) -> PolicyRollout:
+    """One in-process episode of `policy` (a loaded WBVIMAPolicy) on `task` from `seed`.
+    `trace`: an .npz path for what happened at each action (for finding where it failed): time,
+    base pose, joint positions, the executed target and the sim's object poses (ground truth the
+    policy never sees)."""
     import torch
     from brs_sim.camera_renderer import RgbdRenderer
     from brs_sim.experts.common import run_episode
@@ -47,6 +50,7 @@ def policy_rollout(policy, task: str, seed: int, time_limit: float | None = None
     window: deque = deque(maxlen=cfg.obs_window)
     chunk, k = None, 0
     counts = {"chunks": 0}
+    rows: dict[str, list] = {"time": [], "base_pose": [], "joint_position": [], "target": [], "objects": []}
     renderer = None
     generator = torch.Generator().manual_seed(sampler_seed)
     policy.clear_cache()
@@ -70,6 +74,12 @@ def policy_rollout(policy, task: str, seed: int, time_limit: float | None = None
             k = 0
             counts["chunks"] += 1
         k += 1
+        if trace is not None:
+            objects = sim.object_poses()
+            for key, value in (("time", t), ("base_pose", sim.base_pose()), ("joint_position", q),
+                               ("target", chunk[k - 1]), ("objects", np.stack(list(objects.values())))):
+                rows[key].append(np.asarray(value, float))
+            rows.setdefault("object_names", list(objects))
         return chunk[k - 1]
 
     try:
@@ -77,6 +87,9 @@ def policy_rollout(policy, task: str, seed: int, time_limit: float | None = None
     finally:
         if renderer is not None:
             renderer.close()
+        if trace is not None and rows["time"]:
+            names = rows.pop("object_names")
+            np.savez_compressed(trace, object_names=np.array(names), **{k: np.stack(v) for k, v in rows.items()})
     return PolicyRollout(seed, success, duration, counts["chunks"])
 
 
@@ -95,6 +108,8 @@ def main(argv=None) -> int:
     p.add_argument("--time-limit", type=float, default=None, help="sim seconds (default: the task's)")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads (default %(default)s)")
     p.add_argument("--video-dir", default=None, help="write one overview mp4 per episode here")
+    p.add_argument("--trace-dir", default=None,
+                   help="write one .npz per episode here: time, base pose, joints, targets, object poses")
     args = p.parse_args(argv)
     if args.episodes < 1:
         p.error("--episodes must be at least 1")
@@ -106,14 +121,16 @@ def main(argv=None) -> int:
     except Exception as exc:  # noqa: BLE001 - any unreadable checkpoint: one line, exit 2
         print(f"sim_rollout: error: {args.checkpoint}: {exc}")
         return 2
-    if args.video_dir:
-        from pathlib import Path
+    from pathlib import Path
 
-        Path(args.video_dir).mkdir(parents=True, exist_ok=True)
+    for folder in (args.video_dir, args.trace_dir):
+        if folder:
+            Path(folder).mkdir(parents=True, exist_ok=True)
     results, t0 = [], time.monotonic()
     for seed in tqdm(range(args.first_seed, args.first_seed + args.episodes), desc=args.task, unit="ep"):
         video = f"{args.video_dir}/{args.task}_seed{seed}.mp4" if args.video_dir else None
-        r = policy_rollout(policy, args.task, seed, args.time_limit, video)
+        trace = f"{args.trace_dir}/{args.task}_seed{seed}.npz" if args.trace_dir else None
+        r = policy_rollout(policy, args.task, seed, args.time_limit, video, trace=trace)
         results.append(r)
         tqdm.write(f"seed {seed}: {'success' if r.success else 'FAIL'} after {r.duration:.1f} s sim, {r.chunks} chunks")
     wins = sum(r.success for r in results)
