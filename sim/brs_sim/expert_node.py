@@ -34,7 +34,7 @@ from std_srvs.srv import Trigger
 from trajectory_msgs.msg import JointTrajectory
 from visualization_msgs.msg import MarkerArray
 
-from brs_common import qos, topics
+from brs_common import params, qos, topics
 from brs_common import robot_spec as spec
 from brs_common.convert import (make_joint_state, markers_to_object_poses, odom_pose, state_positions,
                                 whole_body_command_msg)
@@ -69,12 +69,19 @@ class ActionNoise:
 class ExpertNode(Node):
     def __init__(self, **kwargs):
         super().__init__("expert", **kwargs)
-        self.task = str(self.declare_parameter("task", "").value)
-        self.rate_hz = float(self.declare_parameter("rate_hz", EXPERT_RATE_HZ).value)
-        # "module:Class" of an Expert subclass instead of the task's registered expert
-        self.expert_class = str(self.declare_parameter("expert_class", "").value)
-        self.action_noise = float(self.declare_parameter("action_noise", 0.0).value)
-        noise_seed = int(self.declare_parameter("noise_seed", 0).value)
+        p = params.declare(self, [
+            ("task", "", f"sim task whose registered expert drives: {', '.join(EXPERTS)}"),
+            ("rate_hz", EXPERT_RATE_HZ, "command rate, Hz (node clock); > 0"),
+            ("expert_class", "", "'module:Class' of an Expert subclass to use instead of the task's"),
+            ("action_noise", 0.0, "std of the smooth noise added to the executed command, rad or m/s "
+                                  "(grippers clean); 0: none", (0.0, 0.3)),
+            ("noise_seed", 0, "seed of the action noise"),
+        ])
+        self.task = str(p["task"])
+        self.rate_hz = float(p["rate_hz"])
+        self.expert_class = str(p["expert_class"])
+        self.action_noise = float(p["action_noise"])
+        noise_seed = int(p["noise_seed"])
         if not self.expert_class and self.task not in EXPERTS:
             raise ValueError(f"task must be one of {', '.join(EXPERTS)}; got {self.task!r}")
         if not self.rate_hz > 0:

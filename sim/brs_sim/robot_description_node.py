@@ -21,7 +21,7 @@ from pathlib import Path
 from rclpy.node import Node
 from std_msgs.msg import String
 
-from brs_common import qos, topics
+from brs_common import params, qos, topics
 
 from .urdf import UrdfKinematics, robot_urdf
 
@@ -29,7 +29,10 @@ from .urdf import UrdfKinematics, robot_urdf
 class RobotDescriptionNode(Node):
     def __init__(self):
         super().__init__(topics.ROBOT_DESCRIPTION_NODE)
-        urdf_file = str(self.declare_parameter("urdf_file", "").value)
+        p = params.declare(self, [
+            ("urdf_file", "", "URDF file to publish; '': generated from the MuJoCo model (robot.xml)"),
+        ])
+        urdf_file = str(p["urdf_file"])
         if urdf_file:
             try:
                 self.urdf = Path(urdf_file).read_text()

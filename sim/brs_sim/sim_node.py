@@ -28,7 +28,7 @@ from std_msgs.msg import Float64MultiArray
 from std_srvs.srv import SetBool, Trigger
 from visualization_msgs.msg import MarkerArray
 
-from brs_common import qos, topics
+from brs_common import params, qos, topics
 from brs_common import robot_spec as spec
 from brs_common.dds import configure_dds
 from brs_common.convert import (make_camera_info, numpy_to_image, object_poses_to_markers,
@@ -36,25 +36,25 @@ from brs_common.convert import (make_camera_info, numpy_to_image, object_poses_t
 from brs_common.diagnostics import DiagnosticsReporter
 
 from .sim_core import SimCore
-from .tasks import get_task
+from .tasks import TASKS, get_task
 
 
 class SimNode(Node):
     def __init__(self, **node_kwargs):
         super().__init__(topics.SIM_NODE, **node_kwargs)
-        p = self.declare_parameters("", [
-            ("scene", "scene"),
-            ("seed", 0),
-            ("object_jitter", 0.02),
-            ("speed_factor", 1.0),
-            ("camera_rate_hz", spec.CAMERA_RATE_HZ),
-            ("cameras_enabled", True),
-            ("joint_state_rate_hz", spec.JOINT_STATE_RATE_HZ),
-            ("cmd_vel_timeout", 0.5),
-            ("start_paused", False),
-            ("task", ""),
+        param = params.declare(self, [
+            ("scene", "scene", "model brs_sim/models/<scene>.xml (robot: the robot alone)"),
+            ("seed", 0, "seed of the reset randomisation (object placement), read at every ~/reset"),
+            ("object_jitter", 0.02, "seeded x/y jitter of the free objects at reset, +- m"),
+            ("speed_factor", 1.0, "pacing: 1 = real time, 3 = three times faster, 0 = as fast as possible"),
+            ("camera_rate_hz", spec.CAMERA_RATE_HZ, "RGB-D rate of every camera, Hz (sim time)"),
+            ("cameras_enabled", True, "render the cameras (false: no OpenGL at all)"),
+            ("joint_state_rate_hz", spec.JOINT_STATE_RATE_HZ, "/joint_states and /odom rate, Hz (sim time)"),
+            ("cmd_vel_timeout", 0.5, "s (sim time) without cmd_vel before the base is stopped"),
+            ("start_paused", False, "start paused (step with ~/step, resume with ~/pause)"),
+            ("task", "", f"household task ({', '.join(TASKS)}): resets place its objects, its outcome "
+                         "goes to /diagnostics; '': none"),
         ])
-        param = {x.name: x.value for x in p}
         self.sim = SimCore(param["scene"], seed=param["seed"], object_jitter=param["object_jitter"])
         self.task = get_task(param["task"]) if param["task"] else None
         self.task_start = 0.0

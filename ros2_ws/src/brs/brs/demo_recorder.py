@@ -19,7 +19,7 @@ from rclpy.node import Node
 from sensor_msgs.msg import Image, JointState
 from std_msgs.msg import Float64MultiArray
 
-from brs_common import qos, topics
+from brs_common import params, qos, topics
 from brs_common.node_main import run_node
 from brs_common import robot_spec as spec
 from brs_common.convert import image_to_numpy
@@ -120,10 +120,16 @@ def plot_tracking(path: Path, joint_t, joint_q, cmd: dict) -> None:
 class DemoRecorder(Node):
     def __init__(self):
         super().__init__("demo_recorder")
-        self.output_dir = Path(self.declare_parameter("output_dir", "outputs").value)
-        self.max_duration = float(self.declare_parameter("max_duration", 0.0).value)
-        fps = float(self.declare_parameter("fps", spec.CAMERA_RATE_HZ).value)
-        camera = str(self.declare_parameter("camera", "head").value)
+        p = params.declare(self, [
+            ("output_dir", "outputs", "directory of the video and the tracking plot"),
+            ("max_duration", 0.0, "s (node clock) after the first message to record; 0: until SIGINT/SIGTERM"),
+            ("fps", spec.CAMERA_RATE_HZ, "frame rate of the video, Hz"),
+            ("camera", "head", f"camera to record, of {', '.join(spec.CAMERAS)}"),
+        ])
+        self.output_dir = Path(p["output_dir"])
+        self.max_duration = float(p["max_duration"])
+        fps = float(p["fps"])
+        camera = str(p["camera"])
         self.video = VideoWriter(self.output_dir / VIDEO_NAME.format(camera=camera), fps)
         self.plot_path = self.output_dir / PLOT_NAME
         self.diag = DiagnosticsReporter(self, hardware_id="demo_recorder")

@@ -23,7 +23,7 @@ from rclpy.node import Node
 from sensor_msgs.msg import JointState
 from trajectory_msgs.msg import JointTrajectory
 
-from brs_common import qos, topics
+from brs_common import params, qos, topics
 from brs_common.node_main import run_node
 from brs_common import robot_spec as spec
 from brs_common.convert import make_trajectory
@@ -129,8 +129,13 @@ class WholeBodyCommandPublisher:
 class DemoSource(Node):
     def __init__(self):
         super().__init__("demo_source")
-        self.scale = float(self.declare_parameter("duration_scale", 1.0).value)
-        rate = float(self.declare_parameter("rate_hz", 50.0).value)
+        p = params.declare(self, [
+            ("duration_scale", 1.0, "stretch of the ~14 s script: > 1 slower; < 1 is refused (1 used: "
+                                    "faster would exceed the joint limits)"),
+            ("rate_hz", 50.0, "command rate, Hz (node clock); > 0"),
+        ])
+        self.scale = float(p["duration_scale"])
+        rate = float(p["rate_hz"])
         if rate <= 0:
             raise ValueError("rate_hz must be > 0")
         if self.scale < 1.0:  # faster would break the spec's velocity/acceleration limits

@@ -30,7 +30,7 @@ import numpy as np
 from rclpy.node import Node
 from sensor_msgs.msg import CameraInfo, Image, JointState, PointCloud2
 
-from brs_common import qos, topics
+from brs_common import params, qos, topics
 from brs_common import robot_spec as spec
 from brs_common.convert import cloud_to_points, color_to_rgb, odom_pose
 from brs_common.node_main import ConfigError, run_node
@@ -67,9 +67,15 @@ class VizBridge(Node):
 
         from brs_sim.urdf import URDF_PATH, UrdfKinematics
 
-        p = {name: self.declare_parameter(name, default).value for name, default in (
-            ("host", "127.0.0.1"), ("port", 8765), ("tf_rate_hz", 30.0), ("cloud_rate_hz", 10.0),
-            ("image_rate_hz", 5.0), ("cameras", list(spec.CAMERAS)))}
+        p = params.declare(self, [
+            ("host", "127.0.0.1", "address the Foxglove WebSocket server listens on"),
+            ("port", 8765, "WebSocket port, 0-65535", (0, 65535)),
+            ("tf_rate_hz", 30.0, "most /tf updates per second, Hz (wall time); 0: no limit"),
+            ("cloud_rate_hz", 10.0, "most point clouds per second, Hz (wall time); 0: no limit"),
+            ("image_rate_hz", 5.0, "most images per second per camera, Hz (wall time); 0: no limit"),
+            ("cameras", list(spec.CAMERAS), f"cameras whose colour images are bridged, of "
+                                            f"{', '.join(spec.CAMERAS)}"),
+        ])
         self.cameras = tuple(p["cameras"])
         unknown = [c for c in self.cameras if c not in spec.CAMERAS]
         if unknown:

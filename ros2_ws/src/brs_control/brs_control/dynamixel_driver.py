@@ -68,7 +68,7 @@ from sensor_msgs.msg import JointState
 from std_msgs.msg import Float64MultiArray
 from std_srvs.srv import Trigger
 
-from brs_common import qos, topics
+from brs_common import params, qos, topics
 from brs_common import robot_spec as spec
 from brs_common.convert import make_joint_state
 from brs_common.node_main import ConfigError, run_node
@@ -139,29 +139,35 @@ class DynamixelDriver(Node):
     # ------------------------------------------------------------------ configuration
 
     def _declare_parameters(self) -> None:
-        p = self.declare_parameter
-        p("groups", Parameter.Type.STRING_ARRAY)
-        p("group", "")
-        p("port", "")
-        p("baudrate", 0)
-        p("ids", Parameter.Type.INTEGER_ARRAY)
-        p("calibration_file", "")
-        p("chain", "")
-        p("rate_hz", spec.CONTROL_RATE_HZ)
-        p("command_timeout", 0.5)
-        p("out_of_limit", "clamp")
-        p("gripper_current_limit", 0.0)
-        p("retries", 2)
-        p("max_failed_cycles", 3)
-        p("reconnect_backoff_min", 0.1)
-        p("reconnect_backoff_max", 2.0)
-        p("latency_timer_ms", -1.0)
-        p("timeout_margin_ms", 2.0)
-        p("return_delay_time", 0)
-        p("autostart", True)
-        p("torque_off_on_exit", False)
-        p("event_driven", True)
-        p("event_min_interval", 0.002)
+        params.declare(self, [
+            ("groups", Parameter.Type.STRING_ARRAY,
+             "position groups on this chain, e.g. ['left_arm','left_gripper']; unset: `group`, else "
+             "the calibration file's"),
+            ("group", "", "one position group, used when `groups` is unset"),
+            ("port", "", "serial device; '': the calibration file's"),
+            ("baudrate", 0, "bus baud rate; 0: the calibration file's, else 1000000"),
+            ("ids", Parameter.Type.INTEGER_ARRAY,
+             "motor id per joint (joint order), overrides the calibration's; needed without a calibration"),
+            ("calibration_file", "", "chain calibration YAML; '': found by port and chain in the "
+                                     "calibration directory"),
+            ("chain", "", "chain name for the calibration lookup; '': the first group"),
+            ("rate_hz", spec.CONTROL_RATE_HZ, "read/write cycle rate, Hz (steady clock); > 0"),
+            ("command_timeout", 0.5, "s without a command before the watchdog warns (the goal is held); > 0"),
+            ("out_of_limit", "clamp", "a command beyond the joint limits: clamp (and count) or reject"),
+            ("gripper_current_limit", 0.0, "grippers' Goal_Current, A; <= 0: the calibration's, else 0.6 A"),
+            ("retries", 2, "retries of a failed bus transaction"),
+            ("max_failed_cycles", 3, "failed cycles in a row before the fault state (reconnect)"),
+            ("reconnect_backoff_min", 0.1, "first delay between reconnect attempts, s (doubles up to the max)"),
+            ("reconnect_backoff_max", 2.0, "longest delay between reconnect attempts, s"),
+            ("latency_timer_ms", -1.0, "USB latency in packet timeouts, ms; < 0: auto (FTDI: 1 ms, else 16 ms)"),
+            ("timeout_margin_ms", 2.0, "margin added to every packet timeout, ms"),
+            ("return_delay_time", 0, "Return_Delay_Time written to every motor at configure, 2 us units"),
+            ("autostart", True, "configure and activate at start, retrying while the port is missing "
+                                "(false: wait for ~/configure)"),
+            ("torque_off_on_exit", False, "torque off at shutdown (the arms go limp); false: motors keep holding"),
+            ("event_driven", True, "write a command that changes the goal on receipt; false: only in the cycle"),
+            ("event_min_interval", 0.002, "shortest spacing of on-receipt goal writes, s; (0, 1 / rate_hz]"),
+        ])
 
     def _param(self, name, default=None):
         try:

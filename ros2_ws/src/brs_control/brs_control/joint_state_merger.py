@@ -32,12 +32,11 @@ import threading
 import time
 
 import numpy as np
-from rcl_interfaces.msg import ParameterDescriptor, ParameterType
 from rclpy.clock import Clock, ClockType
 from rclpy.node import Node
 from sensor_msgs.msg import JointState
 
-from brs_common import qos, topics
+from brs_common import params, qos, topics
 from brs_common import robot_spec as spec
 from brs_common.node_main import run_node
 from brs_common.diagnostics import ERROR, OK, STALE, WARN, DiagnosticsReporter
@@ -61,21 +60,21 @@ class _Source:
 class JointStateMerger(Node):
     def __init__(self, **node_kwargs):
         super().__init__("joint_state_merger", **node_kwargs)
-        self.declare_parameter("sources", DEFAULT_SOURCES,
-                               ParameterDescriptor(type=ParameterType.PARAMETER_STRING_ARRAY,
-                                                   description="JointState topics to merge"))
-        number = ParameterDescriptor(dynamic_typing=True)  # `rate_hz:=100` (an int) is fine too
-        self.declare_parameter("stale_timeout", 0.1, number)
-        self.declare_parameter("rate_hz", spec.JOINT_STATE_RATE_HZ, number)
-        self.declare_parameter("require_all", True)
-        sources = [t for t in (self.get_parameter("sources").value or []) if t]
+        p = params.declare(self, [
+            ("sources", DEFAULT_SOURCES, "JointState topics to merge; on a joint named twice, the first wins"),
+            ("stale_timeout", 0.1, "s (steady clock) after a source's last valid message before it is stale; > 0"),
+            ("rate_hz", spec.JOINT_STATE_RATE_HZ, "/joint_states publish rate, Hz (steady clock); > 0"),
+            ("require_all", True, "publish only while every robot joint is fresh (false: whatever is fresh, "
+                                  "for bench bring-up)"),
+        ], dynamic=("stale_timeout", "rate_hz"))  # `rate_hz:=100` (an int) is fine too
+        sources = [t for t in (p["sources"] or []) if t]
         if not sources:
             raise ValueError("parameter 'sources' is empty: nothing to merge")
         if len(set(sources)) != len(sources):
             raise ValueError(f"parameter 'sources' lists a topic twice: {sources}")
-        self.stale_timeout = float(self.get_parameter("stale_timeout").value)
-        self.require_all = bool(self.get_parameter("require_all").value)
-        rate = float(self.get_parameter("rate_hz").value)
+        self.stale_timeout = float(p["stale_timeout"])
+        self.require_all = bool(p["require_all"])
+        rate = float(p["rate_hz"])
         if not (rate > 0 and self.stale_timeout > 0):
             raise ValueError("rate_hz and stale_timeout must be positive")
 

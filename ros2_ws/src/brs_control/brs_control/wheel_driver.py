@@ -49,13 +49,12 @@ import time
 import numpy as np
 from geometry_msgs.msg import TwistStamped
 from nav_msgs.msg import Odometry
-from rcl_interfaces.msg import ParameterDescriptor, ParameterType
 from rclpy.clock import Clock, ClockType
 from rclpy.node import Node
 from sensor_msgs.msg import JointState
 from std_srvs.srv import Trigger
 
-from brs_common import qos, topics
+from brs_common import params, qos, topics
 from brs_common import robot_spec as spec
 from brs_common.convert import stamp_to_sec
 from brs_common.node_main import run_node
@@ -125,35 +124,35 @@ class WheelDriver(Node):
 
     # --- parameters ------------------------------------------------------------------------------
     def _read_parameters(self) -> dict:
-        def arr(kind, default, text):
-            return default, ParameterDescriptor(type=kind, description=text)
-
-        S, I, D = (ParameterType.PARAMETER_STRING_ARRAY, ParameterType.PARAMETER_INTEGER_ARRAY,
-                   ParameterType.PARAMETER_DOUBLE_ARRAY)
-        arrays = {
-            "ports": arr(S, DEFAULT_PORTS, "serial port per ODrive board"),
-            "wheel_joints": arr(S, DEFAULT_WHEEL_JOINTS, "wheel joint names"),
-            "wheel_port_index": arr(I, DEFAULT_WHEEL_PORT_INDEX, "index into ports per wheel"),
-            "wheel_axis": arr(I, DEFAULT_WHEEL_AXIS, "ODrive axis per wheel"),
-            "wheel_direction": arr(D, [1.0, 1.0, 1.0], "+1/-1 per wheel: motor turns vs wheel convention"),
-            "wheel_angles_deg": arr(D, DEFAULT_WHEEL_ANGLES_DEG, "polar angle of each wheel, deg"),
-        }
-        for name, (default, desc) in arrays.items():
-            if desc.type == D:  # accept integers too ([1, 1, -1] from a YAML file)
-                desc = ParameterDescriptor(description=desc.description, dynamic_typing=True)
-            self.declare_parameter(name, default, desc)
-        scalars = {
-            "base_radius": DEFAULT_BASE_RADIUS, "wheel_radius": DEFAULT_WHEEL_RADIUS,
-            "gear_ratio": 1.0, "max_wheel_speed": DEFAULT_MAX_WHEEL_SPEED,
-            "rate_hz": spec.CONTROL_RATE_HZ, "cmd_vel_timeout": 0.5,
-            "baudrate": 115200, "serial_timeout": 0.03, "retries": 2, "use_checksum": True,
-            "device_watchdog_timeout": 0.25, "fail_threshold": 3,
-            "reconnect_backoff_min": 0.05, "reconnect_backoff_max": 2.0, "state_check_every": 10,
-        }
-        for name, default in scalars.items():
-            dynamic = isinstance(default, float)  # `cmd_vel_timeout:=5` is fine too
-            self.declare_parameter(name, default, ParameterDescriptor(dynamic_typing=dynamic))
-        cfg = {n: self.get_parameter(n).value for n in list(arrays) + list(scalars)}
+        rows = [
+            ("ports", DEFAULT_PORTS, "serial port per ODrive board"),
+            ("wheel_joints", DEFAULT_WHEEL_JOINTS, "wheel joint names (on ~/joint_states)"),
+            ("wheel_port_index", DEFAULT_WHEEL_PORT_INDEX, "index into ports per wheel"),
+            ("wheel_axis", DEFAULT_WHEEL_AXIS, "ODrive axis per wheel"),
+            ("wheel_direction", [1.0, 1.0, 1.0], "+1/-1 per wheel: motor turns vs wheel convention"),
+            ("wheel_angles_deg", DEFAULT_WHEEL_ANGLES_DEG, "polar angle of each wheel, deg"),
+            ("base_radius", DEFAULT_BASE_RADIUS, "base centre to wheel contact, m; > 0"),
+            ("wheel_radius", DEFAULT_WHEEL_RADIUS, "wheel radius, m; > 0"),
+            ("gear_ratio", 1.0, "motor turns per wheel turn; > 0"),
+            ("max_wheel_speed", DEFAULT_MAX_WHEEL_SPEED, "wheel speed limit, rad/s: faster commands are "
+                                                         "scaled down keeping their direction; > 0"),
+            ("rate_hz", spec.CONTROL_RATE_HZ, "board cycle and odometry rate, Hz; > 0"),
+            ("cmd_vel_timeout", 0.5, "s: host watchdog (wheels stop without a fresher cmd_vel) and "
+                                     "bound on a cmd_vel stamp's age; > 0"),
+            ("baudrate", 115200, "serial baud rate"),
+            ("serial_timeout", 0.03, "serial read timeout per query, s; > 0"),
+            ("retries", 2, "retries of a failed query"),
+            ("use_checksum", True, "send and require ODrive ASCII checksums"),
+            ("device_watchdog_timeout", 0.25, "board watchdog set at every connection, s; <= 0: off"),
+            ("fail_threshold", 3, "failed cycles in a row before the port is closed and reopened"),
+            ("reconnect_backoff_min", 0.05, "first delay between reconnect attempts, s"),
+            ("reconnect_backoff_max", 2.0, "longest delay between reconnect attempts, s"),
+            ("state_check_every", 10, "cycles between axis state checks"),
+        ]
+        # numbers: `cmd_vel_timeout:=5` and `wheel_direction:=[1, 1, -1]` (ints) are fine too
+        dynamic = ["wheel_direction", "wheel_angles_deg", *(n for n, default, _ in rows if isinstance(default, float))]
+        cfg = params.declare(self, rows, dynamic=dynamic)
+        scalars = {n: default for n, default, _ in rows if not isinstance(default, list)}
         for name, default in scalars.items():
             if isinstance(default, float):
                 value = cfg[name]

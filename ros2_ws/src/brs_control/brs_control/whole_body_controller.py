@@ -49,7 +49,7 @@ from std_msgs.msg import Bool, Float64MultiArray
 from std_srvs.srv import Trigger
 from trajectory_msgs.msg import JointTrajectory
 
-from brs_common import qos, topics
+from brs_common import params, qos, topics
 from brs_common import robot_spec as spec
 from brs_common.convert import joint_state_arrays, make_float64_array, stamp_to_sec
 from brs_common.node_main import run_node
@@ -76,19 +76,22 @@ PUBLISHER_CHECK_PERIOD = 1.0  # s (wall): how often the command topics' publishe
 class WholeBodyController(Node):
     def __init__(self, **node_kwargs):
         super().__init__(topics.WHOLE_BODY_CONTROLLER_NODE, **node_kwargs)
-        p = {x.name: x.value for x in self.declare_parameters("", [
-            ("active_source", "teleop"),
-            ("command_timeout", 0.2),
-            ("max_command_age", 0.5),
-            ("max_chunk_horizon", 2.0),
-            ("interpolation", "linear"),
-            ("control_rate_hz", spec.CONTROL_RATE_HZ),
-            ("max_points", 256),
-            ("publish_commanded", True),
-            ("velocity_feedforward", True),
-            ("executor", "events"),
-            ("event_driven", True),
-        ])}
+        p = params.declare(self, [
+            ("active_source", "teleop", f"command source executed (higher priorities preempt it): "
+                                        f"{', '.join(SOURCES)}; settable at run time"),
+            ("command_timeout", 0.2, "s a source stays fresh after its last command (watchdog); > 0"),
+            ("max_command_age", 0.5, "s: a command stamped further before or after now is rejected "
+                                     "(a zero stamp counts as now); > 0"),
+            ("max_chunk_horizon", 2.0, "s a long chunk keeps its source fresh at most; >= 0"),
+            ("interpolation", "linear", f"between a chunk's points: {', '.join(INTERPOLATIONS)}"),
+            ("control_rate_hz", spec.CONTROL_RATE_HZ, "control loop rate, Hz (node clock); fixed at startup"),
+            ("max_points", 256, "most points accepted in one command; > 0"),
+            ("publish_commanded", True, "publish what was commanded on ~/commanded"),
+            ("velocity_feedforward", True, "feed the reference velocity forward (false: braking-only tracking)"),
+            ("executor", "events", "events (rclpy's EventsExecutor) or single_threaded; fixed at startup"),
+            ("event_driven", True, "apply a command of the source in control on receipt (that period's "
+                                   "step, early); false: at the next tick"),
+        ])
         error = self._check_params(p)
         if error:
             raise ValueError(error)

@@ -25,7 +25,7 @@ from diagnostic_msgs.msg import DiagnosticStatus
 from rclpy.node import Node
 from sensor_msgs.msg import CameraInfo, Image, JointState, PointCloud2
 
-from brs_common import qos, topics
+from brs_common import params, qos, topics
 from brs_common import robot_spec as spec
 from brs_common.convert import (camera_info_to_K, color_to_rgb, depth_to_metres, points_to_cloud, state_positions,
                                 stamp_to_sec)
@@ -55,15 +55,16 @@ def parse_crop(text: str):
 class PerceptionNode(Node):
     def __init__(self, **kwargs):
         super().__init__(NODE_NAME, **kwargs)
-        p = {x.name: x.value for x in self.declare_parameters("", [
-            ("cameras", list(spec.CAMERAS)),
-            ("crop", "default"),
-            ("n_points", N_POINTS),
-            ("pixel_stride", PIXEL_STRIDE),
-            ("sample_seed", 0),
-            ("sync_slop", 0.02),
-            ("max_joint_state_age", 0.05),
-        ])}
+        p = params.declare(self, [
+            ("cameras", list(spec.CAMERAS), f"cameras to fuse, of {', '.join(spec.CAMERAS)}"),
+            ("crop", "default", f"crop box in base_link: a task name ({', '.join(CROP_BOXES)}) or "
+                                "'xmin,xmax,ymin,ymax,zmin,zmax' in m"),
+            ("n_points", N_POINTS, "points per published cloud; >= 1"),
+            ("pixel_stride", PIXEL_STRIDE, "back-project every n-th pixel row and column"),
+            ("sample_seed", 0, "seed of the point sampling (the same every frame, as in dataset building)"),
+            ("sync_slop", 0.02, "s: most spread of the image stamps within one capture"),
+            ("max_joint_state_age", 0.05, "s: most time between the image stamp and the nearest joint state"),
+        ])
         self.cameras = tuple(p["cameras"])
         unknown = [c for c in self.cameras if c not in spec.CAMERAS]
         if unknown or not self.cameras:

@@ -45,7 +45,7 @@ from sensor_msgs.msg import JointState, PointCloud2
 from std_srvs.srv import Trigger
 from trajectory_msgs.msg import JointTrajectory
 
-from brs_common import qos, topics
+from brs_common import params, qos, topics
 from brs_common import robot_spec as spec
 from brs_common.convert import (cloud_to_points, state_positions, make_trajectory, stamp_to_sec,
                                 whole_body_command_msg)
@@ -119,19 +119,21 @@ def _value_near(history: StampedHistory, t: float):
 class PolicyNode(Node):
     def __init__(self, **kwargs):
         super().__init__(NODE_NAME, **kwargs)
-        p = {x.name: x.value for x in self.declare_parameters("", [
-            ("checkpoint", ""),
-            ("rate_hz", 20.0),
-            ("device", "auto"),
-            ("stale_timeout", 0.5),
-            ("action_period", 0.0),
-            ("autostart", True),
-            ("use_ema", True),
-            ("threads", 1),
-            ("max_observation_age", 0.6),
-            ("actions_per_inference", 0),
-            ("seed", -1),
-        ])}
+        p = params.declare(self, [
+            ("checkpoint", "", "WB-VIMA policy checkpoint (policy.pt) (required)"),
+            ("rate_hz", 20.0, "timer rate, Hz (node clock): a prediction starts once the last chunk's "
+                              "executed span is over; > 0"),
+            ("device", "auto", "torch device: auto (cuda when present), cpu, cuda, cuda:N"),
+            ("stale_timeout", 0.5, "s (node clock) without a cloud before holding once and stopping; > 0"),
+            ("action_period", 0.0, "s between a chunk's actions; <= 0: the checkpoint's, else 0.1 s"),
+            ("autostart", True, "start running at once (false: idle until ~/start)"),
+            ("use_ema", True, "use the checkpoint's EMA weights when it has them"),
+            ("threads", 1, "torch CPU threads; <= 0: torch's default"),
+            ("max_observation_age", 0.6, "s: older observations are not acted on"),
+            ("actions_per_inference", 0, "actions of a chunk executed before the next prediction; "
+                                         "0: all (Ta)"),
+            ("seed", -1, "sampler noise seed, set at startup and at every ~/start; < 0: unseeded"),
+        ])
         self.rate_hz = float(p["rate_hz"])
         self.stale_timeout = float(p["stale_timeout"])
         if not self.rate_hz > 0 or not self.stale_timeout > 0:

@@ -220,41 +220,70 @@ def _make_node():
     from std_msgs.msg import Bool
     from trajectory_msgs.msg import JointTrajectory
 
-    from brs_common import qos, topics
+    from brs_common import params, qos, topics
     from brs_common.convert import joint_state_to_dict
     from brs_common.diagnostics import ERROR, OK, WARN, DiagnosticsReporter
 
     class JoyloNode(Node):
         def __init__(self):
             super().__init__("joylo")
-            p = lambda name, default: self.declare_parameter(name, default).value  # noqa: E731
-            self.rate_hz = float(p("rate_hz", spec.CONTROL_RATE_HZ))
-            self.input = str(p("input", "joycon"))
-            replay_file = str(p("replay_file", ""))
-            record_file = str(p("record_file", ""))
-            joycon_config = str(p("joycon_config", ""))
-            ports = {s: str(p(f"{s}_port", f"/dev/brs_joylo_{s}")) for s in SIDES}
-            files = {s: str(p(f"{s}_calibration", "")) for s in SIDES}
-            cal_dir = str(p("calibration_dir", ""))
-            haptics = HapticConfig(
-                enabled=bool(p("haptics", True)),
-                lag_deadband=float(p("haptic_lag_deadband", 0.15)),
-                lag_gain=float(p("haptic_lag_gain", 1.0)),
-                limit_margin=float(p("haptic_limit_margin", 0.15)),
-                limit_gain=float(p("haptic_limit_gain", 2.0)),
-                max_current=float(p("haptic_max_current", 0.35)),
-                free_current=float(p("haptic_free_current", 0.0)))
-            max_arm_speed = float(p("max_arm_speed", ARM_MAX_SPEED))
-            engage_tolerance = float(p("engage_tolerance", ENGAGE_TOLERANCE))
             default_map = tm.MappingConfig()
-            mapping = tm.MappingConfig(base_max=tuple(p("base_max", list(default_map.base_max))),
-                                       torso_rate=float(p("torso_rate", default_map.torso_rate)))
-            retries = int(p("retries", 1))
-            latency = float(p("latency_timer_ms", -1.0))
-            margin = float(p("timeout_margin_ms", 2.0))
-            backoff_max = float(p("reconnect_backoff_max", 2.0))
-            self.event_driven = bool(p("event_driven", True))
-            self.event_min_interval = float(p("event_min_interval", 0.002))
+            p = params.declare(self, [
+                ("rate_hz", spec.CONTROL_RATE_HZ, "tick rate, Hz (steady clock); > 0"),
+                ("input", "joycon", "Joy-Con events from: joycon (live) or replay (replay_file)"),
+                ("replay_file", "", "log (.jsonl) to replay with input:=replay"),
+                ("record_file", "", "log every published tick to this .jsonl file; '': no log"),
+                ("joycon_config", "", "Joy-Con mapping YAML; '': the default"),
+                *((f"{s}_port", f"/dev/brs_joylo_{s}", f"serial port of the {s} leader arm") for s in SIDES),
+                *((f"{s}_calibration", "", f"calibration file of the {s} leader arm; '': found by port")
+                  for s in SIDES),
+                ("calibration_dir", "", "directory searched for leader calibrations; '': the default"),
+                ("haptics", True, "haptic currents on the leader arms (false: torque off, passive)"),
+                ("haptic_lag_deadband", 0.15, "leader-robot difference with no lag force, rad; >= 0"),
+                ("haptic_lag_gain", 1.0, "lag force beyond the deadband, A/rad; >= 0"),
+                ("haptic_limit_margin", 0.15, "distance before a joint limit where resistance starts, rad; >= 0"),
+                ("haptic_limit_gain", 2.0, "resistance into the limit margin, A/rad; >= 0"),
+                ("haptic_max_current", 0.35, "cap of the haptic current, A; >= 0"),
+                ("haptic_free_current", 0.0, "current while free, A (0: no torque); <= haptic_max_current"),
+                ("max_arm_speed", ARM_MAX_SPEED, "fastest arm target motion following the leader, rad/s; > 0"),
+                ("engage_tolerance", ENGAGE_TOLERANCE, "an arm follows once every leader joint is this close "
+                                                       "to its target, rad; 0: at once"),
+                ("base_max", list(default_map.base_max), "base speed at full stick [vx, vy m/s, wz rad/s], "
+                                                         "clipped to the spec limits"),
+                ("torso_rate", default_map.torso_rate, "torso joint speed at full stick, rad/s"),
+                ("retries", 1, "retries of a failed leader bus transaction"),
+                ("latency_timer_ms", -1.0, "USB latency in packet timeouts, ms; < 0: auto"),
+                ("timeout_margin_ms", 2.0, "margin added to every packet timeout, ms"),
+                ("reconnect_backoff_max", 2.0, "longest delay between leader reconnect attempts, s"),
+                ("event_driven", True, "publish a new leader reading between ticks (false: once per tick)"),
+                ("event_min_interval", 0.002, "shortest spacing of leader reads between ticks, s; "
+                                              "(0, 1 / rate_hz]"),
+            ])
+            self.rate_hz = float(p["rate_hz"])
+            self.input = str(p["input"])
+            replay_file = str(p["replay_file"])
+            record_file = str(p["record_file"])
+            joycon_config = str(p["joycon_config"])
+            ports = {s: str(p[f"{s}_port"]) for s in SIDES}
+            files = {s: str(p[f"{s}_calibration"]) for s in SIDES}
+            cal_dir = str(p["calibration_dir"])
+            haptics = HapticConfig(
+                enabled=bool(p["haptics"]),
+                lag_deadband=float(p["haptic_lag_deadband"]),
+                lag_gain=float(p["haptic_lag_gain"]),
+                limit_margin=float(p["haptic_limit_margin"]),
+                limit_gain=float(p["haptic_limit_gain"]),
+                max_current=float(p["haptic_max_current"]),
+                free_current=float(p["haptic_free_current"]))
+            max_arm_speed = float(p["max_arm_speed"])
+            engage_tolerance = float(p["engage_tolerance"])
+            mapping = tm.MappingConfig(base_max=tuple(p["base_max"]), torso_rate=float(p["torso_rate"]))
+            retries = int(p["retries"])
+            latency = float(p["latency_timer_ms"])
+            margin = float(p["timeout_margin_ms"])
+            backoff_max = float(p["reconnect_backoff_max"])
+            self.event_driven = bool(p["event_driven"])
+            self.event_min_interval = float(p["event_min_interval"])
             if self.input not in ("joycon", "replay"):
                 raise ConfigError(f"input must be 'joycon' or 'replay', got {self.input!r}")
             if self.rate_hz <= 0:

@@ -168,18 +168,22 @@ def _make_node():
     from std_msgs.msg import Bool
     from trajectory_msgs.msg import JointTrajectory
 
-    from brs_common import qos, topics
+    from brs_common import params, qos, topics
     from brs_common.convert import joint_state_to_dict
 
     class KeyboardTeleop(Node):
         def __init__(self):
             super().__init__("keyboard_teleop")
-            self.rate_hz = float(self.declare_parameter("rate_hz", 50.0).value)
-            hold_s = float(self.declare_parameter("hold_s", 0.5).value)
             cfg = tm.MappingConfig()
-            self.config = tm.MappingConfig(
-                base_max=tuple(self.declare_parameter("base_max", list(cfg.base_max)).value),
-                torso_rate=cfg.torso_rate)
+            p = params.declare(self, [
+                ("rate_hz", 50.0, "teleop command rate, Hz"),
+                ("hold_s", 0.5, "s a base key keeps commanding after its last press (key repeat)"),
+                ("base_max", list(cfg.base_max), "base speed of a key [vx, vy m/s, wz rad/s], clipped to "
+                                                 "the spec limits"),
+            ])
+            self.rate_hz = float(p["rate_hz"])
+            hold_s = float(p["hold_s"])
+            self.config = tm.MappingConfig(base_max=tuple(p["base_max"]), torso_rate=cfg.torso_rate)
             self.keys = KeyboardState(hold_s=hold_s)
             self.targets: np.ndarray | None = None
             self.quit = False

@@ -38,7 +38,7 @@ from rclpy.task import Future as RclpyFuture
 from sensor_msgs.msg import CameraInfo, Image, Joy, JointState
 from std_srvs.srv import Trigger
 
-from brs_common import qos, topics
+from brs_common import params, qos, topics
 from brs_common import robot_spec as spec
 from brs_common.convert import color_to_rgb, depth_to_metres, joint_state_arrays, odom_pose, stamp_to_sec
 from brs_common.diagnostics import DiagnosticsReporter
@@ -217,24 +217,25 @@ class EpisodeWriterThread:
 class EpisodeRecorder(Node):
     def __init__(self, **node_kwargs):
         super().__init__(topics.RECORDER_NODE, **node_kwargs)
-        p = {x.name: x.value for x in self.declare_parameters("", [
-            ("output_dir", "outputs/episodes"),
-            ("rate_hz", spec.CAMERA_RATE_HZ),
-            ("max_age", 0.3),
-            ("cameras", list(spec.CAMERAS)),
-            ("task", ""),
-            ("seed", 0),
-            ("source", "teleop"),
-            ("calibration_file", ""),
-            ("queue_size", 30),
-            ("joycon_config", ""),
+        p = params.declare(self, [
+            ("output_dir", "outputs/episodes", "directory of the episode files"),
+            ("rate_hz", spec.CAMERA_RATE_HZ, "frame rate of an episode, Hz (node clock); > 0"),
+            ("max_age", 0.3, "s: a frame is dropped when a stream's latest message at the frame time is older; > 0"),
+            ("cameras", list(spec.CAMERAS), f"cameras to record, of {', '.join(spec.CAMERAS)}; [''] for none"),
+            ("task", "", "task label stored with each episode (read at each start; required to start)"),
+            ("seed", 0, "seed stored with each episode (read at each start)"),
+            ("source", "teleop", "who drove the episode, stored with it (read at each start)"),
+            ("calibration_file", "", "calibration YAML/JSON file (or folder of *.yaml) stored in each "
+                                     "episode; '': none"),
+            ("queue_size", 30, "frames waiting for the writer thread before frames are dropped; >= 1"),
+            ("joycon_config", "", "Joy-Con button map (YAML); '': the default"),
             # where the action comes from: the controller's executed command, or e.g. an expert's
             # clean target while noise is injected into what it executes (/expert/clean_command)
-            ("action_topic", topics.CONTROLLER_STATE),
-            # depth as uint16 millimetres (0 = none; what RealSense-class cameras send) or float32 metres
-            ("depth_encoding", "mm16"),
-            ("compression_level", 4),  # gzip 0-9 for the images
-        ])}
+            ("action_topic", topics.CONTROLLER_STATE, "JointState topic recorded as the action"),
+            ("depth_encoding", "mm16", f"depth on disk: {', '.join(ep.DEPTH_ENCODINGS)} (mm16: uint16 "
+                                       "millimetres, 0 = none)"),
+            ("compression_level", 4, "gzip level of the images, 0-9", (0, 9)),
+        ])
         if not p["rate_hz"] > 0:
             raise ConfigError(f"rate_hz must be > 0, got {p['rate_hz']}")
         if not p["max_age"] > 0:

@@ -40,7 +40,7 @@ from nav_msgs.msg import Odometry
 from rclpy.node import Node
 from std_srvs.srv import Trigger
 
-from brs_common import qos, topics
+from brs_common import params, qos, topics
 from brs_common import robot_spec as spec
 from brs_common.convert import make_trajectory, quaternion_yaw
 from brs_common.diagnostics import DiagnosticsReporter
@@ -63,21 +63,21 @@ def base_command_msg(v_base, period: float):
 class PlannerNode(Node):
     def __init__(self, **kwargs):
         super().__init__(topics.PLANNER_NODE, **kwargs)
-        p = {x.name: x.value for x in self.declare_parameters("", [
-            ("checkpoint", ""),
-            ("rate_hz", 0.0),  # 0: 1 / the checkpoint's action period
-            ("publish_rate_hz", 20.0),
-            ("device", "cpu"),
-            ("threads", 1),
-            ("position_tolerance", 0.15),
-            ("yaw_tolerance", 0.3),
-            ("odom_timeout", 0.5),
-            ("goal_timeout", 0.0),  # s; 0 = none
-            ("horizon", 60),
-            ("samples", 256),
-            ("iterations", 3),
-            ("seed", 0),
-        ])}
+        p = params.declare(self, [
+            ("checkpoint", "", "PLDM base-planner checkpoint (.pt) (required)"),
+            ("rate_hz", 0.0, "replanning rate, Hz (node clock); 0: 1 / the checkpoint's action period"),
+            ("publish_rate_hz", 20.0, "base velocity command rate, Hz (node clock)"),
+            ("device", "cpu", "torch device of the planner: cpu, cuda, cuda:N"),
+            ("threads", 1, "torch CPU threads; <= 0: torch's default"),
+            ("position_tolerance", 0.15, "goal reached within this distance, m"),
+            ("yaw_tolerance", 0.3, "goal reached within this heading error, rad"),
+            ("odom_timeout", 0.5, "s without /odom before streaming zero velocity (stale)"),
+            ("goal_timeout", 0.0, "s to reach a goal before stopping; 0: no limit"),
+            ("horizon", 60, "MPPI horizon, steps of the checkpoint's action period"),
+            ("samples", 256, "MPPI samples per iteration"),
+            ("iterations", 3, "MPPI iterations per replanning"),
+            ("seed", 0, "MPPI noise seed (not used yet: the planner seeds 0)"),
+        ])
         self.checkpoint = str(p["checkpoint"])
         self.planner = self._load(p)
         self.rate_hz = float(p["rate_hz"]) or 1.0 / float(self.planner.motion["dt"])

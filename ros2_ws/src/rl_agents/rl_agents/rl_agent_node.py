@@ -39,7 +39,7 @@ from sensor_msgs.msg import JointState
 from std_srvs.srv import Trigger
 from trajectory_msgs.msg import JointTrajectory
 
-from brs_common import qos, topics
+from brs_common import params, qos, topics
 from brs_common.convert import odom_pose, state_positions
 from brs_common.diagnostics import DiagnosticsReporter
 from brs_common.node_main import ConfigError, run_node
@@ -95,16 +95,17 @@ def _load_agent(torch, path: str, device: str):
 class RlAgentNode(Node):
     def __init__(self, **kwargs):
         super().__init__(NODE_NAME, **kwargs)
-        p = {x.name: x.value for x in self.declare_parameters("", [
-            ("checkpoint", ""),
-            ("task", "reach"),
-            ("target", [0.0]),
-            ("rate_hz", 0.0),
-            ("stale_timeout", 0.3),
-            ("autostart", True),
-            ("device", "cpu"),
-            ("threads", 1),
-        ])}
+        p = params.declare(self, [
+            ("checkpoint", "", "MR.Q checkpoint (.pt) to act with (required)"),
+            ("task", "reach", f"ROS task the checkpoint was trained on: {', '.join(TASKS)}"),
+            ("target", [0.0], "goal [x, y, z] of the right gripper, m in odom; [0.0]: 10 cm ahead of "
+                              "home; settable at run time"),
+            ("rate_hz", 0.0, "agent rate, Hz (node clock); 0: the task's agent rate"),
+            ("stale_timeout", 0.3, "s (node clock) without /joint_states or /odom before holding"),
+            ("autostart", True, "start running at once (false: idle until ~/start)"),
+            ("device", "cpu", "torch device of the policy: cpu, cuda, cuda:N"),
+            ("threads", 1, "torch CPU threads; <= 0: torch's default"),
+        ])
         if p["task"] not in TASKS:
             raise ConfigError(f"unknown task {p['task']!r}; known: {', '.join(TASKS)}")
         self.task = make_task(p["task"])
