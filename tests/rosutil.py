@@ -103,6 +103,27 @@ class RosHarness(BackgroundNode):
         finally:
             self.node.destroy_client(client)
 
+    def parameter_descriptors(self, node: str, timeout: float = 10.0) -> dict:
+        """name -> ParameterDescriptor of every parameter of the running node `node` (full name),
+        through its ~/list_parameters and ~/describe_parameters services."""
+        from rcl_interfaces.srv import DescribeParameters, ListParameters
+
+        names = list(self.call(ListParameters, f"{node}/list_parameters", ListParameters.Request(),
+                               timeout).result.names)
+        response = self.call(DescribeParameters, f"{node}/describe_parameters",
+                             DescribeParameters.Request(names=names), timeout)
+        return dict(zip(names, response.descriptors))
+
+    def assert_parameters_described(self, node: str, timeout: float = 10.0) -> dict:
+        """Every parameter of `node` but rclpy's own has a description (`ros2 param describe`)."""
+        from brs_common.params import RCLPY_PARAMETERS
+
+        described = self.parameter_descriptors(node, timeout)
+        assert set(described) - set(RCLPY_PARAMETERS), f"{node}: no parameters of its own: {sorted(described)}"
+        missing = sorted(n for n, d in described.items() if n not in RCLPY_PARAMETERS and not d.description.strip())
+        assert not missing, f"{node}: parameters without a description: {missing}"
+        return described
+
     def close(self):
         for proc in self.processes:
             proc.stop()

@@ -139,6 +139,8 @@ def test_recorder_writes_video_and_plot_on_signal(ros, tmp_path, sig):
     proc = ros.spawn("demo_recorder", {"output_dir": str(tmp_path / "out")}, log_path=log)
     n = 30
     n_sent = _publish_demo_traffic(ros, n, until=lambda: (_diag_value(ros, "frames_written") or 0) >= n)
+    if sig == signal.SIGINT:
+        ros.assert_parameters_described("/demo_recorder")
     proc.proc.send_signal(sig)
     try:
         rc = proc.proc.wait(30)
@@ -195,6 +197,7 @@ def test_demo_source_runs_script_on_sim_time_and_exits(ros):
     wait_for(lambda: ros.node.count_subscribers(topics.JOINT_STATES) > 0
              and ros.node.count_publishers(command) > 0, 15.0,
              message="demo_source subscriptions and publishers")
+    ros.assert_parameters_described("/demo_source")
     clock_pub = ros.node.create_publisher(Clock, topics.CLOCK, qos.CLOCK)
     js_pub = ros.node.create_publisher(JointState, topics.JOINT_STATES, qos.STATE)
     sim = {"t": 1000.0, "joint_states": False}

@@ -62,6 +62,7 @@ def test_expert_drives_robot_and_reports_done_then_homes(ros, graph):
     assert {"box", "trash_bin", "block_2"} <= set(poses)
     assert poses["box"][2] == pytest.approx(0.101, abs=0.01)  # on the floor, where the task put it
     assert ros.count(topics.whole_body_command("teleop")) == 0  # idle: sends nothing
+    ros.assert_parameters_described("/expert")
 
     # the node refuses to start until it has /joint_states, /odom and object poses (a loaded machine
     # may report "idle" before the first /odom reached it): ask until it accepts

@@ -296,6 +296,7 @@ def test_node_follows_leader_and_joycon_haptics_and_unplug(ros, tmp_path, leader
     per_second = np.searchsorted(stamps, stamps + 1.0) - np.arange(len(stamps))
     assert 85 <= per_second[stamps <= stamps[-1] - 1.0].max() <= 110, per_second
     assert (len(stamps) - 1) / (stamps[-1] - stamps[0]) > 50
+    ros.assert_parameters_described("/joylo")
     assert proc.stop() == 0
     log = proc.log()
     assert "leader arms read: publishing commands" in log

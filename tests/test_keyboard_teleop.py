@@ -85,6 +85,7 @@ def test_node_on_pty(ros, tmp_path):
         os.write(master, b" ")
         wait_for(lambda: ros.last(topics.ESTOP) is not None and ros.last(topics.ESTOP).data,
                  5.0, message="e-stop")
+        ros.assert_parameters_described("/keyboard_teleop")
     finally:
         stop_process(proc)
         os.close(master)

@@ -57,6 +57,7 @@ def test_bad_images_are_counted_and_never_crash_the_node(ros, tmp_path):
     pub_d = h.node.create_publisher(Image, topics.camera_topic("head", "depth"), qos.SENSOR)
     wait_for(lambda: min(p.get_subscription_count() for p in (pub_js, pub_c, pub_d)) > 0, 30,
              message="perception node subscribed")
+    h.assert_parameters_described("/perception")
     cam = spec.CAMERAS["head"]
     q = typical_pose()
     good_rgb = np.full((cam.height, cam.width, 3), 128, np.uint8)

@@ -101,6 +101,7 @@ def test_planner_node_stops_the_base_when_odometry_goes_stale(ros, tmp_path):
     try:
         until(lambda: status(h).get("state") == "idle" or node.proc.poll() is not None, 60, "planner idle")
         assert node.proc.poll() is None, node.log()
+        h.assert_parameters_described(f"/{topics.PLANNER_NODE}")
         # the node reports "idle" before any odometry: wait until it reports the fed pose, or a
         # goal sent before DDS matched the /odom publisher finds the odometry stale
         until(lambda: status(h).get("pose", "none") != "none", 20, "odometry at the planner")

@@ -150,6 +150,7 @@ def test_policy_node_publishes_chunks_holds_when_perception_stalls_and_resumes(r
         level, values = h.diagnostic_status("policy: policy")
         assert level == 0 and values["stale_events"] == "1" and values["holds"] == "1"
         assert float(values["inference_ms_p50"]) > 0
+        h.assert_parameters_described("/policy")
     finally:
         feeder.close()
     assert node.stop() in (0, -2, 130), node.log()

@@ -18,6 +18,7 @@ from sensor_msgs.msg import JointState
 from trajectory_msgs.msg import JointTrajectory
 
 from brs import emulate
+from brs_bringup import graph
 from brs_common import qos, topics
 from brs_common import robot_spec as spec
 from brs_common.convert import make_trajectory
@@ -84,6 +85,13 @@ def test_teleop_command_moves_emulated_motors_and_wheels(ros, real_graph):
         ros.node.destroy_timer(timer)
     # Stop commanding: the controller's watchdog zeroes the base, the wheels stop.
     wait_for(lambda: abs(ros.last(topics.ODOM).twist.twist.linear.x) < 0.01, 10, message="base stopped")
+
+    # every node of the graph explains every parameter (`ros2 param describe`)
+    nodes = [f"/{n.name}" for n in graph.describe(use_sim=False, mode="teleop")]
+    wait_for(lambda: set(nodes) <= {f"{ns.rstrip('/')}/{name}" for name, ns in
+                                    ros.node.get_node_names_and_namespaces()}, 20, message=f"nodes {nodes}")
+    for node in nodes:
+        ros.assert_parameters_described(node)
 
     children = psutil.Process(runner.pid).children(recursive=True)
     assert len(children) >= 6  # 3 Dynamixel drivers, wheel driver, merger, controller

@@ -259,6 +259,7 @@ def test_recording_without_cameras(graph, tmp_path):
     proc = recorder(h, tmp_path, "no_cameras", cameras=[""])
     wait_for(lambda: status(h) is not None or proc.proc.poll() is not None, 60, message="recorder status")
     assert proc.proc.poll() is None, proc.log()
+    h.assert_parameters_described(f"/{topics.RECORDER_NODE}")
     start(h, proc)
     frames_at_least(h, 5)
     assert call(h, topics.RECORDER_STOP).success

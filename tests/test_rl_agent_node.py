@@ -86,6 +86,7 @@ def test_stale_inputs_hold_once_then_resume(ros, tmp_path):
     assert level == 1 and int(values["stale_events"]) == 1 and int(values["holds"]) == 1
     wait_for(lambda: feed() and h.count(topics.whole_body_command("rl")) >= n_after + 3, 10, interval=0.02,
              message="acting again once inputs are back")
+    h.assert_parameters_described("/rl_agent")
 
 
 @pytest.mark.skipif(not CHECKPOINT.exists(), reason="stored checkpoint missing")

@@ -259,3 +259,7 @@ def test_head_depth_sees_the_table_top_at_its_true_distance(graph):
     # Objects standing on the table hide a few table pixels; the rest is exact to 1 cm.
     assert np.mean(error < 0.01) > 0.9
     assert np.median(error) < 0.003
+
+
+def test_every_parameter_is_described(graph):
+    graph.assert_parameters_described(f"/{topics.SIM_NODE}")

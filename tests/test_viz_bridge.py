@@ -99,6 +99,7 @@ def test_a_foxglove_client_gets_frames_cloud_images_and_the_urdf(ros, tmp_path):
     wait_for(lambda: all(p.get_subscription_count() > 0 for p in pubs.values()) or bridge.proc.poll() is not None,
              30, message="viz_bridge subscribed")
     assert bridge.proc.poll() is None, bridge.log()
+    h.assert_parameters_described("/viz_bridge")
     rng = np.random.default_rng(0)
     xyz = rng.uniform(-1, 1, (500, 3)).astype(np.float32)
     rgb = rng.integers(0, 256, (500, 3), dtype=np.uint8)
