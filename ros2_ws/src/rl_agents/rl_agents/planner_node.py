@@ -76,7 +76,7 @@ class PlannerNode(Node):
             ("horizon", 60, "MPPI horizon, steps of the checkpoint's action period"),
             ("samples", 256, "MPPI samples per iteration"),
             ("iterations", 3, "MPPI iterations per replanning"),
-            ("seed", 0, "MPPI noise seed (not used yet: the planner seeds 0)"),
+            ("seed", 0, "MPPI noise seed"),
         ])
         self.checkpoint = str(p["checkpoint"])
         self.planner = self._load(p)
@@ -143,7 +143,8 @@ class PlannerNode(Node):
         if int(p["threads"]) > 0:
             torch.set_num_threads(int(p["threads"]))
         try:
-            return BasePlanner.from_checkpoint(p["checkpoint"], str(p["device"]), horizon=int(p["horizon"]),
+            return BasePlanner.from_checkpoint(p["checkpoint"], str(p["device"]), seed=int(p["seed"]),
+                                               horizon=int(p["horizon"]),
                                                samples=int(p["samples"]), iterations=int(p["iterations"]))
         except CheckpointError as exc:
             raise ConfigError(f"checkpoint: {exc}") from None

@@ -56,11 +56,11 @@ class BasePlanner:
         self.plan_ms: list[float] = []
 
     @classmethod
-    def from_checkpoint(cls, path, device="cpu", **mppi_overrides) -> "BasePlanner":
+    def from_checkpoint(cls, path, device="cpu", seed: int = 0, **mppi_overrides) -> "BasePlanner":
         from rl_agents.base_nav.train import load
 
         model, feats, ck = load(path, device)
-        return cls(model, feats, dict(ck["motion"]), base_mppi_config(**mppi_overrides))
+        return cls(model, feats, dict(ck["motion"]), base_mppi_config(**mppi_overrides), seed=seed)
 
     @torch.no_grad()
     def encode(self, pose) -> torch.Tensor:
