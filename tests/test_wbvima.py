@@ -167,6 +167,13 @@ def test_train_cli_arguments():
     absolute = train_cli.config_from_args(parser.parse_args(["train", "--data", "d", "--out", "o", "--preset",
                                                              "cpu", "--targets", "absolute"]))
     assert WBVIMAConfig(**absolute.model).relative_actions is False and absolute.model["embed_dim"] == 128
+    weighted = train_cli.config_from_args(parser.parse_args(["train", "--data", "d", "--out", "o", "--part-loss-weight",
+                                                             "base=4", "--part-loss-weight", "torso=2"]))
+    assert WBVIMAConfig(**weighted.model).part_loss_weights == {"base": 4.0, "torso": 2.0}
+    with pytest.raises(ValueError, match="expected PART=W"):
+        train_cli.config_from_args(parser.parse_args(["train", "--data", "d", "--out", "o", "--part-loss-weight", "base"]))
+    with pytest.raises(ValueError, match="part_loss_weights"):
+        WBVIMAConfig(part_loss_weights={"wheels": 2.0})
     aux = train_cli.config_from_args(parser.parse_args(["train", "--data", "d", "--out", "o", "--preset", "cpu",
                                                         "--aux-object-weight", "0.5"]))
     assert aux.model["aux_object_weight"] == 0.5
@@ -460,6 +467,10 @@ def test_loss_counts_every_action_dimension_alike():
     dims = {k: b - a for k, (a, b) in m.config.parts.items()}
     assert dims == {"base": 3, "torso": 4, "arms": 14}
     assert float(loss.detach()) == pytest.approx(sum(parts[k] * d / 21 for k, d in dims.items()), rel=1e-5)
+    weighted = tiny_model(part_loss_weights={"base": 4.0}).train()
+    loss, parts = weighted.compute_loss(batch)
+    expected = parts["base"] * 4 * 3 / 21 + parts["torso"] * 4 / 21 + parts["arms"] * 14 / 21
+    assert float(loss.detach()) == pytest.approx(expected, rel=1e-5)
 
 
 def test_cpu_preset():

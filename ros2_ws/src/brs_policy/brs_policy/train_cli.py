@@ -66,7 +66,18 @@ def _arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--targets", choices=("absolute", "relative"), default=None,
                    help="joint position targets as absolute positions or relative to the observed joints "
                         "(default: the preset's; cpu: relative)")
+    p.add_argument("--part-loss-weight", action="append", default=[], metavar="PART=W",
+                   help="extra loss weight of a part (base, torso, arms) on top of its share of the "
+                        "action's dimensions; repeatable, e.g. --part-loss-weight base=4")
     p.add_argument("--no-progress", action="store_true")
+
+
+def _part_weight(text: str) -> tuple[str, float]:
+    name, _, value = text.partition("=")
+    try:
+        return name.strip(), float(value)
+    except ValueError:
+        raise ValueError(f"--part-loss-weight {text!r}: expected PART=W, e.g. base=4") from None
 
 
 def config_from_args(args):
@@ -81,6 +92,8 @@ def config_from_args(args):
         model["autoregressive"] = False
     if args.targets is not None:
         model["relative_actions"] = args.targets == "relative"
+    if args.part_loss_weight:
+        model["part_loss_weights"] = dict(_part_weight(text) for text in args.part_loss_weight)
     if args.aux_object_weight:
         model["aux_object_weight"] = args.aux_object_weight
     if args.aux_object_scale:

@@ -67,6 +67,9 @@ class WBVIMAConfig:
     # object's pose in base_link (x, y, yaw; brs_policy.object_targets) while the object rests.
     # The policy still sees no privileged state at run time; 0 turns the loss (and its head) off
     aux_object_weight: float = 0.0
+    # extra loss weight per part, on top of its share of the action's dimensions, e.g. {"base": 4}:
+    # the base's 3 of 21 dimensions otherwise weigh 1/7 while it steers the whole approach
+    part_loss_weights: dict = field(default_factory=dict)
     # the loss's units per component (x m, y m, yaw rad): the error is divided by these before it
     # is squared, so a smaller value weighs that component more
     aux_object_scale: tuple = (0.25, 0.25, 0.5)
@@ -90,6 +93,11 @@ class WBVIMAConfig:
             raise ValueError(f"action_norm must be 'minmax' or 'meanstd', got {self.action_norm!r}")
         if self.proprio_norm not in ("minmax", "meanstd", "limits"):
             raise ValueError(f"proprio_norm must be 'minmax', 'meanstd' or 'limits', got {self.proprio_norm!r}")
+        unknown = set(self.part_loss_weights) - set(self.parts)
+        if unknown or not all(float(w) >= 0 for w in self.part_loss_weights.values()):
+            raise ValueError(f"part_loss_weights {self.part_loss_weights}: parts of {sorted(self.parts)}, "
+                             f"weights >= 0")
+        self.part_loss_weights = {k: float(w) for k, w in self.part_loss_weights.items()}
         covered = sorted(i for a, b in self.parts.values() for i in range(a, b))
         if covered != list(range(self.action_dim)):
             raise ValueError(f"parts {self.parts} must tile the {self.action_dim}-D action exactly")

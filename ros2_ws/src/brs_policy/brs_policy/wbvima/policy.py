@@ -95,8 +95,10 @@ class WBVIMAPolicy(nn.Module):
         if not cfg.base_velocity_input:
             seen[spec.group_slice("base")] = 0.0
         self.register_buffer("proprio_seen", seen, persistent=False)
-        # loss weight per part: its share of the action's dimensions (every dimension counts alike)
-        self._part_weight = {n: (b - a) / cfg.action_dim for n, (a, b) in cfg.parts.items()}
+        # loss weight per part: its share of the action's dimensions (every dimension counts alike),
+        # times the config's extra weight for it
+        self._part_weight = {n: (b - a) / cfg.action_dim * cfg.part_loss_weights.get(n, 1.0)
+                             for n, (a, b) in cfg.parts.items()}
         box = torch.tensor(cfg.xyz_box, dtype=torch.float32)  # (3, 2)
         self.register_buffer("xyz_center", box.mean(1), persistent=False)
         self.register_buffer("xyz_scale", 2.0 / (box[:, 1] - box[:, 0]), persistent=False)
