@@ -111,3 +111,25 @@ def test_object_loss_is_masked_and_trains_the_point_encoder():
         first = float(loss) if step == 0 else first
         last = float(loss)
     assert last < 0.2 * first, (first, last)
+
+
+def test_object_loss_can_read_the_transformer_readout():
+    """aux_object_token="readout": the pose is predicted from what conditions the action heads, so
+    the loss's gradient reaches the transformer (with "point" it stops at the point encoder)."""
+    rng = np.random.default_rng(0)
+    batch = _object_batch(rng)
+    grads = {}
+    for token in ("point", "readout"):
+        torch.manual_seed(0)
+        model = WBVIMAPolicy(WBVIMAConfig.tiny(n_points=32, aux_object_weight=1.0, aux_object_token=token)).eval()
+        model.fit_normalizers(rng.normal(size=(200, 21)), rng.normal(size=(200, 21)))
+        _, parts = model.compute_loss(batch)
+        tokens = model.obs_tokens(batch["points"], batch["proprio"])
+        source = tokens[..., 0, :] if token == "point" else model.transformer(tokens)
+        aux = model._aux_loss(source, batch["object_pose"], batch["object_mask"])
+        assert parts["object_pose"] == pytest.approx(float(aux), rel=1e-5)
+        aux.backward()
+        grads[token] = sum(float(p.grad.abs().sum()) for p in model.transformer.parameters() if p.grad is not None)
+    assert grads["point"] == 0.0 and grads["readout"] > 0.0, grads
+    with pytest.raises(ValueError, match="aux_object_token"):
+        WBVIMAConfig(aux_object_token="cloud")

@@ -176,7 +176,11 @@ def test_train_cli_arguments():
         WBVIMAConfig(part_loss_weights={"wheels": 2.0})
     aux = train_cli.config_from_args(parser.parse_args(["train", "--data", "d", "--out", "o", "--preset", "cpu",
                                                         "--aux-object-weight", "0.5"]))
-    assert aux.model["aux_object_weight"] == 0.5
+    assert aux.model["aux_object_weight"] == 0.5 and "aux_object_token" not in aux.model
+    readout = train_cli.config_from_args(parser.parse_args(["train", "--data", "d", "--out", "o", "--preset", "cpu",
+                                                            "--aux-object-weight", "0.5", "--aux-object-token",
+                                                            "readout"]))
+    assert WBVIMAConfig(**readout.model).aux_object_token == "readout"
     yaw = train_cli.config_from_args(parser.parse_args(["train", "--data", "d", "--out", "o", "--preset", "cpu",
                                                         "--aux-object-weight", "1", "--aux-object-scale", "0.25",
                                                         "0.25", "0.2"]))

@@ -66,6 +66,9 @@ def _arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--targets", choices=("absolute", "relative"), default=None,
                    help="joint position targets as absolute positions or relative to the observed joints "
                         "(default: the preset's; cpu: relative)")
+    p.add_argument("--aux-object-token", choices=("point", "readout"), default=None,
+                   help="the token the object-pose head reads: the point encoder's (default) or the "
+                        "transformer readout that conditions the action heads")
     p.add_argument("--part-loss-weight", action="append", default=[], metavar="PART=W",
                    help="extra loss weight of a part (base, torso, arms) on top of its share of the "
                         "action's dimensions; repeatable, e.g. --part-loss-weight base=4")
@@ -92,6 +95,8 @@ def config_from_args(args):
         model["autoregressive"] = False
     if args.targets is not None:
         model["relative_actions"] = args.targets == "relative"
+    if args.aux_object_token:
+        model["aux_object_token"] = args.aux_object_token
     if args.part_loss_weight:
         model["part_loss_weights"] = dict(_part_weight(text) for text in args.part_loss_weight)
     if args.aux_object_weight:

@@ -67,6 +67,9 @@ class WBVIMAConfig:
     # object's pose in base_link (x, y, yaw; brs_policy.object_targets) while the object rests.
     # The policy still sees no privileged state at run time; 0 turns the loss (and its head) off
     aux_object_weight: float = 0.0
+    # which token the object-pose head reads: "point" (the point encoder's) or "readout" (the
+    # transformer's, what conditions the denoisers: the pose then has to reach the action heads)
+    aux_object_token: str = "point"
     # extra loss weight per part, on top of its share of the action's dimensions, e.g. {"base": 4}:
     # the base's 3 of 21 dimensions otherwise weigh 1/7 while it steers the whole approach
     part_loss_weights: dict = field(default_factory=dict)
@@ -93,6 +96,8 @@ class WBVIMAConfig:
             raise ValueError(f"action_norm must be 'minmax' or 'meanstd', got {self.action_norm!r}")
         if self.proprio_norm not in ("minmax", "meanstd", "limits"):
             raise ValueError(f"proprio_norm must be 'minmax', 'meanstd' or 'limits', got {self.proprio_norm!r}")
+        if self.aux_object_token not in ("point", "readout"):
+            raise ValueError(f"aux_object_token must be 'point' or 'readout', got {self.aux_object_token!r}")
         unknown = set(self.part_loss_weights) - set(self.parts)
         if unknown or not all(float(w) >= 0 for w in self.part_loss_weights.values()):
             raise ValueError(f"part_loss_weights {self.part_loss_weights}: parts of {sorted(self.parts)}, "

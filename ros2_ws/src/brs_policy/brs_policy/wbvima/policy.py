@@ -165,9 +165,9 @@ class WBVIMAPolicy(nn.Module):
         Epsilon MSE over all 21 action dimensions alike (each part weighted by its share of the
         dimensions: the arms' 14 count 14/21); teacher forcing for the conditioning actions."""
         tokens = self.obs_tokens(batch["points"], batch["proprio"])  # (B, S, 2, E)
-        readout = self.transformer(tokens)  # (B, S, E)
-        b, s, e = readout.shape
-        readout = readout.reshape(b * s, e)
+        steps = self.transformer(tokens)  # (B, S, E)
+        b, s, e = steps.shape
+        readout = steps.reshape(b * s, e)
         targets = self.to_relative(batch["actions"], batch["proprio"])
         actions = self.action_normalizer.normalize(targets).reshape(b * s, self.config.horizon, -1)
         n = actions.shape[0]
@@ -183,14 +183,15 @@ class WBVIMAPolicy(nn.Module):
             prev.append(clean)
         loss = sum(self._part_weight[k] * v for k, v in losses.items())
         if self.aux_head is not None and "object_pose" in batch:
-            losses["object_pose"] = self._aux_loss(tokens[..., 0, :], batch["object_pose"], batch["object_mask"])
+            source = tokens[..., 0, :] if self.config.aux_object_token == "point" else steps
+            losses["object_pose"] = self._aux_loss(source, batch["object_pose"], batch["object_mask"])
             loss = loss + self.config.aux_object_weight * losses["object_pose"]
         return loss, {k: float(v.detach()) for k, v in losses.items()}
 
-    def _aux_loss(self, point_token: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """MSE of the object pose predicted from the point token (B, S, E), in units of
+    def _aux_loss(self, token: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """MSE of the object pose predicted from a token (B, S, E) (config.aux_object_token), in units of
         config.aux_object_scale, over the observation steps where `mask` (B, S) says the pose is known."""
-        err = ((self.aux_head(point_token) - target) / self.aux_scale) ** 2  # (B, S, 3)
+        err = ((self.aux_head(token) - target) / self.aux_scale) ** 2  # (B, S, 3)
         m = mask.to(err.dtype).unsqueeze(-1)
         return (err * m).sum() / (m.sum() * err.shape[-1]).clamp(min=1.0)
 
