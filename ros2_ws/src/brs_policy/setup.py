@@ -12,6 +12,7 @@ setup(
         ("share/ament_index/resource_index/packages", [f"resource/{package_name}"]),
         (f"share/{package_name}", ["package.xml"]),
         (f"share/{package_name}/config", glob("config/*.yaml")),
+        (f"share/{package_name}/checkpoints", glob("checkpoints/*.pt")),  # trained WB-VIMA (docs/wbvima.md)
     ],
     install_requires=["setuptools", "brs_common", "brs_bringup", "brs_sim", "brs_teleop", "numpy", "torch", "matplotlib",
                       "diffusers", "tqdm", "h5py", "rerun-sdk"],
