@@ -162,7 +162,8 @@ def test_train_cli_arguments():
     assert cfg.model["autoregressive"] is False and cfg.model["embed_dim"] == 32
     assert args.func is train_cli.run
     cpu = train_cli.config_from_args(parser.parse_args(["train", "--data", "d", "--out", "o", "--preset", "cpu"]))
-    assert cpu.points == 512 and cpu.model["embed_dim"] == 128 and cpu.model["relative_actions"] is True
+    assert cpu.points == 512 and cpu.model["embed_dim"] == 128 and "relative_actions" not in cpu.model
+    assert cpu.model["part_loss_weights"] == {"base": 4.0}
     assert "aux_object_weight" not in cpu.model  # off unless asked for
     absolute = train_cli.config_from_args(parser.parse_args(["train", "--data", "d", "--out", "o", "--preset",
                                                              "cpu", "--targets", "absolute"]))
@@ -481,7 +482,8 @@ def test_cpu_preset():
     from brs_policy.wbvima import count_parameters
 
     cpu, public = WBVIMAConfig.cpu(), WBVIMAConfig()
-    assert (cpu.n_points, cpu.pointnet_hidden, cpu.embed_dim, cpu.relative_actions) == (512, 128, 128, True)
+    assert (cpu.n_points, cpu.pointnet_hidden, cpu.embed_dim, cpu.relative_actions) == (512, 128, 128, False)
+    assert cpu.part_loss_weights == {"base": 4.0} and public.part_loss_weights == {}
     assert cpu.base_velocity_input is False and public.base_velocity_input is True
     assert (cpu.horizon, cpu.n_action_steps, cpu.obs_window, cpu.num_inference_steps) == (8, 8, 2, 16)
     assert count_parameters(WBVIMAPolicy(cpu)) < 0.8 * count_parameters(WBVIMAPolicy(public))
