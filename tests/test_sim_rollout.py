@@ -52,3 +52,26 @@ def test_chunks_are_executed_whole_and_the_policy_sees_the_training_observation(
     assert trace["objects"].shape[1:] == (len(trace["object_names"]), 7)
     moved = np.abs(trace["objects"][:, box, :3] - trace["objects"][0, box, :3]).max()
     assert moved < 5e-3, f"the untouched box moved {moved:.4f} m"
+
+
+class IndexPolicy(ForwardPolicy):
+    """Like ForwardPolicy, but action j of a chunk drives at 0.01 * (j + 1) m/s: the executed
+    targets say which actions of each chunk ran."""
+
+    def predict(self, obs, generator=None):
+        chunk = super().predict(obs, generator)
+        chunk[:, 0] = 0.01 * np.arange(1, 9)
+        return chunk
+
+
+def test_latency_skips_the_actions_already_past(tmp_path):
+    policy = IndexPolicy()
+    policy_rollout(policy, "bimanual_box", seed=3, time_limit=2.0, trace=tmp_path / "t.npz", latency=0.2)
+    # 2 periods of latency: actions 2..7 of every chunk run (6 of 8), then the next prediction
+    assert len(policy.calls) == 4  # at frames 0, 6, 12, 18
+    executed = np.round(np.load(tmp_path / "t.npz")["target"][:, 0] * 100).astype(int)
+    np.testing.assert_array_equal(executed, np.tile(np.arange(3, 9), 4)[:20])
+    first = policy.calls[0]["points"]
+    np.testing.assert_array_equal(first[0], first[1])  # at frame 0 only frame 0 exists: it repeats
+    with pytest.raises(ValueError, match="latency"):
+        policy_rollout(IndexPolicy(), "bimanual_box", seed=3, time_limit=0.5, latency=0.8)

@@ -9,8 +9,8 @@ FPS order, the first n points) and paired with the proprioception; the policy pr
 from the last To observations and its actions are executed one per period, all n_action_steps of
 them before the next prediction (as policy_node does). Between the policy and the actuators sit
 the controller's limiters (`brs_sim.experts.common.run_episode`, the scripted experts' loop).
-What this leaves out next to the graph: perception/inference latency, DDS, and the controller's
-trajectory interpolation between the actions. `brs eval` stays the judge.
+What this leaves out next to the graph: perception/inference latency (`--latency` emulates it as
+the policy node handles it), DDS, and the controller's trajectory interpolation between the actions. `brs eval` stays the judge.
 """
 
 from __future__ import annotations
@@ -36,8 +36,12 @@ class PolicyRollout:
 
 
 def policy_rollout(policy, task: str, seed: int, time_limit: float | None = None, video=None,
-                   sampler_seed: int = 0, trace: str | None = None) -> PolicyRollout:
+                   sampler_seed: int = 0, trace: str | None = None, latency: float = 0.0) -> PolicyRollout:
     """One in-process episode of `policy` (a loaded WBVIMAPolicy) on `task` from `seed`.
+    `latency` (s, rounded to whole action periods d): what perception + inference cost in the
+    graph, emulated as policy_node handles it: a chunk is predicted from the observations of d
+    periods ago, its first d actions (already past when it arrives) are skipped and the other
+    n_action_steps - d are executed before the next prediction.
     `trace`: an .npz path for what happened at each action (for finding where it failed): time,
     base pose, joint positions, the executed target and the sim's object poses (ground truth the
     policy never sees)."""
@@ -47,7 +51,10 @@ def policy_rollout(policy, task: str, seed: int, time_limit: float | None = None
 
     cfg = policy.config
     points_fn = default_points_fn(task, max(cfg.n_points, 4096))  # what training cached
-    window: deque = deque(maxlen=cfg.obs_window)
+    delay = int(round(latency * spec.CAMERA_RATE_HZ))
+    if not 0 <= delay < cfg.n_action_steps:
+        raise ValueError(f"latency {latency} s: need 0 <= latency < n_action_steps / {spec.CAMERA_RATE_HZ:g} Hz")
+    window: deque = deque(maxlen=cfg.obs_window + delay)
     chunk, k = None, 0
     counts = {"chunks": 0}
     rows: dict[str, list] = {"time": [], "base_pose": [], "joint_position": [], "target": [], "objects": []}
@@ -65,8 +72,9 @@ def policy_rollout(policy, task: str, seed: int, time_limit: float | None = None
         images = {name: renderer.render(sim.data, name) for name in spec.CAMERAS}
         cloud = np.asarray(points_fn(images, q), np.float32)[:cfg.n_points]
         window.append((cloud, proprio_of(sim.base_twist(), q)))
-        if chunk is None or k >= cfg.n_action_steps:
+        if chunk is None or k >= cfg.n_action_steps - delay:
             obs = list(window)
+            obs = obs[:max(1, len(obs) - delay)][-cfg.obs_window:]  # what arrived `delay` periods ago
             obs = [obs[0]] * (cfg.obs_window - len(obs)) + obs  # the first frame repeats (dataset)
             chunk = policy.predict({"points": np.stack([o[0] for o in obs]),
                                     "proprio": np.stack([o[1] for o in obs])}, generator=generator)
@@ -74,13 +82,14 @@ def policy_rollout(policy, task: str, seed: int, time_limit: float | None = None
             k = 0
             counts["chunks"] += 1
         k += 1
+        action = chunk[delay + k - 1]
         if trace is not None:
             objects = sim.object_poses()
             for key, value in (("time", t), ("base_pose", sim.base_pose()), ("joint_position", q),
-                               ("target", chunk[k - 1]), ("objects", np.stack(list(objects.values())))):
+                               ("target", action), ("objects", np.stack(list(objects.values())))):
                 rows[key].append(np.asarray(value, float))
             rows.setdefault("object_names", list(objects))
-        return chunk[k - 1]
+        return action
 
     try:
         success, duration = run_episode(task, seed, act, 1.0 / spec.CAMERA_RATE_HZ, time_limit, video, start=start)
@@ -108,6 +117,9 @@ def main(argv=None) -> int:
     p.add_argument("--time-limit", type=float, default=None, help="sim seconds (default: the task's)")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads (default %(default)s)")
     p.add_argument("--video-dir", default=None, help="write one overview mp4 per episode here")
+    p.add_argument("--latency", type=float, default=0.0,
+                   help="s of perception + inference latency to emulate as the policy node handles it "
+                        "(whole action periods, e.g. 0.1; default 0)")
     p.add_argument("--trace-dir", default=None,
                    help="write one .npz per episode here: time, base pose, joints, targets, object poses")
     args = p.parse_args(argv)
@@ -130,7 +142,7 @@ def main(argv=None) -> int:
     for seed in tqdm(range(args.first_seed, args.first_seed + args.episodes), desc=args.task, unit="ep"):
         video = f"{args.video_dir}/{args.task}_seed{seed}.mp4" if args.video_dir else None
         trace = f"{args.trace_dir}/{args.task}_seed{seed}.npz" if args.trace_dir else None
-        r = policy_rollout(policy, args.task, seed, args.time_limit, video, trace=trace)
+        r = policy_rollout(policy, args.task, seed, args.time_limit, video, trace=trace, latency=args.latency)
         results.append(r)
         tqdm.write(f"seed {seed}: {'success' if r.success else 'FAIL'} after {r.duration:.1f} s sim, {r.chunks} chunks")
     wins = sum(r.success for r in results)
