@@ -108,8 +108,8 @@ def test_object_loss_is_masked_and_trains_the_point_encoder():
         opt.zero_grad()
         loss.backward()
         opt.step()
-        first = float(loss) if step == 0 else first
-        last = float(loss)
+        first = loss.item() if step == 0 else first
+        last = loss.item()
     assert last < 0.2 * first, (first, last)
 
 
