@@ -127,7 +127,7 @@ def test_object_loss_can_read_the_transformer_readout():
         tokens = model.obs_tokens(batch["points"], batch["proprio"])
         source = tokens[..., 0, :] if token == "point" else model.transformer(tokens)
         aux = model._aux_loss(source, batch["object_pose"], batch["object_mask"])
-        assert parts["object_pose"] == pytest.approx(float(aux), rel=1e-5)
+        assert parts["object_pose"] == pytest.approx(aux.item(), rel=1e-5)
         aux.backward()
         grads[token] = sum(float(p.grad.abs().sum()) for p in model.transformer.parameters() if p.grad is not None)
     assert grads["point"] == 0.0 and grads["readout"] > 0.0, grads
