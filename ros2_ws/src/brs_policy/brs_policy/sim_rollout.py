@@ -58,6 +58,7 @@ def policy_rollout(policy, task: str, seed: int, time_limit: float | None = None
     chunk, k = None, 0
     counts = {"chunks": 0}
     rows: dict[str, list] = {"time": [], "base_pose": [], "joint_position": [], "target": [], "objects": []}
+    object_names: list[str] = []
     renderer = None
     generator = torch.Generator().manual_seed(sampler_seed)
     policy.clear_cache()
@@ -88,7 +89,7 @@ def policy_rollout(policy, task: str, seed: int, time_limit: float | None = None
             for key, value in (("time", t), ("base_pose", sim.base_pose()), ("joint_position", q),
                                ("target", action), ("objects", np.stack(list(objects.values())))):
                 rows[key].append(np.asarray(value, float))
-            rows.setdefault("object_names", list(objects))
+            object_names[:] = objects
         return action
 
     try:
@@ -97,8 +98,7 @@ def policy_rollout(policy, task: str, seed: int, time_limit: float | None = None
         if renderer is not None:
             renderer.close()
         if trace is not None and rows["time"]:
-            names = rows.pop("object_names")
-            np.savez_compressed(trace, object_names=np.array(names), **{k: np.stack(v) for k, v in rows.items()})
+            np.savez_compressed(trace, object_names=np.array(object_names), **{k: np.stack(v) for k, v in rows.items()})
     return PolicyRollout(seed, success, duration, counts["chunks"])
 
 

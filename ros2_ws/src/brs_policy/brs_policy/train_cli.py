@@ -65,7 +65,7 @@ def _arguments(p: argparse.ArgumentParser) -> None:
                    help="units of the object-pose loss (default 0.25 m, 0.25 m, 0.5 rad; smaller weighs more)")
     p.add_argument("--targets", choices=("absolute", "relative"), default=None,
                    help="joint position targets as absolute positions or relative to the observed joints "
-                        "(default: the preset's; cpu: relative)")
+                        "(default: the preset's, absolute for both)")
     p.add_argument("--aux-object-token", choices=("point", "readout"), default=None,
                    help="the token the object-pose head reads: the point encoder's (default) or the "
                         "transformer readout that conditions the action heads")

@@ -163,7 +163,8 @@ class WBVIMAPolicy(nn.Module):
     def compute_loss(self, batch: Mapping[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
         """batch: points (B, To, P, 6), proprio (B, To, 21), actions (B, To, T, 21) raw.
         Epsilon MSE over all 21 action dimensions alike (each part weighted by its share of the
-        dimensions: the arms' 14 count 14/21); teacher forcing for the conditioning actions."""
+        dimensions: the arms' 14 count 14/21), times config.part_loss_weights; teacher forcing for
+        the conditioning actions."""
         tokens = self.obs_tokens(batch["points"], batch["proprio"])  # (B, S, 2, E)
         steps = self.transformer(tokens)  # (B, S, E)
         b, s, e = steps.shape
