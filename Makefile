@@ -5,7 +5,7 @@ PYTHON ?= python3.11
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
-PKGS := ros2_ws/src/brs_common ros2_ws/src/brs_control ros2_ws/src/brs_bringup ros2_ws/src/brs_teleop ros2_ws/src/brs ros2_ws/src/brs_policy ros2_ws/src/rl_agents sim
+PKGS := ros2_ws/src/brs_common ros2_ws/src/brs_control ros2_ws/src/brs_bringup ros2_ws/src/brs_teleop ros2_ws/src/brs ros2_ws/src/brs_policy ros2_ws/src/rl_agents ros2_ws/src/brs_bench sim
 export MUJOCO_GL ?= egl
 export ROS_AUTOMATIC_DISCOVERY_RANGE ?= LOCALHOST
 export PYTHONUNBUFFERED := 1
@@ -29,7 +29,7 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) -m pip install --quiet -r requirements-bench.txt  # open3d baseline (needs libusb-1.0-0)
-	$(PY) -m brs.bench
+	$(PY) -m brs_bench
 
 clean:
 	rm -rf $(VENV) outputs/*

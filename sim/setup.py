@@ -22,7 +22,5 @@ setup(
         "sim_node = brs_sim.sim_node:main",
         "expert_node = brs_sim.expert_node:main",
         "robot_description_node = brs_sim.robot_description_node:main",
-    ], "brs.benchmarks": [
-        "brs_sim.bench = brs_sim.bench:run",
     ]},
 )

@@ -14,7 +14,7 @@ import pytest
 
 pytest.importorskip("torch")
 
-from rl_agents.bench_mrq import ReferenceTrainer  # noqa: E402
+from brs_bench.mrq import ReferenceTrainer  # noqa: E402
 
 ENV_PY = '''
 import numpy as np

@@ -1,11 +1,11 @@
-"""brs.bench reports: a partial re-measure (--update) replaces only its own rows."""
+"""brs_bench reports: a partial re-measure (--update) replaces only its own rows."""
 
 from __future__ import annotations
 
 import json
 
-from brs.bench import write_reports
-from brs_common.bench_result import Result
+from brs_bench.report import write_reports
+from brs_bench.result import Result
 
 
 def _result(name, value, target=">= 2"):
@@ -43,7 +43,7 @@ def test_a_recorded_baseline_judges_nothing(tmp_path):
 
 
 def test_render_rewrites_the_table_from_results_json_alone(tmp_path):
-    from brs.bench import main
+    from brs_bench.report import main
 
     write_reports([_result("a", 3.0)], tmp_path, 1.0)
     path = tmp_path / "benchmarks" / "results.json"

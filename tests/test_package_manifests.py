@@ -10,8 +10,12 @@ Python code imports (ast; test folders left out) are checked against its package
   are declared too; the other third-party imports (mujoco, mink, dynamixel_sdk, diffusers,
   open3d, gymnasium, pip-only back-ends ...) are not checked: they have no rosdep key or are
   optional extras, and requirements.txt / setup.py install them;
-- no package imports the top package `brs` (it may import everything; nothing imports it);
-- the in-repo packages form no cycle, neither by import nor by declaration (colcon needs a DAG).
+- no package imports the top packages `brs` and `brs_bench` (they may import everything below);
+- the in-repo packages form no cycle, neither by import nor by declaration (colcon needs a DAG);
+- docs/architecture.md's package table is the code's: each package's layer is above the layers of
+  what it imports and its "imports" column lists exactly its in-repo imports; the dependency
+  picture under the table is the one this file prints (`python tests/test_package_manifests.py`);
+- no module imports a private name (`from pkg.mod import _name`) of another package.
 
 "Imports" include the modules a package loads by name (`importlib.import_module(name)`): string
 constants that spell a module of an in-repo package. Subcommands and benchmarks are found
@@ -31,7 +35,8 @@ from pathlib import Path
 import pytest
 
 SRC = Path(__file__).resolve().parents[1] / "ros2_ws" / "src"
-TOP = "brs"  # the top package: imports anything, imported by none
+TOPS = ("brs", "brs_bench")  # the top packages: import anything below, imported by none
+ARCHITECTURE = Path(__file__).resolve().parents[1] / "docs" / "architecture.md"
 
 # ROS packages imported by Python name that do not end in _msgs / _srvs / _interfaces.
 ROS_PACKAGES = {"rclpy", "launch", "launch_ros", "ament_index_python", "rosidl_runtime_py",
@@ -65,6 +70,7 @@ class Package:
     declared: set[str] = field(default_factory=set)  # <depend>/<exec_depend>
     install_requires: set[str] = field(default_factory=set)
     imports: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))  # name -> ["file:line"]
+    private: list[str] = field(default_factory=list)  # "file:line: from pkg.mod import _name" across packages
 
 
 def _sources(root: Path):
@@ -130,6 +136,11 @@ def load_packages() -> dict[str, Package]:
                     names = [node.value]  # loaded by name (importlib)
                 for name in names:
                     pkg.imports[name.split(".")[0]].append(f"{rel}:{node.lineno}")
+                if isinstance(node, ast.ImportFrom) and names and names[0].split(".")[0] in packages:
+                    other = names[0].split(".")[0] != pkg.name
+                    for alias in node.names:
+                        if other and alias.name.startswith("_") and not alias.name.startswith("__"):
+                            pkg.private.append(f"{rel}:{node.lineno}: from {names[0]} import {alias.name}")
     return packages
 
 
@@ -205,11 +216,70 @@ def test_in_repo_imports_are_in_install_requires(name):
                          + ", ".join(_where(pkg, m) for m in missing))
 
 
-@pytest.mark.parametrize("name", sorted(set(PACKAGES) - {TOP}))
-def test_nothing_imports_the_top_package(name):
+@pytest.mark.parametrize("name", sorted(PACKAGES))
+def test_nothing_imports_a_top_package(name):
     pkg = PACKAGES[name]
-    assert TOP not in pkg.imports, f"{name} imports {_where(pkg, TOP)}; import from a lower package"
-    assert TOP not in pkg.declared, f"{name}/package.xml depends on {TOP}, the top package"
+    for top in set(TOPS) - {name}:
+        assert top not in pkg.imports, f"{name} imports {_where(pkg, top)}; import from a lower package"
+        assert top not in pkg.declared, f"{name}/package.xml depends on {top}, a top package"
+
+
+@pytest.mark.parametrize("name", sorted(PACKAGES))
+def test_no_private_name_is_imported_across_packages(name):
+    assert not PACKAGES[name].private, f"{name} imports private names:\n  " + "\n  ".join(PACKAGES[name].private)
+
+
+def architecture_table() -> dict[str, tuple[int, set[str]]]:
+    """{package: (layer, imports column)} of docs/architecture.md's package table."""
+    rows = {}
+    for line in ARCHITECTURE.read_text().splitlines():
+        m = re.match(r"^\| (\d+) \| `(\w+)`[^|]*\| ([^|]*) \|", line)
+        if m:
+            imports = {x.strip() for x in m.group(3).split(",")} - {"-", ""}
+            rows[m.group(2)] = (int(m.group(1)), imports)
+    return rows
+
+
+def test_architecture_table_matches_the_code():
+    table = architecture_table()
+    assert set(table) == set(PACKAGES), f"table {sorted(table)} vs packages {sorted(PACKAGES)}"
+    problems = []
+    for name, (layer, column) in sorted(table.items()):
+        actual = in_repo_imports(PACKAGES[name])
+        if column != actual:
+            problems.append(f"{name}: table says {sorted(column)}, code imports {sorted(actual)}")
+        for other in sorted(actual):
+            if table[other][0] >= layer:
+                problems.append(f"{name} (layer {layer}) imports {_where(PACKAGES[name], other)} "
+                                f"(layer {table[other][0]}): not a lower layer")
+    assert not problems, "\n".join(problems)
+
+
+def dependency_picture() -> str:
+    """A mermaid graph of the package imports, each edge drawn only when no longer path implies it."""
+    graph = {name: in_repo_imports(pkg) for name, pkg in PACKAGES.items()}
+
+    def reach(a: str) -> set[str]:
+        seen, todo = set(), list(graph[a])
+        while todo:
+            b = todo.pop()
+            if b not in seen:
+                seen.add(b)
+                todo.extend(graph[b])
+        return seen
+    lines = ["```mermaid", "graph BT"]
+    for a in sorted(graph):
+        for b in sorted(graph[a]):
+            if not any(b in reach(c) for c in graph[a] - {b}):
+                lines.append(f"  {a} --> {b}")
+    return "\n".join(lines + ["```"])
+
+
+def test_architecture_picture_matches_the_code():
+    picture = dependency_picture()
+    assert picture in ARCHITECTURE.read_text(), (
+        "docs/architecture.md's dependency picture is out of date; paste the output of "
+        f"`python tests/test_package_manifests.py`:\n{picture}")
 
 
 def test_in_repo_packages_form_no_import_cycle():
@@ -231,9 +301,10 @@ def test_find_cycle():
     assert find_cycle({"a": {"a"}}) == ["a", "a"]
 
 
-if __name__ == "__main__":  # the package import graph, for docs/architecture.md
+if __name__ == "__main__":  # the package import graph and its picture, for docs/architecture.md
     for name, pkg in sorted(PACKAGES.items()):
         print(f"{name} -> {', '.join(sorted(in_repo_imports(pkg))) or '-'}")
+    print(dependency_picture())
 
 
 @pytest.mark.parametrize("group", ["brs.commands", "brs.benchmarks"])

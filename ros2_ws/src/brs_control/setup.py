@@ -10,7 +10,7 @@ setup(
         ("share/ament_index/resource_index/packages", [f"resource/{package_name}"]),
         (f"share/{package_name}", ["package.xml"]),
     ],
-    install_requires=["setuptools", "brs_common", "numpy", "pyserial", "dynamixel-sdk", "pyyaml", "psutil"],
+    install_requires=["setuptools", "brs_common", "numpy", "pyserial", "dynamixel-sdk", "pyyaml"],
     zip_safe=True,
     maintainer="BRS developers",
     maintainer_email="dev@brs.local",
@@ -24,10 +24,6 @@ setup(
             "joint_state_merger = brs_control.joint_state_merger:main",
             "dxl_emulator = brs_control.emulators.dynamixel_emulator:main",
             "wheel_emulator = brs_control.emulators.wheel_emulator:main",
-        ],
-        "brs.benchmarks": [
-            "brs_control.bench_dynamixel = brs_control.bench_dynamixel:run",
-            "brs_control.bench_controller = brs_control.bench_controller:run",
         ],
     },
 )

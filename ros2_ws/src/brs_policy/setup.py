@@ -30,11 +30,5 @@ setup(
             "train = brs_policy.train_cli:add_parser",
             "eval = brs_policy.eval_cli:add_parser",
         ],
-        "brs.benchmarks": [
-            "brs_policy.bench_wbvima = brs_policy.bench_wbvima:run",
-            "brs_policy.bench_dataset = brs_policy.bench_dataset:run",
-            "brs_policy.bench_success = brs_policy.bench_success:run",
-            "brs_policy.bench_perception = brs_policy.bench_perception:run",
-        ],
     },
 )

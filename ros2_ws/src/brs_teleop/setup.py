@@ -29,9 +29,5 @@ setup(
             "calibrate = brs_teleop.calibrate_cli:add_parser",
             "record = brs_teleop.record_cli:add_parser",
         ],
-        "brs.benchmarks": [
-            "brs_teleop.bench_teleop = brs_teleop.bench_teleop:run",
-            "brs_teleop.bench_recorder = brs_teleop.bench_recorder:run",
-        ],
     },
 )

@@ -30,10 +30,5 @@ setup(
             "plan = rl_agents.pldm.cli:add_parser",
             "lmact = rl_agents.lmact.cli:add_parser",
         ],
-        "brs.benchmarks": [
-            "rl_agents.bench_pldm = rl_agents.bench_pldm:run",
-            "rl_agents.bench_mrq = rl_agents.bench_mrq:run",
-            "rl_agents.bench_lmact = rl_agents.bench_lmact:run",
-        ],
     },
 )

@@ -1,5 +1,5 @@
 """Scripted-expert episodes, recorded through the full sim graph (`brs collect` is its front-end in
-brs.cli; brs_policy.bench_success runs it as the expert baseline).
+brs.cli; brs_bench.task_success runs it as the expert baseline).
 
 The graph is `brs bringup use_sim:=true mode:=collect`: sim (with the task), whole-body
 controller, episode recorder and the task's expert node, one process each. For every episode

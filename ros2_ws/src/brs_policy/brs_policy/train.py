@@ -140,7 +140,7 @@ def _crop_for(paths: list[Path], crop):
     return task if task in CROP_BOXES else None
 
 
-def _optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
+def make_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
     decay, head, no_decay = [], [], []
     for name, p in model.named_parameters():
         if p.requires_grad:
@@ -280,7 +280,7 @@ def train(config: TrainConfig, points_fn: PointsFn | None = None) -> dict:
         model.load_state_dict(resume_data["model"])
     model.to(device).train()
     ema = EMA(model, power=cfg.ema_power, max_value=cfg.ema_max)
-    opt = _optimizer(model, cfg)
+    opt = make_optimizer(model, cfg)
     anchor = _schedule_on_resume(cfg, resume_data["train_state"]) if resume_data is not None else None
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(cfg, anchor))
     step, history, val_history = 0, [], []

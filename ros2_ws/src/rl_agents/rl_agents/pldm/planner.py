@@ -106,7 +106,7 @@ class MPPI:
 @torch.no_grad()
 def plan_unbatched(dynamics: Callable, z0: torch.Tensor, goal: torch.Tensor, cfg: MPPIConfig,
                    action_dim: int, gen: torch.Generator | None = None) -> torch.Tensor:
-    """Reference MPPI that rolls out one sample at a time (the naive baseline for bench_pldm)."""
+    """Reference MPPI that rolls out one sample at a time (the naive baseline of brs_bench.pldm)."""
     mean = torch.zeros(cfg.horizon, action_dim, device=z0.device)
     std = torch.full_like(mean, cfg.noise_std)
     for _ in range(cfg.iterations):

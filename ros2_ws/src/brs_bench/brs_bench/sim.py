@@ -1,4 +1,4 @@
-"""Sim real-time factor benchmarks (registered in brs.bench).
+"""Sim real-time factor benchmarks (registered in brs_bench).
 
 sim_rtf_cameras: the sim node's full tick (physics, /clock, /joint_states, /odom, 3 RGB-D cameras
 at 10 Hz with image messages) as fast as possible. Baseline: the same loop rendering with stock
@@ -21,7 +21,7 @@ from rclpy.parameter import Parameter
 
 from brs_common import robot_spec as spec
 
-from .sim_core import SimCore
+from brs_sim.sim_core import SimCore
 
 SIM_SECONDS = 4.0
 
@@ -48,7 +48,7 @@ class TwoPassRenderer:
 
 
 def _node_rtf(cameras: bool, baseline_renderer: bool = False) -> float:
-    from .sim_node import SimNode
+    from brs_sim.sim_node import SimNode
 
     context = Context()
     rclpy.init(context=context, domain_id=99)
@@ -81,7 +81,7 @@ def _physics_rtf() -> float:
 
 
 def run(repeats: int = 3):
-    from brs_common.bench_result import Result
+    from brs_bench.result import Result
 
     def median(fn, *args):
         return statistics.median(fn(*args) for _ in range(repeats))

@@ -1,6 +1,6 @@
 """`make bench`: run every registered benchmark, write BENCHMARKS.md and benchmarks/results.json.
 
-Each benchmark module exposes `run(repeats: int) -> list[Result]` (brs_common.bench_result) and
+Each benchmark module exposes `run(repeats: int) -> list[Result]` (brs_bench.result) and
 measures its own baseline in the same run, so ratios stay meaningful on noisy shared machines
 (absolute numbers are not).
 """
@@ -17,21 +17,19 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
-from brs_common.bench_result import Result
+from .result import Result
 
-# Every package registers its benchmark modules under the entry point group "brs.benchmarks"
-# (name = module path, value = its `run`); a module's TITLE is its heading here.
+# Benchmark modules are registered under the entry point group "brs.benchmarks" (name = module
+# path, value = its `run`): brs_bench registers its own, and any installed package may add more.
+# A module's TITLE is its heading here.
 BENCHMARKS_GROUP = "brs.benchmarks"
 
 
-def benchmark_modules() -> dict[str, str]:
-    """{module: title} of every registered benchmark, in name order."""
+def benchmark_modules() -> list[str]:
+    """The registered benchmark modules, in name order (not imported yet)."""
     from importlib.metadata import entry_points
 
-    out = {}
-    for entry in sorted(entry_points(group=BENCHMARKS_GROUP), key=lambda e: e.name):
-        out[entry.name] = getattr(importlib.import_module(entry.module), "TITLE", entry.name)
-    return out
+    return sorted(entry.name for entry in entry_points(group=BENCHMARKS_GROUP))
 
 
 def machine_description() -> str:
@@ -84,12 +82,12 @@ def write_reports(results: list[Result], out_dir: Path, seconds: float, update: 
 
 
 def write_markdown(rows: list[dict], out_dir: Path, machine: str, run: str) -> None:
-    """BENCHMARKS.md from results.json's rows (`python -m brs.bench --render` rewrites it alone)."""
+    """BENCHMARKS.md from results.json's rows (`python -m brs_bench --render` rewrites it alone)."""
     runs = sorted({(row.get("measured", "?"), row.get("commit", "?")) for row in rows})
     lines = [
         "# Benchmarks",
         "",
-        "Written by `make bench` (`python -m brs.bench --only MODULE --update` re-measures some rows). "
+        "Written by `make bench` (`python -m brs_bench --only MODULE --update` re-measures some rows). "
         f"Machine: {machine}. Rows measured "
         + "; ".join(f"{w} at commit `{c}`" for w, c in runs) + f" (column `when`); {run}.",
         "Values are medians over repeats. A ratio judges its target only against a baseline measured in "
@@ -111,9 +109,9 @@ def write_markdown(rows: list[dict], out_dir: Path, machine: str, run: str) -> N
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="brs bench", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m brs_bench", description=__doc__.splitlines()[0])
     modules = benchmark_modules()
-    parser.add_argument("--only", nargs="*", choices=sorted(modules), help="modules to run")
+    parser.add_argument("--only", nargs="*", choices=modules, help="modules to run")
     parser.add_argument("--repeats", type=int, default=3, help="repeats per measurement (median)")
     parser.add_argument("--out", type=Path, default=Path.cwd(), help="folder for BENCHMARKS.md")
     parser.add_argument("--update", action="store_true",
@@ -129,8 +127,9 @@ def main(argv=None) -> int:
     t0 = time.monotonic()
     results: list[Result] = []
     for module in args.only or modules:
-        print(f"== {module}: {modules[module]}", flush=True)
-        for r in importlib.import_module(module).run(args.repeats):
+        bench = importlib.import_module(module)
+        print(f"== {module}: {getattr(bench, 'TITLE', module)}", flush=True)
+        for r in bench.run(args.repeats):
             print(f"   {r.name}: {r.value:.3g} {r.unit} (baseline {r.baseline:.3g}, {r.ratio:.2f}x, "
                   f"target {r.target or '-'})", flush=True)
             results.append(r)

@@ -1,6 +1,6 @@
-"""`Result`: one benchmark row. Every package's bench_*.py module returns a list of them from
-`run(repeats)`; brs.bench (`make bench`) runs the modules and writes BENCHMARKS.md and
-benchmarks/results.json. Here, at the bottom of the stack, so no package imports brs for it."""
+"""`Result`: one benchmark row. Every benchmark module returns a list of them from `run(repeats)`;
+brs_bench.report (`make bench`) runs the modules and writes BENCHMARKS.md and
+benchmarks/results.json."""
 
 from __future__ import annotations
 

@@ -1,10 +1,11 @@
-"""Dynamixel bus cycle-rate benchmarks (registered in brs.bench).
+"""Dynamixel bus cycle-rate benchmarks (registered in brs_bench).
 
 dxl_cycle_hz: one control cycle of a 14-motor chain = ONE sync read of Present_Current ..
 Present_Position (10 bytes per motor) + ONE sync write of Goal_Position, through DynamixelBus
 (the ROBOTIS SDK) against the protocol emulator running in its own process with 1 Mbps wire-time
 emulation (10 bits per byte; Return_Delay_Time 0). Baseline, same bus, same run: the naive
-per-motor loop (14 READ of the same 10 bytes + 14 WRITE of Goal_Position with status packets).
+per-motor loop through the bus's public unicast calls (14 READ of Present_Position + 14 WRITE of
+Goal_Position, each with its status packet).
 dxl_cycle_hz_4mbps: the same at 4 Mbps, the motors.yaml option.
 
 The wire alone bounds the rate: a cycle moves 28 + 27 * n bytes (n motors), 406 bytes for 14,
@@ -65,21 +66,14 @@ def _sync_hz(bus, seconds: float) -> float:
 
 
 def _naive_hz(bus, seconds: float) -> float:
-    from .dynamixel import control_table as ct
+    from brs_control.dynamixel import control_table as ct
 
-    ph, port = bus._ph, bus._port
     n, t0 = 0, time.monotonic()
     while True:
         for dxl_id in bus.ids:
-            _, result, _ = ph.readTxRx(port, dxl_id, ct.STATE_ADDRESS, ct.STATE_SIZE)
-            port.is_using = False
-            if result != 0:
-                raise RuntimeError(f"naive read of motor {dxl_id} failed: {ph.getTxRxResult(result)}")
+            bus.read_register(dxl_id, "Present_Position")
         for dxl_id in bus.ids:
-            result, _ = ph.write4ByteTxRx(port, dxl_id, ct.GOAL_POSITION.address, ct.CENTER_TICK)
-            port.is_using = False
-            if result != 0:
-                raise RuntimeError(f"naive write of motor {dxl_id} failed: {ph.getTxRxResult(result)}")
+            bus.write_register(dxl_id, ct.GOAL_POSITION, ct.CENTER_TICK)
         n += 1
         elapsed = time.monotonic() - t0
         if elapsed >= seconds:
@@ -88,7 +82,7 @@ def _naive_hz(bus, seconds: float) -> float:
 
 def measure(baud: int, repeats: int) -> tuple[float, float]:
     """(median sync cycle Hz, median naive cycle Hz) on a fresh emulator at `baud`."""
-    from .dynamixel.bus import DynamixelBus
+    from brs_control.dynamixel.bus import DynamixelBus
 
     with tempfile.TemporaryDirectory(prefix="brs_bench_dxl_") as tmp:
         link = os.path.join(tmp, "dxl")
@@ -115,7 +109,7 @@ def measure(baud: int, repeats: int) -> tuple[float, float]:
 
 
 def run(repeats: int = 3):
-    from brs_common.bench_result import Result
+    from brs_bench.result import Result
 
     results = []
     for baud, name in ((1_000_000, "dxl_cycle_hz"), (4_000_000, "dxl_cycle_hz_4mbps")):
@@ -131,7 +125,7 @@ def run(repeats: int = 3):
     return results
 
 
-if __name__ == "__main__":  # quick look without brs installed: python -m brs_control.bench_dynamixel
+if __name__ == "__main__":  # quick look without brs installed: python -m brs_bench.dynamixel_bus
     for baud in (1_000_000, 4_000_000):
         s, b = measure(baud, 1)
         print(f"{baud / 1e6:g} Mbps: sync {s:.0f} Hz, naive {b:.0f} Hz, bound "

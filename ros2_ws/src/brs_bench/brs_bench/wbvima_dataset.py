@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from brs_common.bench_result import Result
+from brs_bench.result import Result
 
 FRAMES, POINTS = 100, 1024
 
@@ -30,7 +30,7 @@ import json, sys, time
 import numpy as np
 from pathlib import Path
 from brs_policy import dataset
-from brs_policy.bench_dataset import points_fn
+from brs_bench.wbvima_dataset import points_fn
 paths = sorted(Path(sys.argv[1]).glob("*.h5"))[: int(sys.argv[2])]
 if sys.argv[3] == "loaded":  # every cloud in memory: the cache as it was before memory maps
     mapped = dataset.episode_points

@@ -15,7 +15,7 @@ import os
 import tempfile
 from pathlib import Path
 
-from brs_common.bench_result import Result
+from brs_bench.result import Result
 
 CHECKPOINTS = Path(__file__).resolve().parents[1] / "checkpoints"
 FIRST_SEED = 5000
@@ -26,7 +26,7 @@ def run(repeats: int = 3) -> list[Result]:
     from brs_common.stats import wilson_interval
     from brs_sim.tasks import TASKS
 
-    from .evaluate import evaluate
+    from brs_policy.evaluate import evaluate
 
     episodes = int(os.environ.get("BRS_BENCH_EVAL_EPISODES", "5"))
     results = []

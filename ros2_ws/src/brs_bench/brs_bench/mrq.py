@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from brs_common.bench_result import Result
+from brs_bench.result import Result
 
 # facebookresearch/MRQ, DMC cheetah-run, default config, 250 steps after 10k random steps, measured by
 # a review side by side with this implementation on a quiet 2-core CPU: torch threads -> steps/s

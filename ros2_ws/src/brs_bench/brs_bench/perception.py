@@ -1,4 +1,4 @@
-"""Perception benchmark (`make bench`, module brs_policy.bench_perception).
+"""Perception benchmark (`make bench`, module brs_bench.perception).
 
 perception_ms_p50             3 RGB-D cameras 320x240 rendered from the sim at a typical pose ->
                               fused, cropped, 4096 points (perception.fuse_point_cloud, fast FPS);
@@ -24,8 +24,8 @@ import time
 
 import numpy as np
 
-from .fps import covering_radius, exact_fps, fast_fps
-from .perception import N_POINTS, PointCloudFuser, render_sim_images
+from brs_policy.fps import covering_radius, exact_fps, fast_fps
+from brs_policy.perception import N_POINTS, PointCloudFuser, render_sim_images
 
 TASK = "bimanual_box"
 PIXEL_STRIDE = 2
@@ -64,7 +64,7 @@ def _fpsample():
 
 
 def run(repeats: int = 3) -> list:
-    from brs_common.bench_result import Result
+    from brs_bench.result import Result
 
     n_fuse = max(20, 10 * repeats)
     images, q, _ = render_sim_images(task=TASK)

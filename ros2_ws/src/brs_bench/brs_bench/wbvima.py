@@ -27,7 +27,7 @@ import time
 
 import numpy as np
 
-from brs_common.bench_result import Result
+from brs_bench.result import Result
 
 
 def _policy(config=None, seed: int = 0):
@@ -78,10 +78,10 @@ def train_samples_per_s(config, batch: int, steps: int) -> float:
     """Median training windows/s of a model of `config` on synthetic batches."""
     import torch
 
-    from brs_policy.train import TrainConfig, _optimizer
+    from brs_policy.train import TrainConfig, make_optimizer
 
     model = _policy(config).train()
-    opt = _optimizer(model, TrainConfig())
+    opt = make_optimizer(model, TrainConfig())
     rng = np.random.default_rng(0)
     To, T, P = config.obs_window, config.horizon, config.n_points
     batch_data = {"points": torch.as_tensor(rng.uniform(-0.5, 1.5, (batch, To, P, 6)), dtype=torch.float32),

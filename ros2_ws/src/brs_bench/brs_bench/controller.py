@@ -1,4 +1,4 @@
-"""Whole-body controller benchmarks (`run(repeats)` -> list of brs_common.bench_result.Result).
+"""Whole-body controller benchmarks (`run(repeats)` -> list of brs_bench.result.Result).
 
 Every node runs as its own OS process over real DDS (localhost, a private domain), on wall time.
 
@@ -13,7 +13,7 @@ controller_cpu_percent: CPU use of the controller process (psutil, % of one core
 it runs its 100 Hz loop on a stream of teleop commands (100 Hz) and /joint_states (100 Hz).
 Baseline: an rclpy node process with an empty 100 Hz timer.
 
-Run alone: `python -m brs_control.bench_controller [repeats]`.
+Run alone: `python -m brs_bench.controller [repeats]`.
 """
 
 from __future__ import annotations
@@ -230,7 +230,7 @@ def _cpu_percent(proc: subprocess.Popen, seconds: float, load=None) -> float:
 
 
 def run(repeats: int = 3):
-    from brs_common.bench_result import Result
+    from brs_bench.result import Result
 
     from brs_common.dds import configure_dds
 
@@ -247,13 +247,13 @@ def run(repeats: int = 3):
                 ctrl_cpu.append(_cpu_percent(ctrl, CPU_SECONDS, bench.stream_commands))
         finally:
             _stop(ctrl)
-        echo = _spawn(["-m", "brs_control.bench_controller", "echo"])
+        echo = _spawn(["-m", "brs_bench.controller", "echo"])
         try:
             for _ in range(repeats):
                 echo_lat += bench.echo_latency(SAMPLES_PER_REPEAT)
         finally:
             _stop(echo)
-        idle = _spawn(["-m", "brs_control.bench_controller", "idle_timer"])
+        idle = _spawn(["-m", "brs_bench.controller", "idle_timer"])
         try:
             time.sleep(2.0)  # let it start up before measuring its steady state
             for _ in range(repeats):

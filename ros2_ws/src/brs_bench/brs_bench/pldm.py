@@ -13,7 +13,7 @@ import time
 import numpy as np
 import torch
 
-from brs_common.bench_result import Result
+from brs_bench.result import Result
 from rl_agents.pldm import PLDM, MPPIConfig, PLDMAgent, PLDMConfig, plan_unbatched
 from rl_agents.two_rooms import TwoRoomsEnv
 

@@ -1,4 +1,4 @@
-"""Episode recorder benchmark (registered in brs.bench): throughput and dropped frames at 10 Hz
+"""Episode recorder benchmark (registered in brs_bench): throughput and dropped frames at 10 Hz
 with 3 RGB-D cameras, against the sim node and the whole-body controller (one process each,
 parameters from the `mode:=record` graph, speed_factor 1).
 
@@ -108,7 +108,7 @@ def run(repeats: int = 3):
     from brs_bringup import graph
     from brs_bringup.graph_client import GraphClient
     from brs_common import qos, topics
-    from brs_common.bench_result import Result
+    from brs_bench.result import Result
     from brs_common.convert import stamp_to_sec
     from brs_common.process import stop_process
 

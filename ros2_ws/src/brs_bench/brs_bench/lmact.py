@@ -16,7 +16,7 @@ import time
 
 import numpy as np
 
-from brs_common.bench_result import Result
+from brs_bench.result import Result
 from rl_agents.lmact.actions import act_or_replace
 from rl_agents.lmact.demos import record_demos
 from rl_agents.lmact.envs import make_env

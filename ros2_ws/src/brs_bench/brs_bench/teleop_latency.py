@@ -1,4 +1,4 @@
-"""JoyLo teleop benchmarks (`run(repeats)` -> list of brs_common.bench_result.Result).
+"""JoyLo teleop benchmarks (`run(repeats)` -> list of brs_bench.result.Result).
 
 The real-mode path on emulators, every node its own OS process over real DDS (localhost, a
 private domain, wall time): two emulated leader arms (XL330 chains on ptys, in a child process of
@@ -23,14 +23,14 @@ teleop_controller_cpu_percent: CPU of the whole_body_controller process (psutil:
 time over wall time, % of one core) during the latency runs of each block (joylo streaming at
 100 Hz, /joint_states at 100 Hz, the leader moved every ~0.1 s); median of blocks. Value:
 event-driven; baseline: tick-driven; target: at most 1.3x the baseline. (Named apart from
-brs_control.bench_controller's controller_cpu_percent, which measures another workload.) The
+brs_bench.controller's controller_cpu_percent, which measures another workload.) The
 notes give joylo's and the driver's CPU too.
 
 joylo_loop_rate_hz: rate of teleop commands from the event-driven joylo over 1 s with the leader
 at rest (its ticks; leader changes add commands); baseline: this process's own 100 Hz rclpy timer
 (/joint_states) over the same window.
 
-Run alone: `python -m brs_teleop.bench_teleop [repeats]` (prints the load average too).
+Run alone: `python -m brs_bench.teleop_latency [repeats]` (prints the load average too).
 """
 
 from __future__ import annotations
@@ -60,7 +60,7 @@ MODES = ("tick", "event")  # event_driven:=false / true
 
 
 def _leader_main(tmp: str) -> int:
-    """`python -m brs_teleop.bench_teleop leaders TMP`: both emulated leader chains in the home pose,
+    """`python -m brs_bench.teleop_latency leaders TMP`: both emulated leader chains in the home pose,
     driven over stdin/stdout, one line each way: `move ID TICKS` -> `@<monotonic time of the move>`,
     `position ID` -> `@<ticks>`; EOF or `stop` ends it. The first line out is `@<left path> <right path>`."""
     from brs_common import robot_spec as spec
@@ -101,7 +101,7 @@ class _Leaders:
     """The leader emulators in a process of their own (`_leader_main`)."""
 
     def __init__(self, tmp: Path):
-        self._proc = subprocess.Popen([sys.executable, "-m", "brs_teleop.bench_teleop", "leaders", str(tmp)],
+        self._proc = subprocess.Popen([sys.executable, "-m", "brs_bench.teleop_latency", "leaders", str(tmp)],
                                       stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1)
         left, right = self._answer().split()
         self.paths = {"left": left, "right": right}
@@ -323,7 +323,7 @@ def _rate(times: list[float], start: float, end: float) -> float:
 
 
 def run(repeats: int = 3):
-    from brs_common.bench_result import Result
+    from brs_bench.result import Result
 
     from brs_common.dds import configure_dds
 
