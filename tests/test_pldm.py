@@ -5,7 +5,8 @@ import pytest
 import torch
 
 from rl_agents.pldm import (MPPI, PLDM, MPPIConfig, PLDMAgent, PLDMConfig, TrainConfig, evaluate, load_checkpoint,
-                            pldm_loss, plan_unbatched, save_checkpoint, train)
+                            pldm_loss, plan_unbatched, save_checkpoint)
+from rl_agents.pldm.train import train
 from rl_agents.pldm.planner import rollout_cost
 from rl_agents.two_rooms import Layout, TwoRoomsEnv, render_batch
 from rl_agents.two_rooms_data import generate

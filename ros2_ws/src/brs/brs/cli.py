@@ -356,8 +356,8 @@ def _emulate_move(args) -> int:
 
 
 # Commands whose parsers live in their own packages register an `add_parser(subparsers)` under
-# the entry point group "brs.commands" (their setup.py); the module is imported when the parser
-# is built, heavy imports (torch, exporters) wait until a command runs.
+# the entry point group "brs.commands" (their setup.py). Only the command being run is loaded
+# (all of them for `brs --help`), and its heavy imports (torch, exporters) wait until it runs.
 COMMANDS_GROUP = "brs.commands"
 
 
@@ -366,10 +366,24 @@ def package_commands():
 
     return sorted(entry_points(group=COMMANDS_GROUP), key=lambda e: e.name)
 
+
 SUBCOMMANDS = (_add_bringup, _add_demo, _add_graph, _add_emulate, _add_collect, _add_estop, _add_viz, _add_view)
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _add_unavailable(sub, name: str, exc: ImportError) -> None:
+    """A command whose package cannot be imported here (e.g. a driver computer without torch)."""
+    p = sub.add_parser(name, help=f"(not available here: {exc})", add_help=False)
+    p.add_argument("rest", nargs=argparse.REMAINDER)
+
+    def run(args) -> int:
+        print(f"brs {name}: error: needs a module that is not installed here ({exc}); "
+              "install the full requirements.txt", file=sys.stderr)
+        return 2
+    p.set_defaults(func=run, unavailable=True)
+
+
+def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
+    """The parser; with `argv`, only the package command it names is loaded."""
     parser = argparse.ArgumentParser(
         prog="brs", description="BRS household-robot stack: bringup, demo and tools.",
         epilog="`brs <command> --help` for each command's arguments.",
@@ -377,15 +391,29 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="command")
     for add in SUBCOMMANDS:
         add(sub)
-    for entry in package_commands():
-        entry.load()(sub)
+    entries = package_commands()
+    chosen = argv[0] if argv else None
+    if chosen in {e.name for e in entries}:
+        entries = [e for e in entries if e.name == chosen]
+    elif chosen in sub.choices:
+        entries = []  # a built-in command: no package command is needed
+    for entry in entries:
+        try:
+            add_parser = entry.load()
+        except ImportError as exc:
+            _add_unavailable(sub, entry.name, exc)
+        else:
+            add_parser(sub)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser(argv)
     args, extra = parser.parse_known_args(argv)
     # key:=value arguments may also follow options (argparse stops collecting them at the first one)
+    if getattr(args, "unavailable", False):
+        return args.func(args)
     if extra and (not hasattr(args, "arguments") or any(":=" not in x for x in extra)):
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     if extra:

@@ -1,8 +1,15 @@
 """MR.Q (Fujimoto et al., 2025, "Towards General-Purpose Model-Free RL"): agent, replay buffer, networks."""
 
-from .agent import MRQAgent, multi_step_return
-from .buffer import ReplayBuffer
-from .config import MRQConfig
-from .two_hot import TwoHot, symexp, symlog
+import importlib
 
-__all__ = ["MRQAgent", "MRQConfig", "ReplayBuffer", "TwoHot", "multi_step_return", "symexp", "symlog"]
+# name -> submodule; imported on first use (PEP 562), so `brs rl --help` and the brs CLI do not
+# pay for torch
+_EXPORTS = {"MRQAgent": "agent", "multi_step_return": "agent", "ReplayBuffer": "buffer", "MRQConfig": "config",
+            "TwoHot": "two_hot", "symexp": "two_hot", "symlog": "two_hot"}
+__all__ = list(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

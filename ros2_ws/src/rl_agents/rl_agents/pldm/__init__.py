@@ -5,10 +5,18 @@ VICReg variance/covariance, inverse dynamics, temporal smoothness); MPPI in late
 the encoded goal. See docs/pldm.md.
 """
 
-from rl_agents.pldm.model import PLDM, PLDMConfig, pldm_loss
-from rl_agents.pldm.planner import MPPI, MPPIConfig, plan_unbatched
-from rl_agents.pldm.train import (PLDMAgent, SequenceSampler, TrainConfig, evaluate, load_checkpoint,
-                                  save_checkpoint, train)
+import importlib
 
-__all__ = ["PLDM", "PLDMConfig", "pldm_loss", "MPPI", "MPPIConfig", "plan_unbatched", "PLDMAgent",
-           "SequenceSampler", "TrainConfig", "evaluate", "load_checkpoint", "save_checkpoint", "train"]
+# name -> submodule; imported on first use (PEP 562), so `brs plan --help` and the brs CLI do not
+# pay for torch. The training function is `rl_agents.pldm.train.train` (`train` here is the module)
+_EXPORTS = {"PLDM": "model", "PLDMConfig": "model", "pldm_loss": "model", "MPPI": "planner",
+            "MPPIConfig": "planner", "plan_unbatched": "planner", "PLDMAgent": "train",
+            "SequenceSampler": "train", "TrainConfig": "train", "evaluate": "train",
+            "load_checkpoint": "train", "save_checkpoint": "train"}
+__all__ = list(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -33,10 +33,9 @@ from torch import nn
 from tqdm import tqdm
 
 from rl_agents.files import atomic_torch_save
+from rl_agents.pldm.fit_args import METHODS
 from rl_agents.pldm.model import conv_trunk
 from rl_agents.two_rooms import Layout, render_batch, wall_image
-
-METHODS = ("pldm", "gcbc", "gciql")
 
 
 @dataclass

@@ -15,7 +15,7 @@ import math
 from pathlib import Path
 
 from brs_common.stats import wilson_interval
-from rl_agents.pldm.fit_args import add_device_arguments, add_fit_arguments, apply_threads
+from rl_agents.pldm.fit_args import METHODS, add_device_arguments, add_fit_arguments, apply_threads
 
 DATA_EXAMPLES = """examples:
   brs plan data --out data/two_rooms/noisy --episodes 1000 --length 30 --quality noisy --coverage 0.3 \\
@@ -65,8 +65,6 @@ def _add_data(sub) -> None:
 
 
 def _add_train(sub) -> None:
-    from rl_agents.pldm.baselines import METHODS
-
     p = sub.add_parser("train", help="train pldm | gcbc | gciql on a dataset",
                        description="Train a goal-reaching method on a Two Rooms dataset and write one checkpoint "
                                    "(loadable with torch.load(weights_only=True); it records the method and the "

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import argparse
 
+METHODS = ("pldm", "gcbc", "gciql")  # the goal-reaching methods `brs plan train` trains
+
 
 def add_device_arguments(p: argparse.ArgumentParser, threads: int = 0) -> None:
     p.add_argument("--device", default=None, help="cpu | cuda | cuda:N (default: cuda when available)")
