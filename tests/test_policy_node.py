@@ -37,7 +37,7 @@ def make_tiny_checkpoint(path, n_points: int = 32, extra: dict | None = None):
 
 
 def test_chunk_from_now_drops_the_past_and_interpolates_now():
-    from brs_policy.policy_node import chunk_from_now
+    from brs_policy.chunking import chunk_from_now
 
     chunk = np.arange(8, dtype=float)[:, None] * np.ones((1, 21))  # action k = k
     pts, t = chunk_from_now(chunk, 0.1, 0.0)

@@ -1,29 +1,15 @@
-"""Base planner node: PLDM latent MPPI drives the base to a goal pose (docs/base_planner.md).
+"""Base planner node: PLDM latent MPPI drives the base to a goal pose (docs/base_planner.md, "The node").
 
-Subscribes: /planner/goal (geometry_msgs/PoseStamped, odom frame), /odom (nav_msgs/Odometry).
-Publishes: /whole_body/rl/command (trajectory_msgs/JointTrajectory naming only the base joints:
-base-frame velocities; every other joint keeps doing what it was doing), /diagnostics.
-Services (std_srvs/Trigger): ~/cancel (drop the goal and stop).
+Subscribes: /planner/goal (geometry_msgs/PoseStamped, odom frame), /odom. Publishes: base-only
+velocity commands on /whole_body/rl/command (every other joint keeps its target), /diagnostics.
+Services (std_srvs/Trigger): ~/cancel (drop the goal and stop). Every `1 / rate_hz` s (node clock)
+a worker thread plans from the latest pose with MPPI toward the goal; at `publish_rate_hz` the
+first planned (odom-frame) velocity goes out rotated into base_link with the latest odometry yaw.
 
-Every `1 / rate_hz` s (node clock: sim time in sim) the node hands the latest odometry pose to
-its planning thread, which encodes it, plans an action sequence with MPPI toward the encoded goal
-and keeps its first action: a world-frame (odom-frame) velocity. At `publish_rate_hz` the
-executor sends that velocity rotated into base_link with the latest odometry yaw
-(time_from_start = one publish period, zero stamp). A plan still running at the next tick is not
-queued behind: the tick is skipped and the previous velocity kept.
-
-States (diagnostics component "planner", key `state`):
-  idle      no goal: publishes nothing (the controller's watchdog keeps the base stopped)
-  moving    planning and sending velocities
-  reached   within position_tolerance and yaw_tolerance: streams zero velocity (holds); planning
-            resumes if the base, no longer braking, is more than 2x the tolerance away (pushed)
-  stale     no /odom for odom_timeout s: streams zero velocity until odometry returns, then
-            goes back to the state it left (a goal reached before the stall stays reached)
-  timeout   goal_timeout s elapsed without reaching the goal: streams zero velocity
-`goals_reached` counts goals, not arrivals: reaching the same goal again (after a push or an
-odometry stall) does not count it twice. The same goal re-sent while moving/reached/stale keeps
-the current plan (tools re-send a goal until the diagnostics acknowledge it). A missing,
-unreadable or wrong checkpoint is a configuration error: exit code 2 with the reason.
+States (diagnostics component "planner", key `state`): idle (no goal, sends nothing), moving,
+reached (zero velocity; replans when pushed beyond twice the tolerance), stale (no /odom for
+`odom_timeout`: zero velocity until it returns, then back to the state it left), timeout
+(`goal_timeout` elapsed: zero velocity). A missing, unreadable or wrong checkpoint: exit code 2.
 """
 
 from __future__ import annotations
@@ -34,21 +20,17 @@ from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
-from diagnostic_msgs.msg import DiagnosticStatus
 from geometry_msgs.msg import PoseStamped
 from nav_msgs.msg import Odometry
-from rclpy.node import Node
 from std_srvs.srv import Trigger
 
 from brs_common import params, qos, topics
 from brs_common import robot_spec as spec
+from brs_common.command_source import IDLE, STALE, CommandSource, latency_stats, load_checkpoint
 from brs_common.convert import make_trajectory, quaternion_yaw
-from brs_common.diagnostics import DiagnosticsReporter
 from brs_common.node_main import ConfigError, run_node
 
-SOURCE = "rl"
-IDLE, MOVING, REACHED, STALE, TIMEOUT = "idle", "moving", "reached", "stale", "timeout"
-
+MOVING, REACHED, TIMEOUT = "moving", "reached", "timeout"
 
 # m/s: after "reached" the base is still braking (controller acceleration limit) above this speed
 BRAKING_SPEED = 0.02
@@ -60,7 +42,10 @@ def base_command_msg(v_base, period: float):
     return make_trajectory(spec.BASE_JOINTS, np.zeros_like(row), [period], velocities=row)
 
 
-class PlannerNode(Node):
+class PlannerNode(CommandSource):
+    SOURCE, COMPONENT = "rl", "planner"
+    WARN_STATES = (STALE, TIMEOUT)
+
     def __init__(self, **kwargs):
         super().__init__(topics.PLANNER_NODE, **kwargs)
         p = params.declare(self, [
@@ -82,10 +67,11 @@ class PlannerNode(Node):
         self.planner = self._load(p)
         self.rate_hz = float(p["rate_hz"]) or 1.0 / float(self.planner.motion["dt"])
         self.publish_rate_hz = float(p["publish_rate_hz"])
-        self.odom_timeout = float(p["odom_timeout"])
+        self.stale_timeout = float(p["odom_timeout"])
         self.goal_timeout = float(p["goal_timeout"])
-        for name in ("rate_hz", "publish_rate_hz", "odom_timeout"):
-            if not getattr(self, name) > 0:
+        for name, value in (("rate_hz", self.rate_hz), ("publish_rate_hz", self.publish_rate_hz),
+                            ("odom_timeout", self.stale_timeout)):
+            if not value > 0:
                 raise ConfigError(f"{name} must be > 0")
         from rl_agents.base_nav.agent import Tolerance
 
@@ -94,26 +80,20 @@ class PlannerNode(Node):
 
         self.pose: np.ndarray | None = None
         self.speed = 0.0  # base speed from /odom (m/s)
-        self.odom_time: float | None = None  # node clock at receipt
+        self.input_times = {"odom": None}
         self.goal: np.ndarray | None = None
         self.goal_id = 0  # bumped by every new goal and cancel: a plan for an older one is dropped
         self.goal_time = 0.0
         self.v_world = np.zeros(3)
-        self.state = IDLE
         self.resume_state = MOVING  # the state a stall interrupted
         self.goal_counted = False  # goals_reached already counts the current goal
         self.goals_received = self.goals_reached = self.plans = self.commands = 0
-        self.stale_events = 0
         self.plan_ms: deque[float] = deque(maxlen=100)
 
-        self.diag = DiagnosticsReporter(self, hardware_id="pldm_base_planner")
-        self.pub = self.create_publisher(type(base_command_msg(np.zeros(3), 0.1)),
-                                         topics.whole_body_command(SOURCE), qos.COMMAND)
-        # MPPI (tens to hundreds of ms) runs on one worker thread that alone touches the planner;
-        # every ROS callback stays on the single-threaded executor, which sleeps in rcl_wait while
-        # the worker computes, so the 20 Hz command stream never waits for a plan. (rclpy's
-        # MultiThreadedExecutor busy-polled a timer whose callback group was busy: it held the
-        # GIL, plans took 1.2-1.7 s instead of 38 ms and commands paused for up to 2.8 s.)
+        self._open(hardware_id="pldm_base_planner", ticking=False)
+        # MPPI runs on one worker thread that alone touches the planner; every ROS callback stays
+        # on the single-threaded executor, so the command stream never waits for a plan (rclpy's
+        # MultiThreadedExecutor starved the planning of the GIL: docs/base_planner.md, "The node")
         self._lock = threading.Lock()  # goal_id and v_world against the worker's results
         self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mppi")
         self._pending = None  # the plan in progress (a Future) or None
@@ -128,31 +108,23 @@ class PlannerNode(Node):
         self.get_logger().info(
             f"PLDM base planner {self.checkpoint}: horizon {m.horizon} x {self.planner.motion['dt']:g} s, "
             f"{m.samples} samples x {m.iterations} iterations, replanning at {self.rate_hz:g} Hz; "
-            f"goals on {topics.PLANNER_GOAL} -> {topics.whole_body_command(SOURCE)}")
+            f"goals on {topics.PLANNER_GOAL} -> {topics.whole_body_command(self.SOURCE)}")
 
     @staticmethod
     def _load(p):
-        if not p["checkpoint"]:
-            raise ConfigError("parameter `checkpoint` is empty: give a base-planner PLDM checkpoint, e.g. "
-                              "checkpoint:=ros2_ws/src/rl_agents/checkpoints/pldm_base.pt")
-        import torch
+        def load():
+            from rl_agents.base_nav.agent import BasePlanner
+            from rl_agents.base_nav.train import CheckpointError
 
-        from rl_agents.base_nav.agent import BasePlanner
-        from rl_agents.base_nav.train import CheckpointError
+            try:
+                return BasePlanner.from_checkpoint(p["checkpoint"], str(p["device"]), seed=int(p["seed"]),
+                                                   horizon=int(p["horizon"]),
+                                                   samples=int(p["samples"]), iterations=int(p["iterations"]))
+            except CheckpointError as exc:
+                raise ConfigError(f"checkpoint: {exc}") from None
 
-        if int(p["threads"]) > 0:
-            torch.set_num_threads(int(p["threads"]))
-        try:
-            return BasePlanner.from_checkpoint(p["checkpoint"], str(p["device"]), seed=int(p["seed"]),
-                                               horizon=int(p["horizon"]),
-                                               samples=int(p["samples"]), iterations=int(p["iterations"]))
-        except CheckpointError as exc:
-            raise ConfigError(f"checkpoint: {exc}") from None
-        except (RuntimeError, ValueError, TypeError) as exc:  # e.g. device "cuda" without CUDA
-            raise ConfigError(f"checkpoint {p['checkpoint']} on device {p['device']!r}: {exc}") from None
-
-    def _now(self) -> float:
-        return self.get_clock().now().nanoseconds * 1e-9
+        return load_checkpoint(p["checkpoint"], load, what="a base-planner PLDM checkpoint", device=str(p["device"]),
+                               threads=int(p["threads"]), example="ros2_ws/src/rl_agents/checkpoints/pldm_base.pt")
 
     # ------------------------------------------------------------------ inputs
     def _on_odom(self, msg: Odometry):
@@ -163,7 +135,7 @@ class PlannerNode(Node):
             return
         self.pose = pose
         self.speed = math.hypot(msg.twist.twist.linear.x, msg.twist.twist.linear.y)
-        self.odom_time = self._now()
+        self.input_times["odom"] = self._now()
 
     def _on_goal(self, msg: PoseStamped):
         frame = msg.header.frame_id
@@ -207,9 +179,6 @@ class PlannerNode(Node):
         if changed:
             self._report(force=True)
 
-    def _fresh(self) -> bool:
-        return self.odom_time is not None and self._now() - self.odom_time <= self.odom_timeout
-
     def _distance(self) -> tuple[float, float]:
         if self.pose is None or self.goal is None:
             return math.nan, math.nan
@@ -222,10 +191,10 @@ class PlannerNode(Node):
         """Replanning tick: state transitions; when moving, one MPPI plan for the worker thread."""
         if self.goal is None:
             return
-        if not self._fresh():
+        if not self._fresh(self._now()):
             if self.state != STALE and self.state != TIMEOUT:
                 self.stale_events += 1
-                self.get_logger().warning(f"no {topics.ODOM} for > {self.odom_timeout:g} s: stopping the base")
+                self.get_logger().warning(f"no {topics.ODOM} for > {self.stale_timeout:g} s: stopping the base")
                 self.resume_state = self.state if self.state in (MOVING, REACHED) else MOVING
                 self._set_state(STALE)
             return
@@ -283,12 +252,10 @@ class PlannerNode(Node):
         self.commands += 1
 
     def _publish(self):
-        if self.goal is None:
-            self._report()
-            return
-        # stale odometry stops the base at once, not only at the next replanning tick
-        moving = self.state == MOVING and self._fresh()
-        self._publish_velocity(self.v_world if moving else np.zeros(3))
+        if self.goal is not None:
+            # stale odometry stops the base at once, not only at the next replanning tick
+            moving = self.state == MOVING and self._fresh(self._now())
+            self._publish_velocity(self.v_world if moving else np.zeros(3))
         self._report()
 
     def destroy_node(self):
@@ -296,28 +263,22 @@ class PlannerNode(Node):
             self._worker.shutdown(wait=True, cancel_futures=True)
         return super().destroy_node()
 
-    def _report(self, force: bool = False):
+    def _status(self):
         dist, dyaw = self._distance()
-        level = DiagnosticStatus.WARN if self.state in (STALE, TIMEOUT) else DiagnosticStatus.OK
-        messages = {IDLE: f"idle: waiting for a goal on {topics.PLANNER_GOAL}",
-                    MOVING: f"moving: {dist:.2f} m to the goal", REACHED: f"at the goal ({dist:.2f} m)",
-                    STALE: f"odometry stale (> {self.odom_timeout:g} s without {topics.ODOM}): base stopped",
-                    TIMEOUT: f"goal not reached within {self.goal_timeout:g} s: base stopped"}
-        ms = list(self.plan_ms)  # a copy: the worker thread appends
+        message = {IDLE: f"idle: waiting for a goal on {topics.PLANNER_GOAL}",
+                   MOVING: f"moving: {dist:.2f} m to the goal", REACHED: f"at the goal ({dist:.2f} m)",
+                   STALE: f"odometry stale (> {self.stale_timeout:g} s without {topics.ODOM}): base stopped",
+                   TIMEOUT: f"goal not reached within {self.goal_timeout:g} s: base stopped"}[self.state]
         g = self.goal
-        self.diag.set_status("planner", level, messages[self.state], {
-            "state": self.state,
+        return message, {
             "goal": "none" if g is None else f"{g[0]:.3f} {g[1]:.3f} {g[2]:.3f}",
             "pose": "none" if self.pose is None else " ".join(f"{v:.3f}" for v in self.pose),
             "distance": f"{dist:.3f}", "yaw_error": f"{dyaw:.3f}",
             "goals_received": self.goals_received, "goals_reached": self.goals_reached,
             "plans": self.plans, "commands": self.commands, "stale_events": self.stale_events,
-            "plan_ms_last": f"{ms[-1]:.1f}" if ms else "nan",
-            "plan_ms_p50": f"{np.median(ms):.1f}" if ms else "nan",
+            **latency_stats("plan_ms", self.plan_ms, ("last", "p50")),
             "rate_hz": f"{self.rate_hz:g}", "checkpoint": self.checkpoint,
-        })
-        if force:
-            self.diag.publish()
+        }
 
 
 def main(args=None):

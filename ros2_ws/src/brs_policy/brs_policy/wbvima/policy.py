@@ -364,6 +364,10 @@ class WBVIMAPolicy(nn.Module):
         out = self.predict_chunk(obs_window["points"], obs_window["proprio"], steps, generator)
         return out[0].float().cpu().numpy()
 
+    # policy_node acts through the command-source protocol (brs_common.command_source.Policy)
+    reset = clear_cache
+    act = predict
+
 
 class _FilmUNet(nn.Module):
     """Wrapper so that TorchScript traces `forward_with_film` (x, one step's FiLM row)."""

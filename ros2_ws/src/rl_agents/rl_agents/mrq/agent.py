@@ -95,6 +95,10 @@ class MRQAgent:
     def training_started(self) -> bool:
         return self.buffer.num_transitions > self.cfg.random_steps
 
+    def reset(self) -> None:
+        """Nothing to forget between runs: the policy acts on each observation alone (the
+        command-source protocol, brs_common.command_source.Policy)."""
+
     def act(self, obs, explore: bool = True):
         """Environment action: int for discrete spaces, array within [low, high] otherwise."""
         if explore and self.buffer.num_transitions < self.cfg.random_steps:
@@ -245,8 +249,12 @@ class MRQAgent:
         atomic_torch_save(self.state_dict(include_buffer), path)
 
     @classmethod
-    def load(cls, path, device="cpu", config_overrides: dict | None = None) -> "MRQAgent":
+    def load(cls, path, device="cpu", config_overrides: dict | None = None, buffer: bool = True) -> "MRQAgent":
+        """The agent of a checkpoint; `buffer` False leaves a stored replay buffer out (an agent
+        that only acts: rl_agent_node)."""
         d = torch.load(path, map_location="cpu", weights_only=True)
+        if not buffer:
+            d.pop("buffer", None)
         m = d["meta"]
         cfg = MRQConfig.from_dict({**d["config"], **(config_overrides or {})})
         agent = cls(tuple(m["obs_shape"]), m["action_dim"], discrete=m["discrete"], pixel_obs=m["pixel_obs"],

@@ -1,0 +1,36 @@
+"""A WB-VIMA observation from the graph's messages (policy_node): the points of a fused cloud,
+and the proprioception sample nearest its stamp."""
+
+from __future__ import annotations
+
+import numpy as np
+from sensor_msgs.msg import PointCloud2
+
+from brs_common.convert import cloud_to_points
+from brs_common.stamped_history import StampedHistory
+
+
+def cloud_points(msg: PointCloud2, n_points: int) -> np.ndarray:
+    """(n_points, 6) float32 xyz + rgb 0..1 of a PointCloud2: the first n_points (what training
+    validates on; perception's FPS order), padded by repetition when the cloud is smaller."""
+    xyz, rgb = cloud_to_points(msg)
+    if rgb is None:
+        raise ValueError("cloud has no rgb/rgba field (WB-VIMA needs xyz + colour)")
+    if len(xyz) == 0:
+        raise ValueError("empty cloud")
+    pts = np.concatenate([xyz, rgb.astype(np.float32) / 255.0], axis=1).astype(np.float32)
+    if not np.all(np.isfinite(pts)):
+        raise ValueError("cloud holds NaN/inf points")
+    if len(pts) >= n_points:
+        return pts[:n_points]
+    return pts[np.arange(n_points) % len(pts)]
+
+
+def value_of(item):
+    """The value of a StampedHistory sample; None for no sample."""
+    return None if item is None else item[1]
+
+
+def value_near(history: StampedHistory, t: float):
+    """The value of the sample nearest `t`; the latest for an unstamped (t <= 0) observation."""
+    return value_of(history.latest() if t <= 0.0 else history.nearest(t))
