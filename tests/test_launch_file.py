@@ -186,3 +186,19 @@ def test_config_comes_from_the_brs_package_checkout_or_install(monkeypatch, tmp_
     monkeypatch.setitem(sys.modules, "ament_index_python.packages", index)
     assert graph.default_config_dir() == share / "config"
     assert graph.load_parameters() == {"sim": {"speed_factor": 4.0}}
+
+
+def test_robot_state_publisher_takes_the_description_nodes_place_where_installed(launch_file, monkeypatch):
+    from brs_sim.urdf import robot_urdf
+
+    assert not launch_file.robot_state_publisher_installed()  # the pip venv has no robot_state_publisher
+    monkeypatch.setattr(launch_file, "robot_state_publisher_installed", lambda: True)
+    for use_sim in ("true", "false"):
+        nodes = _launch(launch_file, use_sim=use_sim)[1]
+        rsp = [n.kwargs for n in nodes if n.kwargs["package"] == "robot_state_publisher"]
+        assert len(rsp) == 1 and not any(n.kwargs["executable"] == "robot_description_node" for n in nodes)
+        assert rsp[0]["executable"] == "robot_state_publisher" and rsp[0]["name"] == "robot_description_publisher"
+        params = rsp[0]["parameters"][0]
+        assert params["robot_description"] == robot_urdf()
+        assert params["use_sim_time"] == (use_sim == "true")
+        assert len(nodes) == len(graph.describe_from_arguments({"use_sim": use_sim}))
