@@ -16,7 +16,8 @@ from brs_common import robot_spec as spec
 from brs_common.convert import make_joint_state
 from brs_common.process import stop_process
 from brs_teleop import teleop_mapping as tm
-from brs_teleop.keyboard_teleop import BlockedBase, KeyboardState, keys_to_targets, parse_keys, status_line
+from brs_teleop.keyboard_teleop import (BlockedBase, KeyboardState, keys_to_targets, parse_keys, recorder_text,
+                                       status_line)
 from rosutil import BIN, wait_for
 
 
@@ -53,6 +54,15 @@ def test_key_mapping_pure():
     # Clamping at joint limits
     out, _, st = keys_to_targets(out, ["up"] * 100, 2.0, 0.02, st)
     assert out[j1] == spec.UPPER[j1]
+    # recording keys are events only: the targets do not move
+    keys, _ = parse_keys(b"rf\x7f")
+    before = out.copy()
+    out, ev, st = keys_to_targets(out, keys, 2.1, 0.02, st)
+    assert ev == ["record_start", "record_stop", "record_discard"]
+    np.testing.assert_array_equal(out, before)
+    assert recorder_text(None) is None and recorder_text({"recording": "false"}) == "rec idle (R start)"
+    assert recorder_text({"recording": "true", "episode": "episode_000003", "duration_s": "12.43"}) == \
+        "REC episode_000003 12.4 s"
 
 
 def test_node_on_pty(ros, tmp_path):
@@ -155,3 +165,64 @@ def test_status_line_on_the_terminal(ros, tmp_path):
         stop_process(proc)
         os.close(master)
     assert proc.returncode == 0
+
+
+def test_recording_keys_start_and_save_an_episode(ros, tmp_path):
+    """R on the keyboard starts the graph's episode recorder through its already discovered
+    service (the operator's fast path: no CLI process, no discovery), F saves the episode."""
+    import time
+
+    from brs_teleop import episode as ep
+    from rosutil import NodeProcess
+
+    out = tmp_path / "episodes"
+    recorder = NodeProcess("episode_recorder", {"output_dir": str(out), "cameras": [""], "task": "keyboard test",
+                                                "rate_hz": 10.0}, log_path=tmp_path / "recorder.log")
+    joints = ros.node.create_publisher(JointState, topics.JOINT_STATES, qos.STATE)
+    from nav_msgs.msg import Odometry
+    odom = ros.node.create_publisher(Odometry, topics.ODOM, qos.STATE)
+    commanded = ros.node.create_publisher(JointState, topics.CONTROLLER_STATE, qos.STATE)
+    home = spec.HOME[[spec.ACTION_JOINTS.index(n) for n in spec.STATE_JOINTS]]
+    master, slave = os.openpty()
+    proc = subprocess.Popen([str(BIN / "keyboard_teleop")], stdin=slave, stdout=slave, stderr=slave,
+                            start_new_session=True)
+    os.close(slave)
+    os.set_blocking(master, False)
+    seen = bytearray()
+
+    def screen(text: str) -> bool:
+        now = ros.node.get_clock().now().to_msg()
+        joints.publish(make_joint_state(spec.STATE_JOINTS, home, np.zeros(len(home)), np.zeros(len(home)), stamp=now))
+        msg = Odometry()
+        msg.header.stamp = now
+        odom.publish(msg)
+        commanded.publish(make_joint_state(spec.ACTION_JOINTS, spec.HOME, np.zeros(spec.ACTION_DIM), stamp=now))
+        try:
+            seen.extend(os.read(master, 65536))
+        except (BlockingIOError, OSError):
+            pass
+        return text in seen.decode(errors="replace")
+
+    try:
+        wait_for(lambda: screen("rec idle (R start)"), 30, interval=0.05,
+                 message=f"the recorder on the status line; terminal shows {bytes(seen[-500:])!r}; "
+                         f"recorder log {recorder.log()[-1000:]}")
+        t0 = time.monotonic()
+        os.write(master, b"r")
+        wait_for(lambda: screen("") and ep.list_episodes(out)[1], 10, interval=0.01,
+                 message=f"an episode file after R; terminal shows {bytes(seen[-500:])!r}")
+        started = time.monotonic() - t0
+        wait_for(lambda: screen("REC episode_000000 1."), 20, interval=0.05,
+                 message="REC with a second of frames on the status line")
+        os.write(master, b"f")
+        wait_for(lambda: screen("") and ep.list_episodes(out)[0], 20, interval=0.05,
+                 message="a saved episode after F")
+        (path,), _ = ep.list_episodes(out)
+        assert ep.validate_episode(path)["task"] == "keyboard test"
+    finally:
+        stop_process(proc)
+        os.close(master)
+        recorder.stop(timeout=30)
+    assert proc.returncode == 0
+    print(f"key R -> episode file: {started * 1e3:.0f} ms")
+    assert started < 3.0, f"R took {started:.2f} s to start the episode"

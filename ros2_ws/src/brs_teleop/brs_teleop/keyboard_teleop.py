@@ -3,14 +3,16 @@
 Keys (docs/teleop.md): W/S forward/back, A/D left/right, Q/E yaw left/right, X stop the base,
 arrow keys torso (up/down: torso_joint1, left/right: torso_joint4), '[' / ']' select the left /
 right arm, 1-6 select an arm joint, '+' / '-' move it, G / H close / open the selected arm's
-gripper, SPACE e-stop, Ctrl-C quit.
+gripper, SPACE e-stop, R start recording, F finish and save it, Backspace discard it (the
+episode recorder's services, like the Joy-Con's + / - / capture), Ctrl-C quit.
 
 A terminal gives key presses but no releases, so a base key commands its velocity for
 `hold_s` seconds after the last press (terminal auto-repeat keeps a held key alive).
 A status line at the bottom of the terminal (5 Hz) shows the selected arm and joint and its
 target, the grippers, the commanded vs measured base speed (/odom), the e-stop (from the
 controller's /diagnostics) and `BASE BLOCKED?` when the base has been commanded but has hardly
-moved for a second (driving into furniture).
+moved for a second (driving into furniture), and the recorder's state (`REC episode_000003
+12.4 s` while recording) when the graph has one.
 The key -> action mapping (`parse_keys`, `KeyboardState`) is pure; the node is a thin layer that
 reads stdin in non-blocking cbreak mode and publishes the 21-D target at `rate_hz`.
 """
@@ -32,6 +34,7 @@ ARROWS = {b"\x1b[A": "up", b"\x1b[B": "down", b"\x1b[C": "right", b"\x1b[D": "le
 BASE_KEYS = {"w": (1, 0, 0), "s": (-1, 0, 0), "a": (0, 1, 0), "d": (0, -1, 0),
              "q": (0, 0, 1), "e": (0, 0, -1)}
 TORSO_KEYS = {"up": (0, 1.0), "down": (0, -1.0), "left": (3, 1.0), "right": (3, -1.0)}
+RECORD_KEYS = {"r": "record_start", "f": "record_stop", "backspace": "record_discard"}  # -> events
 
 
 def parse_keys(data: bytes) -> tuple[list[str], bytes]:
@@ -57,6 +60,8 @@ def parse_keys(data: bytes) -> tuple[list[str], bytes]:
             keys.append("quit")
         elif ch == "=":
             keys.append("+")  # '+' without shift
+        elif ch in ("\x7f", "\x08"):
+            keys.append("backspace")
         else:
             keys.append(ch.lower())
     return keys, b""
@@ -78,7 +83,9 @@ class KeyboardState:
     pending_delta: np.ndarray = field(default_factory=lambda: np.zeros(spec.ACTION_DIM))
 
     def apply(self, key: str, now: float) -> list[str]:
-        """Apply one key at time `now`; returns events ('estop', 'quit')."""
+        """Apply one key at time `now`; returns events ('estop', 'quit', RECORD_KEYS' values)."""
+        if key in RECORD_KEYS:
+            return [RECORD_KEYS[key]]
         if key in BASE_KEYS:
             self.base = np.asarray(BASE_KEYS[key], float)
             self.base_until = now + self.hold_s
@@ -130,9 +137,18 @@ class BlockedBase:
         return False
 
 
+def recorder_text(values: dict | None) -> str | None:
+    """The recorder's state for the status line from its /diagnostics values (None: no recorder)."""
+    if values is None:
+        return None
+    if values.get("recording") == "true":
+        return f"REC {values.get('episode', '?')} {float(values.get('duration_s', 'nan')):.1f} s"
+    return "rec idle (R start)"
+
+
 def status_line(state: KeyboardState, targets, commanded_base, measured_base, estop: bool | None,
-                blocked: bool) -> str:
-    """One terminal line: selection and its target, grippers, base speeds, e-stop, warnings."""
+                blocked: bool, recorder: str | None = None) -> str:
+    """One terminal line: selection and its target, grippers, base speeds, e-stop, recorder, warnings."""
     name = f"{state.arm}_arm_joint{state.joint}"
     target = targets[spec.ACTION_JOINTS.index(name)]
     grip = "/".join(f"{targets[spec.ACTION_JOINTS.index(f'{side}_gripper_joint')]:.3f}" for side in ("left", "right"))
@@ -140,6 +156,8 @@ def status_line(state: KeyboardState, targets, commanded_base, measured_base, es
     parts = [f"{name} {target:+.2f} rad", f"grippers L/R {grip}",
              f"base cmd {cmd:.2f} m/s {commanded_base[2]:+.2f} rad/s | measured {meas:.2f} m/s {measured_base[2]:+.2f} rad/s",
              "E-STOP LATCHED (brs estop reset)" if estop else ("e-stop clear" if estop is False else "e-stop ?")]
+    if recorder is not None:
+        parts.append(recorder)
     if blocked:
         parts.append("BASE BLOCKED? commanded but not moving")
     return " | ".join(parts)
@@ -166,6 +184,7 @@ def _make_node():
     from rclpy.node import Node
     from sensor_msgs.msg import JointState
     from std_msgs.msg import Bool
+    from std_srvs.srv import Trigger
     from trajectory_msgs.msg import JointTrajectory
 
     from brs_common import params, qos, topics
@@ -196,6 +215,13 @@ def _make_node():
             self.create_subscription(DiagnosticArray, topics.DIAGNOSTICS, self._on_diagnostics, qos.DIAGNOSTICS)
             self.measured_base = np.zeros(3)
             self.estop: bool | None = None
+            self.recorder: dict | None = None  # the recorder's latest /diagnostics values
+            # already discovered when a key asks: a start takes one service round trip
+            self.recorder_clients = {
+                "record_start": self.create_client(Trigger, topics.RECORDER_START),
+                "record_stop": self.create_client(Trigger, topics.RECORDER_STOP),
+                "record_discard": self.create_client(Trigger, topics.RECORDER_DISCARD),
+            }
             self.blocked = BlockedBase()
             self.status_period = 0.2
             self._last_status = 0.0
@@ -216,7 +242,8 @@ def _make_node():
             self._warned_blocked = False
             self.create_timer(1.0 / self.rate_hz, self._tick)
             self.get_logger().info("keyboard teleop: WASD base, QE yaw, arrows torso, [ ] arm, "
-                                   "1-6 joint, +/- move, G/H gripper, SPACE e-stop, X stop")
+                                   "1-6 joint, +/- move, G/H gripper, SPACE e-stop, X stop, "
+                                   "R record, F save, Backspace discard")
 
         def _on_joint_states(self, msg):
             if self.targets is None:
@@ -232,6 +259,25 @@ def _make_node():
                 if st.name == f"{topics.WHOLE_BODY_CONTROLLER_NODE}: state":
                     values = {kv.key: kv.value for kv in st.values}
                     self.estop = values.get("estop_latched") == "True"
+                elif st.name == f"{topics.RECORDER_NODE}: recorder":
+                    self.recorder = {kv.key: kv.value for kv in st.values}
+
+        def _record(self, event: str):
+            """Call the recorder's start / stop / discard service; the answer is logged."""
+            client = self.recorder_clients[event]
+            if not client.service_is_ready():
+                self.get_logger().warning(f"no episode recorder in this graph ({client.srv_name}): "
+                                          "bring up mode:=record")
+                return
+            future = client.call_async(Trigger.Request())
+            future.add_done_callback(lambda f, what=event.split("_")[1]: self._recorded(what, f))
+
+        def _recorded(self, what: str, future):
+            response = future.result()
+            if response.success:
+                self.get_logger().info(f"recorder {what}: {response.message}")
+            else:
+                self.get_logger().warning(f"recorder {what} refused: {response.message}")
 
         def _status(self, now: float):
             if now - self._last_status < self.status_period:
@@ -243,7 +289,8 @@ def _make_node():
                 self.get_logger().warning("the base is commanded but hardly moves: blocked?")
             self._warned_blocked = blocked
             if self.status_out is not None:
-                line = status_line(self.keys, self.targets, commanded, self.measured_base, self.estop, blocked)
+                line = status_line(self.keys, self.targets, commanded, self.measured_base, self.estop, blocked,
+                                   recorder_text(self.recorder))
                 self.status_out.write("\r\x1b[K" + line)
                 self.status_out.flush()
 
@@ -267,6 +314,9 @@ def _make_node():
             if tm.ESTOP in events:
                 self.estop_pub.publish(Bool(data=True))
                 self.get_logger().warning("e-stop sent")
+            for event in events:
+                if event in self.recorder_clients:
+                    self._record(event)
             if "quit" in events:
                 self.quit = True
             self.pub.publish(tm.command_msg(self.targets, 1.0 / self.rate_hz))
