@@ -15,6 +15,9 @@ Parameters: output_dir, rate_hz, max_age, cameras, task, seed, source, calibrati
 queue_size, joycon_config, action_topic, depth_encoding, compression_level (see docs/teleop.md,
 "Recording episodes"). task/seed/source are read at each start, so `ros2 param set` between
 episodes works.
+A write error (a full disk) turns the status ERROR and stops writing; ~/stop then saves the whole
+frames written so far as a complete episode, or answers success=false with the reason and leaves
+them readable in the `.partial` file when even that fails. The next start clears the ERROR.
 Status on /diagnostics at 1 Hz ("episode_recorder: recorder"). SIGINT/SIGTERM saves the current
 episode as complete; a kill -9 leaves it as `<episode>.h5.partial` (see episode.py).
 """
@@ -173,8 +176,9 @@ class EpisodeWriterThread:
             if self.invalid[reason] == 1:
                 self.log.warning(f"frame at t={t:.3f} dropped: {exc}")
         except Exception as exc:  # disk full, I/O error: the file keeps its whole frames
-            self.failure = f"writing {self.writer.path} failed: {exc}"
-            self.log.error(self.failure + "; the episode stays .partial")
+            self.failure = f"writing {self.writer.path.name} failed at frame {self.writer.n_frames}: {exc}"
+            self.log.error(f"{self.failure}; no more frames are written: `brs record stop` saves the "
+                           f"{self.writer.n_frames} frames written so far")
 
     def _do_start(self, metadata: ep.EpisodeMetadata) -> Path:
         if self.writer is not None:
@@ -187,17 +191,27 @@ class EpisodeWriterThread:
         return self.writer.path
 
     def _do_stop(self, arg: tuple[int, int]) -> dict:
+        """Save the episode as complete. After a write error, its whole frames (close() cuts a
+        frame the disk refused halfway); "write_error" says why it ends early. When the file
+        cannot be completed, "error" says why and "partial" is where its frames stay readable."""
         dropped, success = arg
         w = self._take()
         result = {"frames": w.n_frames, "duration": w.duration,
                   "dropped": dropped + self.invalid_total, "path": None}
         if self.failure:
-            result["error"] = self.failure
-            w.abandon()
-        elif w.n_frames == 0:
+            result["write_error"] = self.failure
+        if w.n_frames == 0:
             w.discard()
-        else:
+            if self.failure:
+                result["error"] = f"{self.failure}: no frames were written, nothing saved"
+            return result
+        try:
             result["path"] = w.close(dropped_frames=result["dropped"], success=success)
+        except Exception as exc:  # the disk is still full: the whole frames stay in the .partial
+            w.abandon()
+            self.failure = self.failure or f"completing {w.path.name} failed"
+            result["error"] = f"{self.failure}; completing the episode failed too ({exc})"
+            result["partial"] = w.path
         return result
 
     def _do_discard(self, _=None) -> dict:
@@ -278,6 +292,9 @@ class EpisodeRecorder(Node):
         self._next_slot = 0
         self.saved = 0
         self.last_saved = ""
+        # (level, message) of how the last episode ended when the operator must see it (a write
+        # error cut it short: ERROR), shown until the next start
+        self.notice: tuple[int, str] | None = None
         self.writer = EpisodeWriterThread(self.output_dir, cameras, int(p["queue_size"]), self.get_logger(),
                                           str(p["depth_encoding"]), int(p["compression_level"]))
 
@@ -368,7 +385,7 @@ class EpisodeRecorder(Node):
                 continue
             break
         with self._lock:
-            if not self.recording:
+            if not self.recording or self.writer.failure:  # after a write error nothing more is written
                 return
             if problem:
                 self.dropped["stale"] += 1
@@ -390,7 +407,8 @@ class EpisodeRecorder(Node):
         return serve
 
     def _outcome(self, future: Future, describe) -> Future:
-        """(ok, message) of a writer command, logged and shown on /diagnostics at once."""
+        """(ok, message) of a writer command, logged and shown on /diagnostics at once. The
+        outcome is always set: a service must never go unanswered."""
         outcome: Future = Future()
 
         def done(fut: Future):
@@ -398,10 +416,16 @@ class EpisodeRecorder(Node):
                 ok, message = describe(fut.result())
             except Exception as exc:  # the writer refused: disk error, ...
                 ok, message = False, str(exc)
-            (self.get_logger().info if ok else self.get_logger().error)(message)
-            self._update_status()
-            self.diag.publish()
-            outcome.set_result((ok, message))
+            try:
+                # rclpy refuses a call site that logs at two severities: one call per level
+                if ok:
+                    self.get_logger().info(message)
+                else:
+                    self.get_logger().error(message)
+                self._update_status()
+                self.diag.publish()
+            finally:
+                outcome.set_result((ok, message))
 
         future.add_done_callback(done)
         return outcome
@@ -430,6 +454,7 @@ class EpisodeRecorder(Node):
                 rate_hz=self.rate_hz, task=str(get("task")), seed=int(get("seed")),
                 source=str(get("source")), calibration=self.calibration)
             self.recording, self.episode = True, "(starting)"
+            self.notice = None
             self.task_success = ep.SUCCESS_UNKNOWN
             self.dropped.clear()
             self._slot0 = None
@@ -456,16 +481,26 @@ class EpisodeRecorder(Node):
     def stop(self) -> Future:
         """Finish the episode and save it as complete."""
         def describe(r):
-            if r.get("error"):
-                return False, f"{r['error']}: nothing saved"
-            if r["path"] is None:
-                return False, "the episode had no frames: nothing saved (are all streams publishing?)"
-            self.saved += 1
-            self.last_saved = str(r["path"])
-            # the path comes last: tools take the message's last word
-            return True, (f"{r['frames']} frames, {r['duration']:.1f} s, {r['dropped']} dropped; "
-                          f"saved {r['path']}")
+            ok, message = self._stop_message(r)
+            if "write_error" in r or "error" in r:
+                self.notice = (DiagnosticStatus.ERROR, message)
+            return ok, message
         return self._end("stop", describe)
+
+    def _stop_message(self, r: dict) -> tuple[bool, str]:
+        if r.get("error"):
+            if r.get("partial"):
+                return False, (f"{r['error']}; its {r['frames']} whole frames stay readable in {r['partial']} "
+                               f"(brs record show)")
+            return False, r["error"]
+        if r["path"] is None:
+            return False, "the episode had no frames: nothing saved (are all streams publishing?)"
+        self.saved += 1
+        self.last_saved = str(r["path"])
+        cut = f"cut short: {r['write_error']}; " if r.get("write_error") else ""
+        # the path comes last: tools take the message's last word
+        return True, (f"{cut}{r['frames']} frames, {r['duration']:.1f} s, {r['dropped']} dropped; "
+                      f"saved {r['path']}")
 
     def discard(self) -> Future:
         """Finish the episode and delete its file."""
@@ -487,8 +522,11 @@ class EpisodeRecorder(Node):
 
     def _update_status(self):
         v = self.status_values()
-        if self.writer.failure:
-            level, message = DiagnosticStatus.ERROR, self.writer.failure
+        if self.recording and self.writer.failure:
+            level, message = DiagnosticStatus.ERROR, (f"{self.writer.failure}; `brs record stop` saves the "
+                                                      f"{v['frames']} frames written so far")
+        elif self.notice is not None and not self.recording:
+            level, message = self.notice
         elif self.recording:
             level = DiagnosticStatus.WARN if v["dropped_frames"] else DiagnosticStatus.OK
             message = (f"recording {v['episode']}: {v['frames']} frames, {v['duration_s']} s, "
