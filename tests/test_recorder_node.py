@@ -1,11 +1,12 @@
 """Episode recorder node against the real sim node and whole-body controller (separate processes):
 complete episodes, kill -9 safety, discard, Joy-Con buttons, Ctrl-C, bad parameters, a disk that
-fills up (write errors)."""
+fills up (write errors), the max_duration and min_free_mb limits."""
 
 from __future__ import annotations
 
 import hashlib
 import os
+import re
 import signal
 import subprocess
 import time
@@ -15,6 +16,8 @@ import numpy as np
 import pytest
 from diagnostic_msgs.msg import DiagnosticArray
 from sensor_msgs.msg import Joy
+from rcl_interfaces.srv import SetParameters
+from rclpy.parameter import Parameter
 from std_srvs.srv import Trigger
 
 from brs_common import qos, topics
@@ -101,6 +104,13 @@ def full_status(h) -> tuple[int, str, dict] | None:
             if s.name == STATUS_NAME:
                 return s.level[0], s.message, {kv.key: kv.value for kv in s.values}
     return None
+
+
+def set_parameters(h, **values):
+    """Set recorder parameters through its ~/set_parameters service (as `ros2 param set`)."""
+    req = SetParameters.Request(parameters=[Parameter(k, value=v).to_parameter_msg() for k, v in values.items()])
+    results = h.call(SetParameters, f"/{topics.RECORDER_NODE}/set_parameters", req, timeout=30).results
+    assert all(r.successful for r in results), [r.reason for r in results]
 
 
 def status(h) -> dict | None:
@@ -314,6 +324,8 @@ def test_start_needs_a_task_label_and_the_cli_gives_one(graph, tmp_path):
     ({"depth_encoding": "png"}, "depth_encoding 'png': use one of float32, mm16"),
     ({"compression_level": 12}, "compression_level must be 0-9 (gzip), got 12"),
     ({"calibration_file": "/nonexistent/calib.yaml"}, "calibration_file '/nonexistent/calib.yaml' does not exist"),
+    ({"max_duration": -1.0}, "max_duration must be 0 (no limit) to 86400 s, got -1.0"),
+    ({"min_free_mb": -5}, "min_free_mb must be 0 (no check) to 10000000, got -5"),
 ])
 def test_bad_parameters_fail_at_startup(ros_domain, tmp_path, params, message):
     proc = NodeProcess("episode_recorder", {"output_dir": str(tmp_path), **params},
@@ -401,3 +413,53 @@ def test_a_write_error_shows_as_error_stop_answers_and_the_next_episode_records(
     log = proc.log()
     assert "Traceback" not in log and "Logger severity" not in log, log
 
+
+def test_limits_stop_and_save_the_episode_and_refuse_a_start(graph, tmp_path):
+    """max_duration (node time) and min_free_mb stop a running episode and save it as complete,
+    with a WARN status and one log line saying why; a start is refused while free space is under
+    min_free_mb (the message names the folder and the free MB). Both are read live."""
+    from brs_teleop.recorder_node import MIN_FREE_MB_LIMIT
+
+    h = graph
+    out = tmp_path.resolve()
+    # more than this disk has: the start is refused
+    proc = recorder(h, out, "limits", cameras=[""], max_duration=2.0, min_free_mb=MIN_FREE_MB_LIMIT)
+    wait_for(lambda: full_status(h) is not None or proc.proc.poll() is not None, 60, message="recorder status")
+    assert proc.proc.poll() is None, proc.log()
+    refused = call(h, topics.RECORDER_START)
+    assert not refused.success and f"MB free in {out} (min_free_mb {MIN_FREE_MB_LIMIT})" in refused.message, \
+        refused.message
+    assert ep.list_episodes(out) == ([], [])
+
+    # max_duration: stopped after 2 s of sim time, saved as complete
+    set_parameters(h, min_free_mb=500)
+    start(h, proc)
+    wait_for(lambda: ep.list_episodes(out)[0], 60, message=f"episode saved at max_duration (last {full_status(h)})")
+    first = out / "episode_000000.h5"
+    meta = ep.validate_episode(first)
+    with ep.read_episode(first) as e:
+        assert 1.5 <= e.duration <= 2.0 + 1e-6, e.duration  # frames up to 2 s of node time
+    assert 10 <= meta["n_frames"] <= 20, meta["n_frames"]
+    wait_for(lambda: (st := full_status(h)) is not None and st[2]["recording"] == "false", 10,
+             message=f"idle status (last {full_status(h)})")
+    level, message, _ = full_status(h)
+    assert level == 1 and "stopped episode_000000: max_duration 2 s reached" in message, (level, message)
+    assert message.endswith(f"saved {first}"), message
+    wait_for(lambda: "max_duration 2 s reached" in proc.log(), 10, message="the log line")
+    assert proc.log().count("max_duration 2 s reached") == 1, proc.log()
+
+    # min_free_mb raised above the free space while recording (no limit on the duration now)
+    set_parameters(h, max_duration=0.0)
+    start(h, proc)
+    frames_at_least(h, 3, "episode_000001")
+    set_parameters(h, min_free_mb=MIN_FREE_MB_LIMIT)
+    wait_for(lambda: len(ep.list_episodes(out)[0]) == 2, 30, message=f"episode saved at min_free_mb (last {full_status(h)})")
+    assert ep.validate_episode(out / "episode_000001.h5")["n_frames"] >= 3
+    wait_for(lambda: (st := full_status(h)) is not None and st[2]["recording"] == "false", 10,
+             message=f"idle status (last {full_status(h)})")
+    level, message, _ = full_status(h)
+    assert level == 1 and re.search(rf"stopped episode_000001: only \d+ MB free in {re.escape(str(out))} "
+                                    rf"\(min_free_mb {MIN_FREE_MB_LIMIT}\): .*saved {re.escape(str(out))}", message), \
+        (level, message)
+    assert ep.list_episodes(out)[1] == []  # nothing left .partial
+    assert proc.stop(timeout=30) == 0, proc.log()

@@ -279,7 +279,10 @@ def status_table(message: str, values: dict):
                     f"stale {values.get('dropped_stale', 0)}, "
                     f"queue full {values.get('dropped_queue_full', 0)}, invalid {values.get('dropped_invalid', 0)}"),
         ("queued", values.get("queued", "0")),
-        ("output dir", values.get("output_dir", "")),
+        ("output dir", values.get("output_dir", "")
+         + (f" ({values['free_mb']} MB free)" if "free_mb" in values else "")),
+        ("limits", f"max_duration {values.get('max_duration_s', '-')} s, "
+                   f"min_free_mb {values.get('min_free_mb', '-')} MB (0 = off)"),
         ("saved", f"{values.get('saved_episodes', 0)} this session; last {values.get('last_saved') or '-'}"),
         ("message", message),
     ]
