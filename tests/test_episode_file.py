@@ -340,3 +340,20 @@ def test_brs_record_list_and_validate(tmp_path, capsys):
     assert main(["record", "validate", str(tmp_path / "nope.h5")]) == 1
     assert "no such file" in capsys.readouterr().out
     writer.discard()
+
+
+@pytest.mark.parametrize("task", ["", "   "])
+def test_validate_flags_an_episode_without_a_task_label(tmp_path, capsys, task):
+    """Datasets index episodes by their task: `brs record validate` calls an unlabelled episode
+    invalid (exit 1, as for any invalid file) and says how to fix it."""
+    from brs.cli import main
+
+    good, _ = write(tmp_path, 2)
+    with h5py.File(good, "r+") as f:
+        f.attrs["task"] = task
+    ep.validate_episode(good)  # the file itself is sound: readers and the exporters' --task take it
+    assert main(["record", "validate", str(good)]) == 1
+    out = capsys.readouterr().out
+    assert out.startswith(f"INVALID {good}: no task label (task {task!r}): ") and "ok " not in out
+    assert "brs export lerobot|mcap ... --task TEXT" in out and "brs record start --task TEXT" in out
+    assert main(["record", "validate", str(tmp_path)]) == 1

@@ -598,6 +598,16 @@ def _validate(ep: Episode, expected_hash: str | None) -> None:
                  f"({joints[int(cols[0])]})")
 
 
+def has_task_label(metadata: Mapping) -> bool:
+    """Does an episode's metadata name its task? Datasets (LeRobot) index episodes by it, so an
+    empty or blank `task` makes an episode unusable there until an exporter's --task names it."""
+    return bool(str(metadata.get("task", "")).strip())
+
+
+NO_TASK_LABEL_FIX = ("give it one when exporting (brs export lerobot|mcap ... --task TEXT) or re-record it "
+                     "(brs record start --task TEXT)")
+
+
 def _column_names(dataset: str) -> tuple[str, ...]:
     if dataset == "action":
         return spec.ACTION_JOINTS

@@ -73,7 +73,8 @@ def add_parser(sub) -> None:
 
     v = cmds.add_parser("validate", help="check episode files; exit 1 if any is invalid",
                         description="Validate episode files (schema, completeness, shapes, finite "
-                                    "values, robot spec hash); a folder means all its episodes.",
+                                    "values, robot spec hash, a task label); a folder means all its "
+                                    "episodes.",
                         epilog="examples:\n  brs record validate outputs/episodes/episode_000003.h5\n"
                                "  brs record validate outputs/episodes --any-spec",
                         formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -155,6 +156,10 @@ def _validate(args) -> int:
             bad += 1
             print(f"INVALID {exc}")
         else:
+            if not ep.has_task_label(meta):  # datasets index episodes by it
+                bad += 1
+                print(f"INVALID {path}: no task label (task {meta.get('task', '')!r}): {ep.NO_TASK_LABEL_FIX}")
+                continue
             print(f"ok      {path}: {meta['n_frames']} frames, task {meta['task']!r}, "
                   f"{meta['dropped_frames']} dropped")
     if not paths:
