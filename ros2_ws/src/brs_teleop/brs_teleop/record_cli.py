@@ -3,11 +3,13 @@ the command line.
 
 status/start/stop/discard talk to a running `episode_recorder` node (brs_bringup.graph_client);
 list/validate/show/video/plot only read files. Importing this module is cheap (registered in brs.cli).
+Arguments are checked before any ROS setup (rclpy context, DDS discovery), so a bad one fails at once.
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 import time
 from pathlib import Path
@@ -239,16 +241,24 @@ def _client():
     return GraphClient("brs_record")
 
 
+def check_timeout(seconds: float) -> None:
+    """ValueError (exit 2) unless --timeout is a finite number of seconds > 0."""
+    if not (math.isfinite(seconds) and seconds > 0):
+        raise ValueError(f"--timeout must be a number of seconds > 0, got {seconds:g}")
+
+
 def _service(args) -> int:
+    # every argument check comes first: before ROS starts (rclpy init, discovery take seconds)
+    check_timeout(args.timeout)
+    task = getattr(args, "task", None)
+    if task is not None and not task.strip():
+        raise ValueError("--task must not be empty")
     from std_srvs.srv import Trigger
 
     from brs_common import topics
 
     name = {"start": topics.RECORDER_START, "stop": topics.RECORDER_STOP,
             "discard": topics.RECORDER_DISCARD}[args.service]
-    task = getattr(args, "task", None)
-    if task is not None and not task.strip():
-        raise ValueError("--task must not be empty")
     client = _client()
     try:
         if task is not None:
@@ -297,6 +307,7 @@ def status_table(message: str, values: dict):
 
 
 def _status(args) -> int:
+    check_timeout(args.timeout)  # before ROS starts
     from rich.console import Console
     from rich.live import Live
 
