@@ -222,6 +222,9 @@ def test_episodes_survive_kill_9(graph, tmp_path):
     cli = subprocess.run([str(BIN / "brs"), "record", "status", "--once"], capture_output=True,
                          text=True, timeout=60)
     assert cli.returncode == 0 and "recording" in cli.stdout and "episode_000002" in cli.stdout, cli
+    # without --once into a pipe (as from a script): one snapshot too, never a wait for Ctrl-C
+    cli = subprocess.run([str(BIN / "brs"), "record", "status"], capture_output=True, text=True, timeout=60)
+    assert cli.returncode == 0 and "episode_000002" in cli.stdout, cli
     cli = subprocess.run([str(BIN / "brs"), "record", "stop"], capture_output=True, text=True, timeout=60)
     assert cli.returncode == 0 and "saved" in cli.stdout, cli
     assert ep.list_episodes(tmp_path) == ([first, tmp_path / "episode_000002.h5"], [second])

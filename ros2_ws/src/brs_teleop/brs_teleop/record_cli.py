@@ -19,7 +19,8 @@ examples:
   brs bringup use_sim:=true mode:=record            # terminal 1: sim + controller + JoyLo + recorder
   brs record start --task "put the box on the table" # terminal 2: new episode (or Joy-Con +)
   brs record stop                                   # save it (Joy-Con -), or: brs record discard
-  brs record status                                 # live: episode, duration, frames, dropped
+  brs record status                                 # live: episode, duration, frames, dropped; Ctrl-C quits
+  brs record status --once                          # one snapshot (also what a pipe or script gets)
   brs record list outputs/episodes                  # frames, duration, task, status per episode
   brs record validate outputs/episodes/episode_000003.h5
   brs record validate outputs/episodes              # every episode of a folder
@@ -46,10 +47,16 @@ def add_parser(sub) -> None:
 
     s = cmds.add_parser("status", help="live recorder status from /diagnostics (Ctrl-C quits)",
                         description="Show the recorder's status (recording?, episode, duration, "
-                                    "frames, dropped frames, output dir) as it arrives on /diagnostics.",
-                        epilog="examples:\n  brs record status\n  brs record status --once   # one snapshot, for scripts",
+                                    "frames, dropped frames, output dir, free space, limits) as it "
+                                    "arrives on /diagnostics. On a terminal the view stays live; Ctrl-C "
+                                    "quits. When stdout is not a terminal (a pipe, a file, a script) it "
+                                    "prints one snapshot and exits, as --once does.",
+                        epilog="examples:\n  brs record status            # live; Ctrl-C quits\n"
+                               "  brs record status --once     # one snapshot, for scripts\n"
+                               "  brs record status | cat      # not a terminal: one snapshot",
                         formatter_class=argparse.RawDescriptionHelpFormatter)
-    s.add_argument("--once", action="store_true", help="print the first status received and exit")
+    s.add_argument("--once", action="store_true",
+                   help="print the first status received and exit (the default when stdout is not a terminal)")
     s.add_argument("--timeout", type=float, default=10.0,
                    help="seconds to wait for the recorder's first status (default %(default)s)")
     s.set_defaults(func=_status)
@@ -322,7 +329,8 @@ def _status(args) -> int:
             print(f"no status from {topics.RECORDER_NODE} on /diagnostics within {args.timeout:g} s: "
                   "is it running (brs bringup ... mode:=record) on this ROS_DOMAIN_ID?", file=sys.stderr)
             return 1
-        if args.once:
+        # a live view only on a terminal: a pipe or a script gets one snapshot, never a wait for Ctrl-C
+        if args.once or not sys.stdout.isatty():
             Console().print(status_table(*client.status(name)))
             return 0
         with Live(status_table(*client.status(name)), refresh_per_second=4) as live:
