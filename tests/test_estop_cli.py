@@ -44,10 +44,11 @@ def test_estop_latch_status_reset(ros, tmp_path):
 
     cli = _brs()
     assert cli.returncode == 0 and "E-STOP latched" in cli.stdout, cli
+    assert "clear it with `brs estop reset`" in cli.stdout, cli  # the operator's command, not only a service
     wait_for(lambda: _latched(h) == "True", 5, message="the latch in the controller's status")
     cli = _brs("status")
     assert cli.returncode == 0 and cli.stdout.strip() == "latched", cli
-    assert "E-STOP latched" in ctrl.log()
+    assert "E-STOP latched" in ctrl.log() and "brs estop reset" in ctrl.log()
 
     cli = _brs("reset")
     assert cli.returncode == 0, cli
