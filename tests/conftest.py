@@ -56,6 +56,24 @@ def ros_domain(monkeypatch) -> int:
     return domain
 
 
+@pytest.fixture
+def no_ros_setup(monkeypatch):
+    """Fail the test if it sets up ROS (an rclpy context, a GraphClient or BackgroundNode node):
+    for checks that must come before it, such as a CLI's argument checks."""
+    import rclpy
+
+    from brs_bringup import graph_client
+    from brs_common import background
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("ROS was set up (rclpy init / GraphClient / BackgroundNode) before the check")
+
+    monkeypatch.setattr(rclpy, "init", refuse)
+    monkeypatch.setattr(rclpy, "create_node", refuse)
+    monkeypatch.setattr(background.BackgroundNode, "__init__", refuse)
+    monkeypatch.setattr(graph_client.GraphClient, "__init__", refuse)
+
+
 @contextlib.contextmanager
 def harness_on_new_domain():
     """A RosHarness on a fresh domain for module-scoped fixtures; ROS_DOMAIN_ID is exported for

@@ -18,11 +18,13 @@ BIN = Path(sys.executable).parent
 
 
 class NodeProcess:
-    """A console_script of this venv run as its own OS process (own process group)."""
+    """A console_script of this venv (or a `*.py` file, run by this venv's python) run as its own
+    OS process (own process group)."""
 
     def __init__(self, executable: str, params: dict | None = None, name: str | None = None,
                  env: dict | None = None, log_path: Path | None = None):
-        args = [str(BIN / executable), "--ros-args"]
+        command = [sys.executable, executable] if executable.endswith(".py") else [str(BIN / executable)]
+        args = [*command, "--ros-args"]
         if name:
             args += ["-r", f"__node:={name}"]
         for key, value in (params or {}).items():

@@ -278,6 +278,51 @@ def test_killed_writer_leaves_whole_frames_in_a_partial(tmp_path):
         np.testing.assert_array_equal(e.cameras["right_wrist"].color[4], frames[4].images["right_wrist"][0])
 
 
+def test_close_after_a_failed_write_keeps_the_whole_frames(tmp_path, monkeypatch):
+    """A full disk refuses a frame halfway (h5py raises from the image write after the vectors
+    grew): close() still completes the episode with the frames before it, the part cut off."""
+    import errno
+
+    rng = np.random.default_rng(0)
+    frames = [make_frame(i, rng) for i in range(4)]
+    writer = ep.EpisodeWriter(tmp_path, metadata())
+    for f in frames[:3]:
+        writer.add_frame(f)
+
+    def disk_full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(h5py.Dataset, "write_direct", disk_full)
+    with pytest.raises(OSError, match="No space left"):
+        writer.add_frame(frames[3])
+    monkeypatch.undo()
+    assert writer.n_frames == 3 and len(writer._vectors["action"]) == 4  # the frame's vectors reached it
+    path = writer.close(dropped_frames=0)
+    meta = ep.validate_episode(path, spec_hash=spec.spec_hash())
+    assert meta["n_frames"] == 3 and meta["status"] == "complete"
+    with ep.read_episode(path) as e:
+        np.testing.assert_array_equal(e.action, np.array([f.action for f in frames[:3]], np.float32))
+        np.testing.assert_array_equal(e.cameras["head"].color[2], frames[2].images["head"][0])
+
+
+def test_abandon_after_a_failed_close_leaves_a_readable_partial(tmp_path, monkeypatch):
+    """close() itself refused (the disk is still full): abandon() closes the file, which stays
+    `.partial` with its whole frames readable."""
+    rng = np.random.default_rng(0)
+    writer = ep.EpisodeWriter(tmp_path, metadata())
+    for i in range(2):
+        writer.add_frame(make_frame(i, rng))
+    monkeypatch.setattr(h5py.File, "close", lambda self: (_ for _ in ()).throw(OSError("disk full")))
+    with pytest.raises(OSError, match="disk full"):
+        writer.close()
+    monkeypatch.undo()
+    writer.abandon()
+    assert not writer._file  # closed (an h5py File is false then): no handle left open
+    assert ep.list_episodes(tmp_path) == ([], [writer.path])
+    with ep.read_episode(writer.path) as e:
+        assert not e.complete and e.n_frames == 2
+
+
 def test_brs_record_list_and_validate(tmp_path, capsys):
     from brs.cli import main
 
@@ -295,3 +340,20 @@ def test_brs_record_list_and_validate(tmp_path, capsys):
     assert main(["record", "validate", str(tmp_path / "nope.h5")]) == 1
     assert "no such file" in capsys.readouterr().out
     writer.discard()
+
+
+@pytest.mark.parametrize("task", ["", "   "])
+def test_validate_flags_an_episode_without_a_task_label(tmp_path, capsys, task):
+    """Datasets index episodes by their task: `brs record validate` calls an unlabelled episode
+    invalid (exit 1, as for any invalid file) and says how to fix it."""
+    from brs.cli import main
+
+    good, _ = write(tmp_path, 2)
+    with h5py.File(good, "r+") as f:
+        f.attrs["task"] = task
+    ep.validate_episode(good)  # the file itself is sound: readers and the exporters' --task take it
+    assert main(["record", "validate", str(good)]) == 1
+    out = capsys.readouterr().out
+    assert out.startswith(f"INVALID {good}: no task label (task {task!r}): ") and "ok " not in out
+    assert "brs export lerobot|mcap ... --task TEXT" in out and "brs record start --task TEXT" in out
+    assert main(["record", "validate", str(tmp_path)]) == 1

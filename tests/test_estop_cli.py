@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import subprocess
+import time
 
+import pytest
 from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import TwistStamped
 from sensor_msgs.msg import JointState
@@ -42,10 +44,11 @@ def test_estop_latch_status_reset(ros, tmp_path):
 
     cli = _brs()
     assert cli.returncode == 0 and "E-STOP latched" in cli.stdout, cli
+    assert "clear it with `brs estop reset`" in cli.stdout, cli  # the operator's command, not only a service
     wait_for(lambda: _latched(h) == "True", 5, message="the latch in the controller's status")
     cli = _brs("status")
     assert cli.returncode == 0 and cli.stdout.strip() == "latched", cli
-    assert "E-STOP latched" in ctrl.log()
+    assert "E-STOP latched" in ctrl.log() and "brs estop reset" in ctrl.log()
 
     cli = _brs("reset")
     assert cli.returncode == 0, cli
@@ -56,3 +59,29 @@ def test_estop_latch_status_reset(ros, tmp_path):
 def test_estop_without_a_controller_says_so(ros_domain):
     cli = _brs("--timeout", "2")
     assert cli.returncode == 1 and "no controller reported the latch within 2 s" in cli.stderr, cli
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--timeout", "-1"], "--timeout must be a number of seconds > 0, got -1"),
+    (["reset", "--timeout", "0"], "--timeout must be a number of seconds > 0, got 0"),
+    (["status", "--timeout", "nan"], "--timeout must be a number of seconds > 0, got nan"),
+])
+def test_bad_arguments_fail_before_any_ros_setup(no_ros_setup, capsys, args, message):
+    """A bad argument is one line and exit 2 at once: no rclpy context, no discovery first."""
+    from brs.cli import main
+
+    assert main(["estop", *args]) == 2
+    assert capsys.readouterr().err == f"brs estop: error: {message}\n"
+
+
+def test_an_argument_error_comes_back_as_fast_as_the_cli_starts(ros_domain):
+    """Wall time in a fresh process: the CLI's own start (`brs estop --help`, measured the same
+    way) and nothing more, under 2 s when the machine is not loaded."""
+    t0 = time.monotonic()
+    assert _brs("--help").returncode == 0
+    startup = time.monotonic() - t0
+    t0 = time.monotonic()
+    cli = _brs("--timeout", "-1")
+    took = time.monotonic() - t0
+    assert cli.returncode == 2 and "--timeout must be a number of seconds > 0" in cli.stderr, cli
+    assert took < max(2.0, startup + 1.0), f"the error took {took:.2f} s; `brs estop --help` {startup:.2f} s"

@@ -216,7 +216,7 @@ def _read_bag(bag: Path) -> dict[str, list]:
 
 def test_mcap_bags_read_back_with_rosbags(dataset, source, tmp_path):
     before = _digest(dataset)
-    summary = export_mcap(dataset, tmp_path / "bags", progress=False)
+    summary = export_mcap(dataset, tmp_path / "bags", default_task="unnamed", progress=False)
     assert _digest(dataset) == before  # sources untouched
     assert [b.name for b in summary.bags] == ["episode_000000", "episode_000001", "episode_000002"]
     assert sorted(p.suffix for p in summary.bags[0].iterdir()) == [".mcap", ".yaml"]
@@ -339,11 +339,31 @@ def test_mcap_decodes_with_the_mcap_ros2_reader(dataset, source, tmp_path):
 
 
 def test_mcap_single_episode(dataset, tmp_path):
-    summary = export_mcap(dataset / "episode_000001.h5", tmp_path / "one", progress=False)
+    summary = export_mcap(dataset / "episode_000001.h5", tmp_path / "one", default_task="unnamed", progress=False)
     assert [b.name for b in summary.bags] == ["episode_000001"]
     assert summary.frames == LENGTHS[1]
     meta = (summary.bags[0] / "metadata.yaml").read_text()
     assert "storage_identifier: mcap" in meta and "version: 9" in meta and "brs.seed: '1'" in meta
+    assert "brs.task: unnamed" in meta  # the recording had none: --task names it
+
+
+def test_mcap_export_refuses_an_episode_without_a_task_label(dataset, tmp_path):
+    """As the LeRobot export: an unlabelled (empty or blank) episode is refused, nothing written,
+    and the error says how (--task); a labelled episode keeps its own label under --task."""
+    out = tmp_path / "bags"
+    with pytest.raises(ExportError, match=r"1 episode\(s\) have no task label \(episode_000001\.h5\); "
+                                          r"a bag carries it as brs\.task: pass --task TEXT"):
+        export_mcap(dataset, out, progress=False)
+    assert not out.exists() and not _leftovers(tmp_path)
+    blank = tmp_path / "blank"
+    blank.mkdir()
+    shutil.copy(dataset / "episode_000000.h5", blank / "episode_000000.h5")
+    with h5py.File(blank / "episode_000000.h5", "r+") as f:
+        f.attrs["task"] = "   "
+    with pytest.raises(ExportError, match=r"have no task label \(episode_000000\.h5\)"):
+        export_mcap(blank, out, progress=False)
+    summary = export_mcap(dataset / "episode_000000.h5", out, default_task="other", progress=False)
+    assert "brs.task: put the cup in the sink" in (summary.bags[0] / "metadata.yaml").read_text()
 
 
 # ---- faults ----------------------------------------------------------------------------------------
@@ -365,7 +385,7 @@ def with_partial(dataset, tmp_path) -> Path:
 
 @pytest.mark.parametrize("fmt", ["lerobot", "mcap"])
 def test_incomplete_episode_is_refused_and_nothing_written(with_partial, tmp_path, fmt):
-    export = functools.partial(export_lerobot, default_task="unnamed") if fmt == "lerobot" else export_mcap
+    export = functools.partial(export_lerobot if fmt == "lerobot" else export_mcap, default_task="unnamed")
     out = tmp_path / "out"
     before = _digest(with_partial)
     refusal = r"(?s)1 incomplete episode.*episode_000003\.h5\.partial.*--skip-incomplete"
@@ -389,7 +409,7 @@ def test_invalid_episode_is_listed(with_partial, tmp_path):
 
 @pytest.mark.parametrize("fmt", ["lerobot", "mcap"])
 def test_existing_output_needs_overwrite(dataset, tmp_path, fmt):
-    export = functools.partial(export_lerobot, default_task="unnamed") if fmt == "lerobot" else export_mcap
+    export = functools.partial(export_lerobot if fmt == "lerobot" else export_mcap, default_task="unnamed")
     out = tmp_path / "out"
     out.mkdir()
     (out / "keep.txt").write_text("mine")
@@ -435,7 +455,11 @@ def test_cli(dataset, tmp_path, capsys):
     assert cli.main(["export", "lerobot", str(dataset), str(tmp_path / "lr"), "--no-depth",
                      "--repo-id", "me/demos", "--no-progress", "--task", "unnamed"]) == 0
     assert "3 episodes, 29 frames at 10 fps" in capsys.readouterr().out
-    assert cli.main(["export", "mcap", str(dataset), str(tmp_path / "lr")]) == 2
+    assert cli.main(["export", "mcap", str(dataset), str(tmp_path / "bags")]) == 2
+    err = capsys.readouterr().err
+    assert "brs export: error: 1 episode(s) have no task label (episode_000001.h5)" in err and "--task TEXT" in err
+    assert not (tmp_path / "bags").exists()
+    assert cli.main(["export", "mcap", str(dataset), str(tmp_path / "lr"), "--task", "unnamed"]) == 2
     assert "not empty; pass --overwrite" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         cli.main(["export", "mcap", "--help"])

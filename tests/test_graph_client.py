@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 
 from brs_bringup.graph_client import GraphClient
 from brs_common import qos, topics
@@ -55,3 +55,52 @@ def test_operator_summary_names_source_estop_and_recorder():
                                               "| recorder: recording episode_000003 | saved: 2")
     statuses["episode_recorder: recorder"][1].update(recording="false", saved_episodes="3")
     assert operator_summary(statuses.get).endswith("recorder: idle | saved: 3")
+
+
+def test_operator_summary_shows_a_recorder_error_instead_of_recording():
+    """A recorder in ERROR (a write failed) must not read "recording ..." on the summary line;
+    an idle one in WARN says why it stopped the last episode; the WARN of dropped frames while
+    recording (a message that changes every report) keeps the plain "recording" part."""
+    from brs_bringup.graph_client import operator_summary
+
+    name = "episode_recorder: recorder"
+    statuses = {name: ("writing episode_000000.h5.partial failed at frame 6017: [Errno 28] No space left "
+                       "on device; `brs record stop` saves the 6017 frames written so far",
+                       {"recording": "true", "episode": "episode_000000", "saved_episodes": "0"})}
+    levels = {name: 2}
+    line = operator_summary(statuses.get, levels.get)
+    assert line.startswith("recorder: ERROR writing episode_000000.h5.partial failed at frame 6017: "), line
+    assert "recording episode" not in line and line.endswith("| saved: 0")
+    statuses[name] = ("stopped episode_000000: max_duration 900 s reached: 9000 frames, 900.0 s, 0 dropped; "
+                      "saved outputs/episodes/episode_000000.h5", {"recording": "false", "saved_episodes": "1"})
+    levels[name] = 1
+    assert operator_summary(statuses.get, levels.get) == (
+        "recorder: WARN stopped episode_000000: max_duration 900 s reached: 9000 frames, 900.0 s, 0 dropped; "
+        "saved outputs/episodes/episode_000000.h5 | saved: 1")
+    statuses[name] = ("recording episode_000001: 40 frames, 4.00 s, 2 dropped",
+                      {"recording": "true", "episode": "episode_000001", "saved_episodes": "1"})
+    assert operator_summary(statuses.get, levels.get) == "recorder: recording episode_000001 | saved: 1"
+    levels[name] = 0
+    assert operator_summary(statuses.get, levels.get) == "recorder: recording episode_000001 | saved: 1"
+    assert operator_summary(statuses.get) == "recorder: recording episode_000001 | saved: 1"  # no levels
+
+
+def test_graph_client_summary_uses_the_levels(ros):
+    """GraphClient.operator_summary passes the received levels: an ERROR recorder status on
+    /diagnostics shows on the line."""
+    pub = ros.node.create_publisher(DiagnosticArray, topics.DIAGNOSTICS, qos.DIAGNOSTICS)
+    client = GraphClient("summary_probe")
+    try:
+        wait_for(lambda: pub.get_subscription_count() > 0, 15, message="the client subscribed")
+        status = _status("episode_recorder: recorder", 2, "writing episode_000000.h5.partial failed")
+        status.values = [KeyValue(key="recording", value="true"), KeyValue(key="episode", value="episode_000000")]
+
+        def arrived():
+            pub.publish(DiagnosticArray(status=[status]))
+            return client.level("episode_recorder: recorder") is not None
+
+        wait_for(arrived, 10, interval=0.2, message="the status")
+        assert client.level("episode_recorder: recorder") == 2
+        assert client.operator_summary().startswith("recorder: ERROR writing episode_000000.h5.partial failed")
+    finally:
+        client.close()

@@ -1,17 +1,23 @@
 """Episode recorder node against the real sim node and whole-body controller (separate processes):
-complete episodes, kill -9 safety, discard, Joy-Con buttons, Ctrl-C, bad parameters."""
+complete episodes, kill -9 safety, discard, Joy-Con buttons, Ctrl-C, bad parameters, a disk that
+fills up (write errors), the max_duration and min_free_mb limits."""
 
 from __future__ import annotations
 
 import hashlib
 import os
+import re
 import signal
 import subprocess
+import time
+from pathlib import Path
 
 import numpy as np
 import pytest
 from diagnostic_msgs.msg import DiagnosticArray
 from sensor_msgs.msg import Joy
+from rcl_interfaces.srv import SetParameters
+from rclpy.parameter import Parameter
 from std_srvs.srv import Trigger
 
 from brs_common import qos, topics
@@ -26,6 +32,7 @@ RATE = 10.0
 # controller then falls behind sim time and its stale commands cost frames (counted, as designed).
 SPEED = 1.0
 STATUS_NAME = f"{topics.RECORDER_NODE}: recorder"
+DISK_FULL = str(Path(__file__).parent / "fixtures" / "recorder_disk_full.py")
 
 
 def test_frame_from_messages_and_history():
@@ -82,10 +89,28 @@ def graph(tmp_path_factory):
         yield h
 
 
-def recorder(h, out, name="recorder", **params) -> NodeProcess:
+def recorder(h, out, name="recorder", executable="episode_recorder", **params) -> NodeProcess:
     params = {"use_sim_time": True, "output_dir": str(out), "rate_hz": RATE, "task": "test episode", **params}
     h.clear(topics.DIAGNOSTICS)  # no status of an earlier recorder
-    return h.spawn("episode_recorder", params, log_path=h.logs / f"{name}.log")
+    return h.spawn(executable, params, log_path=h.logs / f"{name}.log")
+
+
+def full_status(h) -> tuple[int, str, dict] | None:
+    """(level, message, values) of the recorder's latest /diagnostics status."""
+    with h.lock:
+        arrays = list(h.messages[topics.DIAGNOSTICS])
+    for msg in reversed(arrays):
+        for s in msg.status:
+            if s.name == STATUS_NAME:
+                return s.level[0], s.message, {kv.key: kv.value for kv in s.values}
+    return None
+
+
+def set_parameters(h, **values):
+    """Set recorder parameters through its ~/set_parameters service (as `ros2 param set`)."""
+    req = SetParameters.Request(parameters=[Parameter(k, value=v).to_parameter_msg() for k, v in values.items()])
+    results = h.call(SetParameters, f"/{topics.RECORDER_NODE}/set_parameters", req, timeout=30).results
+    assert all(r.successful for r in results), [r.reason for r in results]
 
 
 def status(h) -> dict | None:
@@ -197,6 +222,9 @@ def test_episodes_survive_kill_9(graph, tmp_path):
     cli = subprocess.run([str(BIN / "brs"), "record", "status", "--once"], capture_output=True,
                          text=True, timeout=60)
     assert cli.returncode == 0 and "recording" in cli.stdout and "episode_000002" in cli.stdout, cli
+    # without --once into a pipe (as from a script): one snapshot too, never a wait for Ctrl-C
+    cli = subprocess.run([str(BIN / "brs"), "record", "status"], capture_output=True, text=True, timeout=60)
+    assert cli.returncode == 0 and "episode_000002" in cli.stdout, cli
     cli = subprocess.run([str(BIN / "brs"), "record", "stop"], capture_output=True, text=True, timeout=60)
     assert cli.returncode == 0 and "saved" in cli.stdout, cli
     assert ep.list_episodes(tmp_path) == ([first, tmp_path / "episode_000002.h5"], [second])
@@ -299,6 +327,8 @@ def test_start_needs_a_task_label_and_the_cli_gives_one(graph, tmp_path):
     ({"depth_encoding": "png"}, "depth_encoding 'png': use one of float32, mm16"),
     ({"compression_level": 12}, "compression_level must be 0-9 (gzip), got 12"),
     ({"calibration_file": "/nonexistent/calib.yaml"}, "calibration_file '/nonexistent/calib.yaml' does not exist"),
+    ({"max_duration": -1.0}, "max_duration must be 0 (no limit) to 86400 s, got -1.0"),
+    ({"min_free_mb": -5}, "min_free_mb must be 0 (no check) to 10000000, got -5"),
 ])
 def test_bad_parameters_fail_at_startup(ros_domain, tmp_path, params, message):
     proc = NodeProcess("episode_recorder", {"output_dir": str(tmp_path), **params},
@@ -319,3 +349,120 @@ def test_record_start_without_a_graph_says_so_and_fails_fast(ros_domain):
     assert "waiting up to 30 s for /episode_recorder/start" in cli.stderr, cli.stderr
     assert f"no ROS 2 node runs on ROS_DOMAIN_ID={ros_domain}" in cli.stderr, cli.stderr
     assert took < 25, f"took {took:.1f} s: {cli.stderr}"  # 3 s discovery + start-up, well under 30 s
+
+
+def test_a_write_error_shows_as_error_stop_answers_and_the_next_episode_records(graph, tmp_path):
+    """The disk refuses a write (ENOSPC, fixtures/recorder_disk_full.py) halfway through frame 5.
+    The status turns ERROR at once; stop answers within seconds (before: rclpy's 'Logger severity
+    cannot be changed' left it unanswered): episode 0 is saved as complete with its 5 whole frames,
+    and where completing fails too (episode 1) stop says so and the 5 frames stay readable in the
+    .partial; episode 2 records normally."""
+    h = graph
+    proc = recorder(h, tmp_path, "disk_full", executable=DISK_FULL, cameras=[""])
+
+    def error_seen(episode):
+        def check():
+            assert proc.proc.poll() is None, proc.log()
+            st = full_status(h)
+            return st is not None and st[0] == 2 and st[2]["episode"] == episode
+        wait_for(check, 60, message=f"ERROR status of {episode} (last {full_status(h)})")
+        return full_status(h)
+
+    # episode 0: the write error, then a stop that saves the whole frames
+    start(h, proc)
+    level, message, values = error_seen("episode_000000")
+    assert "episode_000000.h5.partial failed at frame 5" in message and "No space left on device" in message
+    assert "brs record stop" in message and values["recording"] == "true" and values["frames"] == "5"
+    t0 = time.monotonic()
+    reply = call(h, topics.RECORDER_STOP)
+    took = time.monotonic() - t0
+    assert reply.success, reply.message
+    assert took < 10, f"stop answered after {took:.1f} s: {reply.message}"
+    first = tmp_path / "episode_000000.h5"
+    assert "cut short" in reply.message and "No space left on device" in reply.message
+    assert reply.message.endswith(f"saved {first}"), reply.message
+    meta = ep.validate_episode(first)  # complete: the half-written frame was cut off
+    assert meta["n_frames"] == 5 and meta["task"] == "test episode"
+    wait_for(lambda: (st := full_status(h)) is not None and st[2]["recording"] == "false", 10,
+             message=f"idle status (last {full_status(h)})")
+    level, message, _ = full_status(h)
+    assert level == 2 and "cut short" in message, (level, message)  # shown until the next start
+
+    # episode 1: completing fails too: stop says so, the whole frames stay in the .partial
+    start(h, proc)
+    error_seen("episode_000001")
+    t0 = time.monotonic()
+    reply = call(h, topics.RECORDER_STOP)
+    took = time.monotonic() - t0
+    partial = tmp_path / "episode_000001.h5.partial"
+    assert not reply.success and took < 10, (took, reply.message)
+    assert "No space left on device" in reply.message and f"stay readable in {partial}" in reply.message
+    with ep.read_episode(partial) as e:
+        assert not e.complete and e.n_frames == 5
+        assert np.all(np.isfinite(e.time)) and np.all(np.isfinite(e.joint_position))
+    wait_for(lambda: (st := full_status(h)) is not None and st[2]["recording"] == "false", 10,
+             message=f"idle status (last {full_status(h)})")
+    assert full_status(h)[0] == 2
+
+    # episode 2: the disk has room again; the ERROR clears with the start
+    start(h, proc)
+    frames_at_least(h, 8, "episode_000002")
+    assert full_status(h)[0] < 2, full_status(h)
+    reply = call(h, topics.RECORDER_STOP)
+    assert reply.success and "cut short" not in reply.message, reply.message
+    assert ep.validate_episode(tmp_path / "episode_000002.h5")["n_frames"] >= 8
+    assert ep.list_episodes(tmp_path) == ([first, tmp_path / "episode_000002.h5"], [partial])
+    assert proc.stop(timeout=30) == 0, proc.log()
+    log = proc.log()
+    assert "Traceback" not in log and "Logger severity" not in log, log
+
+
+def test_limits_stop_and_save_the_episode_and_refuse_a_start(graph, tmp_path):
+    """max_duration (node time) and min_free_mb stop a running episode and save it as complete,
+    with a WARN status and one log line saying why; a start is refused while free space is under
+    min_free_mb (the message names the folder and the free MB). Both are read live."""
+    from brs_teleop.recorder_node import MIN_FREE_MB_LIMIT
+
+    h = graph
+    out = tmp_path.resolve()
+    # more than this disk has: the start is refused
+    proc = recorder(h, out, "limits", cameras=[""], max_duration=2.0, min_free_mb=MIN_FREE_MB_LIMIT)
+    wait_for(lambda: full_status(h) is not None or proc.proc.poll() is not None, 60, message="recorder status")
+    assert proc.proc.poll() is None, proc.log()
+    refused = call(h, topics.RECORDER_START)
+    assert not refused.success and f"MB free in {out} (min_free_mb {MIN_FREE_MB_LIMIT})" in refused.message, \
+        refused.message
+    assert ep.list_episodes(out) == ([], [])
+
+    # max_duration: stopped after 2 s of sim time, saved as complete
+    set_parameters(h, min_free_mb=500)
+    start(h, proc)
+    wait_for(lambda: ep.list_episodes(out)[0], 60, message=f"episode saved at max_duration (last {full_status(h)})")
+    first = out / "episode_000000.h5"
+    meta = ep.validate_episode(first)
+    with ep.read_episode(first) as e:
+        assert 1.5 <= e.duration <= 2.0 + 1e-6, e.duration  # frames up to 2 s of node time
+    assert 10 <= meta["n_frames"] <= 20, meta["n_frames"]
+    wait_for(lambda: (st := full_status(h)) is not None and st[2]["recording"] == "false", 10,
+             message=f"idle status (last {full_status(h)})")
+    level, message, _ = full_status(h)
+    assert level == 1 and "stopped episode_000000: max_duration 2 s reached" in message, (level, message)
+    assert message.endswith(f"saved {first}"), message
+    wait_for(lambda: "max_duration 2 s reached" in proc.log(), 10, message="the log line")
+    assert proc.log().count("max_duration 2 s reached") == 1, proc.log()
+
+    # min_free_mb raised above the free space while recording (no limit on the duration now)
+    set_parameters(h, max_duration=0.0)
+    start(h, proc)
+    frames_at_least(h, 3, "episode_000001")
+    set_parameters(h, min_free_mb=MIN_FREE_MB_LIMIT)
+    wait_for(lambda: len(ep.list_episodes(out)[0]) == 2, 30, message=f"episode saved at min_free_mb (last {full_status(h)})")
+    assert ep.validate_episode(out / "episode_000001.h5")["n_frames"] >= 3
+    wait_for(lambda: (st := full_status(h)) is not None and st[2]["recording"] == "false", 10,
+             message=f"idle status (last {full_status(h)})")
+    level, message, _ = full_status(h)
+    assert level == 1 and re.search(rf"stopped episode_000001: only \d+ MB free in {re.escape(str(out))} "
+                                    rf"\(min_free_mb {MIN_FREE_MB_LIMIT}\): .*saved {re.escape(str(out))}", message), \
+        (level, message)
+    assert ep.list_episodes(out)[1] == []  # nothing left .partial
+    assert proc.stop(timeout=30) == 0, proc.log()

@@ -1,15 +1,18 @@
 """`brs estop` / `brs estop reset` / `brs estop status`: the whole-body controller's e-stop from a
 shell. The latch: std_msgs/Bool True on the e-stop topic (what a hardware e-stop button node
 publishes); the reset: the controller's ~/reset_estop service. Both confirm from the
-controller's own /diagnostics status, so "latched" means the controller said so."""
+controller's own /diagnostics status, so "latched" means the controller said so.
+Arguments are checked before any ROS setup, so a bad one fails at once (exit 2)."""
 
 from __future__ import annotations
 
+import math
 import sys
 import time
 
-from brs_common import qos, topics
+from brs_common import topics
 
+ACTIONS = ("latch", "reset", "status")
 STATUS = f"{topics.WHOLE_BODY_CONTROLLER_NODE}: state"
 
 
@@ -20,6 +23,8 @@ def _latched(values: dict) -> bool:
 def latch(client, timeout: float) -> tuple[bool, str]:
     """Publish True on the e-stop topic until the controller reports the latch (or timeout)."""
     from std_msgs.msg import Bool
+
+    from brs_common import qos
 
     pub = client.node.create_publisher(Bool, topics.ESTOP, qos.COMMAND)
     deadline = time.monotonic() + timeout
@@ -49,7 +54,16 @@ def status(client, timeout: float) -> tuple[bool, str]:
     return True, "latched" if _latched(values) else "clear"
 
 
+def check_arguments(action: str, timeout: float) -> None:
+    """ValueError (brs: exit 2) for a bad action or timeout."""
+    if action not in ACTIONS:
+        raise ValueError(f"unknown action {action!r}: use one of {', '.join(ACTIONS)}")
+    if not (math.isfinite(timeout) and timeout > 0):
+        raise ValueError(f"--timeout must be a number of seconds > 0, got {timeout:g}")
+
+
 def main(action: str, timeout: float) -> int:
+    check_arguments(action, timeout)  # before ROS starts (rclpy init, discovery take seconds)
     from brs_bringup.graph_client import GraphClient
 
     client = GraphClient("brs_estop")

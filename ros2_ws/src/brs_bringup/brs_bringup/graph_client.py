@@ -14,7 +14,7 @@ from rclpy.parameter_client import AsyncParameterClient
 
 from brs_common import qos, topics
 from brs_common.background import BackgroundNode
-from brs_common.diagnostics import level_value
+from brs_common.diagnostics import ERROR, WARN, level_value
 
 
 class GraphClient(BackgroundNode):
@@ -46,12 +46,17 @@ class GraphClient(BackgroundNode):
 
     def operator_summary(self) -> str:
         """One line for the operator: see `operator_summary`, from the latest statuses."""
-        return operator_summary(self.status)
+        return operator_summary(self.status, self.level)
 
     def status(self, name: str) -> tuple[str, dict[str, str]] | None:
         """(message, values) of the latest /diagnostics status called `name` ("node: component")."""
         with self._lock:
             return self._status.get(name)
+
+    def level(self, name: str) -> int | None:
+        """Level (0 OK, 1 WARN, 2 ERROR, 3 STALE) of the latest status called `name`."""
+        with self._lock:
+            return self._levels.get(name)
 
     def wait_status(self, name: str, predicate, timeout: float, what: str = "") -> dict[str, str]:
         """Wait until status `name`'s values satisfy `predicate`; TimeoutError naming `what`."""
@@ -115,10 +120,13 @@ class GraphClient(BackgroundNode):
                 raise RuntimeError(f"{node_name} refused {key}: {result.reason}")
 
 
-def operator_summary(status) -> str:
+def operator_summary(status, level=lambda name: None) -> str:
     """"command source: teleop (in control) | e-stop: off | recorder: recording episode_000003 |
     saved: 2" from `status(name) -> (message, values) | None` (GraphClient.status); a part whose
-    node has not reported is left out ("" when none has)."""
+    node has not reported is left out ("" when none has). With `level(name)` (GraphClient.level),
+    a recorder in ERROR shows its message instead ("recorder: ERROR writing ... failed: ..."), and
+    so does an idle one in WARN (why the recorder stopped the last episode itself). The WARN of
+    dropped frames while recording is not shown: its message changes with every report."""
     parts = []
     controller = status(f"{topics.WHOLE_BODY_CONTROLLER_NODE}: state")
     if controller is not None:
@@ -129,8 +137,12 @@ def operator_summary(status) -> str:
         parts.append("e-stop: LATCHED (brs estop reset)" if v.get("estop_latched") == "True" else "e-stop: off")
     recorder = status(f"{topics.RECORDER_NODE}: recorder")
     if recorder is not None:
-        v = recorder[1]
+        message, v = recorder
         recording = v.get("recording") == "true"
-        parts.append(f"recorder: recording {v.get('episode', '')}" if recording else "recorder: idle")
+        severity = level(f"{topics.RECORDER_NODE}: recorder")
+        if severity == ERROR or (severity == WARN and not recording):
+            parts.append(f"recorder: {'ERROR' if severity == ERROR else 'WARN'} {message}")
+        else:
+            parts.append(f"recorder: recording {v.get('episode', '')}" if recording else "recorder: idle")
         parts.append(f"saved: {v.get('saved_episodes', 0)}")
     return " | ".join(parts)

@@ -71,6 +71,8 @@ for _g in spec.POSITION_GROUPS:
 
 STATUS_EVERY = 10  # ticks between diagnostics status refreshes (10 Hz)
 PUBLISHER_CHECK_PERIOD = 1.0  # s (wall): how often the command topics' publishers are counted
+# the latch's log line and ERROR status: the operator's command first, the service for ROS tools
+ESTOP_MESSAGE = "E-STOP latched: base stopped, joints holding; clear it with `brs estop reset` (service ~/reset_estop)"
 
 
 class WholeBodyController(Node):
@@ -297,7 +299,7 @@ class WholeBodyController(Node):
         self.estop = True
         self.stats["estop_latches"] += 1
         self._stop_and_hold()
-        self.get_logger().error("E-STOP latched: base stopped, joints holding; call ~/reset_estop")
+        self.get_logger().error(ESTOP_MESSAGE)
         self._event(force=True)
 
     def _on_received(self, request, response):
@@ -501,7 +503,7 @@ class WholeBodyController(Node):
         values.update({f"base_limiter.{k}": v for k, v in self.base.counts.items()})
         values["max_tick_ms"] = f"{self.stats['max_tick_ms']:.3f}"
         if self.estop:
-            level, message = DiagnosticStatus.ERROR, "E-STOP latched: base stopped, joints holding (~/reset_estop)"
+            level, message = DiagnosticStatus.ERROR, ESTOP_MESSAGE
         elif self.measured is None:
             level, message = DiagnosticStatus.WARN, f"waiting for {topics.JOINT_STATES}; not commanding"
         elif self.controlling is None:

@@ -338,13 +338,20 @@ class EpisodeWriter:
         return self._last_time - self._first_time if self.n_frames else 0.0
 
     def close(self, *, success: int | None = None, dropped_frames: int | None = None) -> Path:
-        """Mark complete, fsync and rename to the final `.h5` name; returns that path."""
+        """Mark complete, fsync and rename to the final `.h5` name; returns that path.
+
+        Also after add_frame failed (a full disk): the episode is its whole frames, the part of
+        a frame that reached the file is cut off. If this fails too, the file stays `.partial`.
+        """
         if self._closed:
             raise RuntimeError(f"episode {self.path} is already closed")
         self._closed = True
         self._file.close()
         # attrs cannot change in SWMR mode: reopen plainly for the final metadata
         with h5py.File(self.path, "r+", libver="latest") as f:
+            for name in self._dataset_names():
+                if f[name].shape[0] != self.n_frames:  # grown by a frame whose write failed
+                    f[name].resize(self.n_frames, axis=0)
             f.attrs["n_frames"] = self.n_frames
             f.attrs["dropped_frames"] = int(self.dropped_frames if dropped_frames is None else dropped_frames)
             if success is not None:
@@ -355,19 +362,23 @@ class EpisodeWriter:
         _fsync(self.final_path.parent)
         return self.final_path
 
+    def _dataset_names(self) -> list[str]:
+        return ["time", *VECTOR_DATASETS, *(f"cameras/{c}/{s}" for c in self._images for s in ("color", "depth"))]
+
     def discard(self) -> None:
         """Close and delete the partial file."""
         self.abandon()
         self.path.unlink(missing_ok=True)
 
     def abandon(self) -> None:
-        """Close the file and leave it `.partial` with status "recording", as a crash would."""
-        if not self._closed:
-            self._closed = True
-            try:
+        """Close the file and leave it `.partial` with status "recording", as a crash would (also
+        after a close() that failed: the file on disk keeps its whole frames, readable)."""
+        self._closed = True
+        try:
+            if self._file:  # an h5py File is true while open
                 self._file.close()
-            except Exception:  # a file the disk already refused: nothing more to save
-                pass
+        except Exception:  # a file the disk already refused: nothing more to save
+            pass
 
     def __enter__(self):
         return self
@@ -585,6 +596,16 @@ def _validate(ep: Episode, expected_hash: str | None) -> None:
             joints = _column_names(name)
             fail(f"/{name} has {int(bad.sum())} non-finite values, first at frame {int(frames[0])} "
                  f"({joints[int(cols[0])]})")
+
+
+def has_task_label(metadata: Mapping) -> bool:
+    """Does an episode's metadata name its task? Datasets (LeRobot) index episodes by it, so an
+    empty or blank `task` makes an episode unusable there until an exporter's --task names it."""
+    return bool(str(metadata.get("task", "")).strip())
+
+
+NO_TASK_LABEL_FIX = ("give it one when exporting (brs export lerobot|mcap ... --task TEXT) or re-record it "
+                     "(brs record start --task TEXT)")
 
 
 def _column_names(dataset: str) -> tuple[str, ...]:

@@ -23,6 +23,7 @@ MCAP_EXAMPLES = """\
 examples:
   brs export mcap data/demos/episode_000003.h5 data/bags   # -> data/bags/episode_000003/
   brs export mcap data/demos data/bags --overwrite          # one bag per episode
+  brs export mcap data/demos data/bags --task "put the cup in the sink"   # for unlabelled episodes
 
 Open a bag in Foxglove (the .mcap file), with `ros2 bag info data/bags/episode_000003`,
 or in Python with rosbags.highlevel.AnyReader([Path("data/bags/episode_000003")]).
@@ -37,6 +38,8 @@ def _common(p: argparse.ArgumentParser) -> None:
                         "(default: refuse)")
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                    help="progress bar (default: when stderr is a terminal)")
+    p.add_argument("--task", default="", help="task text for episodes recorded without one (default: "
+                                              "refuse such episodes)")
 
 
 def add_parser(sub) -> None:
@@ -66,7 +69,6 @@ def add_parser(sub) -> None:
                          "nearest frames")
     lr.add_argument("--no-depth", dest="depth", action="store_false",
                     help="leave out observation.depth.* (much smaller data files)")
-    lr.add_argument("--task", default="", help="task text for episodes recorded without one")
     _common(lr)
     lr.set_defaults(func=_lerobot)
 
@@ -105,7 +107,7 @@ def _mcap(args) -> int:
 
     s = export_mcap(args.source, args.out_dir, overwrite=args.overwrite,
                     skip_incomplete=args.skip_incomplete, compress=args.compress,
-                    progress=args.progress)
+                    default_task=args.task, progress=args.progress)
     print(f"wrote {len(s.bags)} bag(s) to {s.out_dir}: {s.frames} frames, {s.messages} messages "
           f"in {s.seconds:.1f} s")
     for bag in s.bags:

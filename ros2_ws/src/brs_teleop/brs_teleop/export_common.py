@@ -52,6 +52,27 @@ def collect_episodes(source: str | Path, *, skip_incomplete: bool = False) -> li
     return complete
 
 
+def check_task_labels(episodes: list[Path], default_task: str, why: str) -> None:
+    """Refuse (nothing written) episodes without a task label (empty or blank) unless
+    `default_task` (--task) names them; `why` says what the format needs it for."""
+    if default_task.strip():
+        return
+    unlabelled = []
+    for path in episodes:
+        with ep_format.read_episode(path) as ep:
+            if not ep_format.has_task_label(ep.metadata):
+                unlabelled.append(path.name)
+    if unlabelled:
+        raise ExportError(f"{len(unlabelled)} episode(s) have no task label ({', '.join(unlabelled[:5])}"
+                          f"{' ...' if len(unlabelled) > 5 else ''}); {why}: pass --task TEXT (used for "
+                          "episodes recorded without a task)")
+
+
+def task_label(metadata, default_task: str) -> str:
+    """The episode's task, or `default_task` for an episode recorded without one."""
+    return str(metadata["task"]) if ep_format.has_task_label(metadata) else default_task
+
+
 def check_output_dir(out_dir: str | Path, sources: list[Path], *, overwrite: bool = False) -> Path:
     """Resolved `out_dir` if it may be (re)written: absent, empty, or non-empty with `overwrite`.
 

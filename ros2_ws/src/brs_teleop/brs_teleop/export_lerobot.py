@@ -36,7 +36,8 @@ import pyarrow.parquet as pq
 
 from brs_common import robot_spec as spec
 from brs_teleop import episode as ep_format
-from brs_teleop.export_common import ExportError, check_output_dir, collect_episodes, staged_output
+from brs_teleop.export_common import (ExportError, check_output_dir, check_task_labels, collect_episodes,
+                                      staged_output, task_label)
 
 CODEBASE_VERSION = "v3.0"
 DATA_PATH = "data/chunk-{chunk_index:03d}/file-{file_index:03d}.parquet"
@@ -418,7 +419,7 @@ def export_lerobot(dataset_dir: str | Path, out_dir: str | Path, *, repo_id: str
     start = time.perf_counter()
     dataset_dir = Path(dataset_dir)
     episodes = collect_episodes(dataset_dir, skip_incomplete=skip_incomplete)
-    _check_task_labels(episodes, default_task)
+    check_task_labels(episodes, default_task, "LeRobot needs one per frame")
     out = check_output_dir(out_dir, episodes, overwrite=overwrite)
     fps, cameras, rates = _dataset_shape(episodes, fps)
     features = build_features(cameras, fps, include_depth)
@@ -481,25 +482,10 @@ def _gap_warnings(ep, fps: int) -> list[str]:
             f"{int(np.argmax(gaps))}); the exported timestamps close them up"]
 
 
-def _check_task_labels(episodes: list[Path], default_task: str) -> None:
-    """Every LeRobot frame carries a task: refuse (nothing written) episodes without one."""
-    if default_task.strip():
-        return
-    unlabelled = []
-    for path in episodes:
-        with ep_format.read_episode(path) as ep:
-            if not str(ep.metadata.get("task", "")).strip():
-                unlabelled.append(path.name)
-    if unlabelled:
-        raise ExportError(f"{len(unlabelled)} episode(s) have no task label ({', '.join(unlabelled[:5])}"
-                          f"{' ...' if len(unlabelled) > 5 else ''}); LeRobot needs one per frame: pass "
-                          "--task TEXT (used for episodes recorded without a task)")
-
-
 def _export_episode(ep, ep_index, rate, fps, offset, tasks, default_task, features, layout,
                     total_stats, data, videos) -> dict:
     """Write one episode's frames; return its meta/episodes row."""
-    task = str(ep.metadata["task"]) or default_task
+    task = task_label(ep.metadata, default_task)
     task_index = tasks.setdefault(task, len(tasks))
     idx = _frame_indices(ep.time, rate, fps)
     n = len(idx)

@@ -19,8 +19,9 @@ logged and stamped at the frame's recorded ROS time:
 | /tf_static | tf2_msgs/TFMessage | every fixed URDF joint (camera and end-effector frames), once |
 /tf and /tf_static are what robot_state_publisher would broadcast for the robot's URDF
 (brs_sim's generated `models/robot.urdf`), computed by `brs_sim.urdf.UrdfKinematics`.
-Episode attributes go to the bag's custom_data (`brs.task`, `brs.seed`, ...). MCAP chunks are
-zstd-compressed unless `compress=False`.
+Episode attributes go to the bag's custom_data (`brs.task`, `brs.seed`, ...). An episode without a
+task label is refused unless `default_task` (--task) names it, as the LeRobot export does. MCAP
+chunks are zstd-compressed unless `compress=False`.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ from brs_common import robot_spec as spec
 from brs_common import topics
 from brs_sim.urdf import URDF_PATH, UrdfKinematics
 from brs_teleop import episode as ep_format
-from brs_teleop.export_common import check_output_dir, collect_episodes, staged_output
+from brs_teleop.export_common import check_output_dir, check_task_labels, collect_episodes, staged_output, task_label
 
 BAG_VERSION = 9
 CUSTOM_DATA_ATTRS = ("task", "seed", "source", "success", "rate_hz", "robot_spec_hash",
@@ -137,11 +138,12 @@ def commanded_velocity(action: np.ndarray) -> np.ndarray:
     return vel
 
 
-def write_bag(episode_path: Path, bag_dir: Path, compress: bool = True) -> tuple[int, int]:
+def write_bag(episode_path: Path, bag_dir: Path, compress: bool = True, default_task: str = "") -> tuple[int, int]:
     """One episode -> a rosbag2 MCAP bag folder at `bag_dir` (must not exist). (frames, messages).
 
     `compress`: zstd-compressed MCAP chunks (rosbag2's storage compression; Foxglove, ros2 bag
-    and rosbags read them), else uncompressed."""
+    and rosbags read them), else uncompressed. `default_task`: `brs.task` of an episode
+    recorded without a task label."""
     from rosbags.rosbag2 import CompressionFormat, CompressionMode, StoragePlugin, Writer
 
     store = _typestore()
@@ -152,7 +154,8 @@ def write_bag(episode_path: Path, bag_dir: Path, compress: bool = True) -> tuple
         bag.set_compression(CompressionMode.STORAGE, CompressionFormat.ZSTD)
     with ep_format.read_episode(episode_path) as ep, bag:
         for key in CUSTOM_DATA_ATTRS:
-            bag.set_custom_data(f"brs.{key}", str(ep.metadata[key]))
+            value = task_label(ep.metadata, default_task) if key == "task" else ep.metadata[key]
+            bag.set_custom_data(f"brs.{key}", str(value))
         bag.set_custom_data("brs.episode_file", episode_path.name)
 
         def connection(topic, msgtype):
@@ -208,21 +211,23 @@ def bag_name(episode_path: Path) -> str:
 
 
 def export_mcap(source: str | Path, out_dir: str | Path, *, overwrite: bool = False,
-                skip_incomplete: bool = False, compress: bool = True,
+                skip_incomplete: bool = False, compress: bool = True, default_task: str = "",
                 progress: bool | None = None) -> McapSummary:
     """One bag per complete episode of `source` (an episode file or a dataset folder), written to
     `out_dir/<episode name>/`. Raises ExportError (nothing written) for incomplete or invalid
-    episodes or a non-empty `out_dir` without `overwrite`."""
+    episodes, episodes without a task label (unless `default_task` names them) or a non-empty
+    `out_dir` without `overwrite`."""
     from tqdm import tqdm
 
     start = time.perf_counter()
     episodes = collect_episodes(source, skip_incomplete=skip_incomplete)
+    check_task_labels(episodes, default_task, "a bag carries it as brs.task")
     out = check_output_dir(out_dir, episodes, overwrite=overwrite)
     frames = messages = 0
     with staged_output(out) as root:
         for path in tqdm(episodes, desc="mcap export", unit="episode",
                          disable=None if progress is None else not progress):
-            n, m = write_bag(path, root / bag_name(path), compress)
+            n, m = write_bag(path, root / bag_name(path), compress, default_task)
             frames += n
             messages += m
     bags = [out / bag_name(p) for p in episodes]

@@ -3,11 +3,13 @@ the command line.
 
 status/start/stop/discard talk to a running `episode_recorder` node (brs_bringup.graph_client);
 list/validate/show/video/plot only read files. Importing this module is cheap (registered in brs.cli).
+Arguments are checked before any ROS setup (rclpy context, DDS discovery), so a bad one fails at once.
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 import time
 from pathlib import Path
@@ -17,7 +19,8 @@ examples:
   brs bringup use_sim:=true mode:=record            # terminal 1: sim + controller + JoyLo + recorder
   brs record start --task "put the box on the table" # terminal 2: new episode (or Joy-Con +)
   brs record stop                                   # save it (Joy-Con -), or: brs record discard
-  brs record status                                 # live: episode, duration, frames, dropped
+  brs record status                                 # live: episode, duration, frames, dropped; Ctrl-C quits
+  brs record status --once                          # one snapshot (also what a pipe or script gets)
   brs record list outputs/episodes                  # frames, duration, task, status per episode
   brs record validate outputs/episodes/episode_000003.h5
   brs record validate outputs/episodes              # every episode of a folder
@@ -44,10 +47,16 @@ def add_parser(sub) -> None:
 
     s = cmds.add_parser("status", help="live recorder status from /diagnostics (Ctrl-C quits)",
                         description="Show the recorder's status (recording?, episode, duration, "
-                                    "frames, dropped frames, output dir) as it arrives on /diagnostics.",
-                        epilog="examples:\n  brs record status\n  brs record status --once   # one snapshot, for scripts",
+                                    "frames, dropped frames, output dir, free space, limits) as it "
+                                    "arrives on /diagnostics. On a terminal the view stays live; Ctrl-C "
+                                    "quits. When stdout is not a terminal (a pipe, a file, a script) it "
+                                    "prints one snapshot and exits, as --once does.",
+                        epilog="examples:\n  brs record status            # live; Ctrl-C quits\n"
+                               "  brs record status --once     # one snapshot, for scripts\n"
+                               "  brs record status | cat      # not a terminal: one snapshot",
                         formatter_class=argparse.RawDescriptionHelpFormatter)
-    s.add_argument("--once", action="store_true", help="print the first status received and exit")
+    s.add_argument("--once", action="store_true",
+                   help="print the first status received and exit (the default when stdout is not a terminal)")
     s.add_argument("--timeout", type=float, default=10.0,
                    help="seconds to wait for the recorder's first status (default %(default)s)")
     s.set_defaults(func=_status)
@@ -73,7 +82,8 @@ def add_parser(sub) -> None:
 
     v = cmds.add_parser("validate", help="check episode files; exit 1 if any is invalid",
                         description="Validate episode files (schema, completeness, shapes, finite "
-                                    "values, robot spec hash); a folder means all its episodes.",
+                                    "values, robot spec hash, a task label); a folder means all its "
+                                    "episodes.",
                         epilog="examples:\n  brs record validate outputs/episodes/episode_000003.h5\n"
                                "  brs record validate outputs/episodes --any-spec",
                         formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -155,6 +165,10 @@ def _validate(args) -> int:
             bad += 1
             print(f"INVALID {exc}")
         else:
+            if not ep.has_task_label(meta):  # datasets index episodes by it
+                bad += 1
+                print(f"INVALID {path}: no task label (task {meta.get('task', '')!r}): {ep.NO_TASK_LABEL_FIX}")
+                continue
             print(f"ok      {path}: {meta['n_frames']} frames, task {meta['task']!r}, "
                   f"{meta['dropped_frames']} dropped")
     if not paths:
@@ -234,16 +248,24 @@ def _client():
     return GraphClient("brs_record")
 
 
+def check_timeout(seconds: float) -> None:
+    """ValueError (exit 2) unless --timeout is a finite number of seconds > 0."""
+    if not (math.isfinite(seconds) and seconds > 0):
+        raise ValueError(f"--timeout must be a number of seconds > 0, got {seconds:g}")
+
+
 def _service(args) -> int:
+    # every argument check comes first: before ROS starts (rclpy init, discovery take seconds)
+    check_timeout(args.timeout)
+    task = getattr(args, "task", None)
+    if task is not None and not task.strip():
+        raise ValueError("--task must not be empty")
     from std_srvs.srv import Trigger
 
     from brs_common import topics
 
     name = {"start": topics.RECORDER_START, "stop": topics.RECORDER_STOP,
             "discard": topics.RECORDER_DISCARD}[args.service]
-    task = getattr(args, "task", None)
-    if task is not None and not task.strip():
-        raise ValueError("--task must not be empty")
     client = _client()
     try:
         if task is not None:
@@ -279,7 +301,10 @@ def status_table(message: str, values: dict):
                     f"stale {values.get('dropped_stale', 0)}, "
                     f"queue full {values.get('dropped_queue_full', 0)}, invalid {values.get('dropped_invalid', 0)}"),
         ("queued", values.get("queued", "0")),
-        ("output dir", values.get("output_dir", "")),
+        ("output dir", values.get("output_dir", "")
+         + (f" ({values['free_mb']} MB free)" if "free_mb" in values else "")),
+        ("limits", f"max_duration {values.get('max_duration_s', '-')} s, "
+                   f"min_free_mb {values.get('min_free_mb', '-')} MB (0 = off)"),
         ("saved", f"{values.get('saved_episodes', 0)} this session; last {values.get('last_saved') or '-'}"),
         ("message", message),
     ]
@@ -289,6 +314,7 @@ def status_table(message: str, values: dict):
 
 
 def _status(args) -> int:
+    check_timeout(args.timeout)  # before ROS starts
     from rich.console import Console
     from rich.live import Live
 
@@ -303,7 +329,8 @@ def _status(args) -> int:
             print(f"no status from {topics.RECORDER_NODE} on /diagnostics within {args.timeout:g} s: "
                   "is it running (brs bringup ... mode:=record) on this ROS_DOMAIN_ID?", file=sys.stderr)
             return 1
-        if args.once:
+        # a live view only on a terminal: a pipe or a script gets one snapshot, never a wait for Ctrl-C
+        if args.once or not sys.stdout.isatty():
             Console().print(status_table(*client.status(name)))
             return 0
         with Live(status_table(*client.status(name)), refresh_per_second=4) as live:

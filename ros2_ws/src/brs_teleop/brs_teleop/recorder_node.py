@@ -12,9 +12,15 @@ callback; a full queue drops (and counts) the frame.
 
 Services (std_srvs/Trigger): ~/start, ~/stop (save as complete), ~/discard.
 Parameters: output_dir, rate_hz, max_age, cameras, task, seed, source, calibration_file,
-queue_size, joycon_config, action_topic, depth_encoding, compression_level (see docs/teleop.md,
-"Recording episodes"). task/seed/source are read at each start, so `ros2 param set` between
-episodes works.
+queue_size, joycon_config, action_topic, depth_encoding, compression_level, max_duration,
+min_free_mb (see docs/teleop.md, "Recording episodes"). task/seed/source are read at each start,
+so `ros2 param set` between episodes works; max_duration and min_free_mb are read live.
+Limits: an episode longer than max_duration (node time), or one running while output_dir has less
+than min_free_mb free, is stopped and saved as complete (WARN status, one log line); a start is
+refused while free space is under min_free_mb.
+A write error (a full disk) turns the status ERROR and stops writing; ~/stop then saves the whole
+frames written so far as a complete episode, or answers success=false with the reason and leaves
+them readable in the `.partial` file when even that fails. The next start clears the ERROR.
 Status on /diagnostics at 1 Hz ("episode_recorder: recorder"). SIGINT/SIGTERM saves the current
 episode as complete; a kill -9 leaves it as `<episode>.h5.partial` (see episode.py).
 """
@@ -23,6 +29,7 @@ from __future__ import annotations
 
 import json
 import queue
+import shutil
 import threading
 from collections import Counter
 from concurrent.futures import Future
@@ -52,6 +59,8 @@ from . import teleop_mapping as tm
 BASE = spec.group_slice("base")
 EPISODE_EVENTS = (tm.START_EPISODE, tm.STOP_EPISODE, tm.DISCARD_EPISODE)
 SHUTDOWN_TIMEOUT = 60.0  # s to save the current episode at Ctrl-C (drain the queue, fsync)
+MAX_DURATION_LIMIT = 86400.0  # s: the largest max_duration (a day)
+MIN_FREE_MB_LIMIT = 10_000_000  # MB: the largest min_free_mb (10 TB)
 
 
 # ---- pure conversions --------------------------------------------------------------------------
@@ -93,6 +102,15 @@ def load_calibration(path: str) -> str:
     else:
         raise ConfigError(f"calibration_file {path!r} does not exist")
     return json.dumps(data)
+
+
+def free_mb(folder: Path) -> float:
+    """Free space of the file system holding `folder`, MB (10^6 bytes) that this user may write
+    (of its nearest existing parent while it does not exist: the writer creates it)."""
+    folder = Path(folder)
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    return shutil.disk_usage(folder).free / 1e6
 
 
 def joy_state(msg: Joy, config: joycon.JoyConConfig) -> joycon.JoyConState:
@@ -173,8 +191,9 @@ class EpisodeWriterThread:
             if self.invalid[reason] == 1:
                 self.log.warning(f"frame at t={t:.3f} dropped: {exc}")
         except Exception as exc:  # disk full, I/O error: the file keeps its whole frames
-            self.failure = f"writing {self.writer.path} failed: {exc}"
-            self.log.error(self.failure + "; the episode stays .partial")
+            self.failure = f"writing {self.writer.path.name} failed at frame {self.writer.n_frames}: {exc}"
+            self.log.error(f"{self.failure}; no more frames are written: `brs record stop` saves the "
+                           f"{self.writer.n_frames} frames written so far")
 
     def _do_start(self, metadata: ep.EpisodeMetadata) -> Path:
         if self.writer is not None:
@@ -187,17 +206,27 @@ class EpisodeWriterThread:
         return self.writer.path
 
     def _do_stop(self, arg: tuple[int, int]) -> dict:
+        """Save the episode as complete. After a write error, its whole frames (close() cuts a
+        frame the disk refused halfway); "write_error" says why it ends early. When the file
+        cannot be completed, "error" says why and "partial" is where its frames stay readable."""
         dropped, success = arg
         w = self._take()
         result = {"frames": w.n_frames, "duration": w.duration,
                   "dropped": dropped + self.invalid_total, "path": None}
         if self.failure:
-            result["error"] = self.failure
-            w.abandon()
-        elif w.n_frames == 0:
+            result["write_error"] = self.failure
+        if w.n_frames == 0:
             w.discard()
-        else:
+            if self.failure:
+                result["error"] = f"{self.failure}: no frames were written, nothing saved"
+            return result
+        try:
             result["path"] = w.close(dropped_frames=result["dropped"], success=success)
+        except Exception as exc:  # the disk is still full: the whole frames stay in the .partial
+            w.abandon()
+            self.failure = self.failure or f"completing {w.path.name} failed"
+            result["error"] = f"{self.failure}; completing the episode failed too ({exc})"
+            result["partial"] = w.path
         return result
 
     def _do_discard(self, _=None) -> dict:
@@ -235,6 +264,11 @@ class EpisodeRecorder(Node):
             ("depth_encoding", "mm16", f"depth on disk: {', '.join(ep.DEPTH_ENCODINGS)} (mm16: uint16 "
                                        "millimetres, 0 = none)"),
             ("compression_level", 4, "gzip level of the images, 0-9", (0, 9)),
+            # a forgotten recording must not fill the disk (read live: `ros2 param set` extends one)
+            ("max_duration", 900.0, "s of node time after which an episode is stopped and saved as "
+                                    "complete; 0: no limit (read live)", (0.0, MAX_DURATION_LIMIT)),
+            ("min_free_mb", 500, "MB free in output_dir below which a start is refused and a running "
+                                 "episode is stopped and saved; 0: no check (read live)", (0, MIN_FREE_MB_LIMIT)),
         ])
         if not p["rate_hz"] > 0:
             raise ConfigError(f"rate_hz must be > 0, got {p['rate_hz']}")
@@ -246,6 +280,10 @@ class EpisodeRecorder(Node):
             raise ConfigError(f"compression_level must be 0-9 (gzip), got {p['compression_level']}")
         if p["queue_size"] < 1:
             raise ConfigError(f"queue_size must be >= 1 frame, got {p['queue_size']}")
+        if not 0.0 <= p["max_duration"] <= MAX_DURATION_LIMIT:
+            raise ConfigError(f"max_duration must be 0 (no limit) to {MAX_DURATION_LIMIT:g} s, got {p['max_duration']}")
+        if not 0 <= p["min_free_mb"] <= MIN_FREE_MB_LIMIT:
+            raise ConfigError(f"min_free_mb must be 0 (no check) to {MIN_FREE_MB_LIMIT}, got {p['min_free_mb']}")
         cameras = tuple(c for c in p["cameras"] if c)  # [""]: record no cameras
         unknown = [c for c in cameras if c not in spec.CAMERAS]
         if unknown or len(set(cameras)) != len(cameras):
@@ -278,6 +316,9 @@ class EpisodeRecorder(Node):
         self._next_slot = 0
         self.saved = 0
         self.last_saved = ""
+        # (level, message) of how the last episode ended when the operator must see it (a limit
+        # stopped it: WARN; a write error cut it short: ERROR), shown until the next start
+        self.notice: tuple[int, str] | None = None
         self.writer = EpisodeWriterThread(self.output_dir, cameras, int(p["queue_size"]), self.get_logger(),
                                           str(p["depth_encoding"]), int(p["compression_level"]))
 
@@ -354,6 +395,19 @@ class EpisodeRecorder(Node):
         while (t := self._slot0 + self._next_slot / self.rate_hz) + 1.0 / self.rate_hz <= now:
             self._next_slot += 1
             self._take_frame(t)
+        reason = self._limit_reached(now)
+        if reason:
+            self.stop(reason=reason)
+
+    def _limit_reached(self, now: float) -> str:
+        """Why the running episode must stop now (max_duration, min_free_mb), or ""."""
+        max_duration = float(self.get_parameter("max_duration").value)
+        if max_duration > 0 and now - self._slot0 >= max_duration:
+            return f"stopped {self.episode}: max_duration {max_duration:g} s reached"
+        min_free = int(self.get_parameter("min_free_mb").value)
+        if min_free > 0 and (free := free_mb(self.output_dir)) < min_free:
+            return f"stopped {self.episode}: only {free:.0f} MB free in {self.output_dir} (min_free_mb {min_free})"
+        return ""
 
     def _take_frame(self, t: float):
         msgs, problem = {}, ""
@@ -368,7 +422,7 @@ class EpisodeRecorder(Node):
                 continue
             break
         with self._lock:
-            if not self.recording:
+            if not self.recording or self.writer.failure:  # after a write error nothing more is written
                 return
             if problem:
                 self.dropped["stale"] += 1
@@ -389,8 +443,9 @@ class EpisodeRecorder(Node):
             return response
         return serve
 
-    def _outcome(self, future: Future, describe) -> Future:
-        """(ok, message) of a writer command, logged and shown on /diagnostics at once."""
+    def _outcome(self, future: Future, describe, warn: bool = False) -> Future:
+        """(ok, message) of a writer command, logged (at WARN if `warn` and it succeeded) and shown
+        on /diagnostics at once. The outcome is always set: a service must never go unanswered."""
         outcome: Future = Future()
 
         def done(fut: Future):
@@ -398,10 +453,18 @@ class EpisodeRecorder(Node):
                 ok, message = describe(fut.result())
             except Exception as exc:  # the writer refused: disk error, ...
                 ok, message = False, str(exc)
-            (self.get_logger().info if ok else self.get_logger().error)(message)
-            self._update_status()
-            self.diag.publish()
-            outcome.set_result((ok, message))
+            try:
+                # rclpy refuses a call site that logs at two severities: one call per level
+                if ok and warn:
+                    self.get_logger().warning(message)
+                elif ok:
+                    self.get_logger().info(message)
+                else:
+                    self.get_logger().error(message)
+                self._update_status()
+                self.diag.publish()
+            finally:
+                outcome.set_result((ok, message))
 
         future.add_done_callback(done)
         return outcome
@@ -425,11 +488,16 @@ class EpisodeRecorder(Node):
             if not str(get("task")).strip():  # datasets (LeRobot) are indexed by the task label
                 return self._refused("no task label: say what the episode shows, e.g. `brs record start "
                                      "--task 'put the box on the table'` (or task:=... at bringup)")
+            min_free = int(get("min_free_mb"))
+            if min_free > 0 and (free := free_mb(self.output_dir)) < min_free:
+                return self._refused(f"only {free:.0f} MB free in {self.output_dir} (min_free_mb {min_free}): "
+                                     "make room there, record elsewhere (output_dir:=...) or lower min_free_mb")
             meta = ep.EpisodeMetadata(
                 cameras={c: ep.CameraIntrinsics.from_camera_info(self.camera_info[c]) for c in self.cameras},
                 rate_hz=self.rate_hz, task=str(get("task")), seed=int(get("seed")),
                 source=str(get("source")), calibration=self.calibration)
             self.recording, self.episode = True, "(starting)"
+            self.notice = None
             self.task_success = ep.SUCCESS_UNKNOWN
             self.dropped.clear()
             self._slot0 = None
@@ -444,28 +512,42 @@ class EpisodeRecorder(Node):
             else:
                 self.episode = future.result().name.removesuffix(ep.SUFFIX + ep.PARTIAL_SUFFIX)
 
-    def _end(self, kind: str, describe) -> Future:
+    def _end(self, kind: str, describe, warn: bool = False) -> Future:
         with self._lock:
             if not self.recording:
                 return self._refused("not recording")
             self.recording = False
             dropped = sum(self.dropped.values())
             future = self.writer.command(kind, (dropped, self.task_success) if kind == "stop" else dropped)
-        return self._outcome(future, describe)
+        return self._outcome(future, describe, warn)
 
-    def stop(self) -> Future:
-        """Finish the episode and save it as complete."""
+    def stop(self, reason: str = "") -> Future:
+        """Finish the episode and save it as complete. `reason`: why the recorder stops it itself
+        (a limit); it leads the one WARN log line and stays the WARN status until the next start."""
         def describe(r):
-            if r.get("error"):
-                return False, f"{r['error']}: nothing saved"
-            if r["path"] is None:
-                return False, "the episode had no frames: nothing saved (are all streams publishing?)"
-            self.saved += 1
-            self.last_saved = str(r["path"])
-            # the path comes last: tools take the message's last word
-            return True, (f"{r['frames']} frames, {r['duration']:.1f} s, {r['dropped']} dropped; "
-                          f"saved {r['path']}")
-        return self._end("stop", describe)
+            ok, message = self._stop_message(r)
+            message = f"{reason}: {message}" if reason else message
+            if "write_error" in r or "error" in r:
+                self.notice = (DiagnosticStatus.ERROR, message)
+            elif reason:
+                self.notice = (DiagnosticStatus.WARN, message)
+            return ok, message
+        return self._end("stop", describe, warn=bool(reason))
+
+    def _stop_message(self, r: dict) -> tuple[bool, str]:
+        if r.get("error"):
+            if r.get("partial"):
+                return False, (f"{r['error']}; its {r['frames']} whole frames stay readable in {r['partial']} "
+                               f"(brs record show)")
+            return False, r["error"]
+        if r["path"] is None:
+            return False, "the episode had no frames: nothing saved (are all streams publishing?)"
+        self.saved += 1
+        self.last_saved = str(r["path"])
+        cut = f"cut short: {r['write_error']}; " if r.get("write_error") else ""
+        # the path comes last: tools take the message's last word
+        return True, (f"{cut}{r['frames']} frames, {r['duration']:.1f} s, {r['dropped']} dropped; "
+                      f"saved {r['path']}")
 
     def discard(self) -> Future:
         """Finish the episode and delete its file."""
@@ -483,12 +565,18 @@ class EpisodeRecorder(Node):
             "dropped_invalid": invalid, "queued": w.queued_frames, "saved_episodes": self.saved,
             "last_saved": self.last_saved, "output_dir": str(self.output_dir),
             "rate_hz": f"{self.rate_hz:g}", "cameras": ",".join(self.cameras),
+            "free_mb": f"{free_mb(self.output_dir):.0f}",
+            "max_duration_s": f"{self.get_parameter('max_duration').value:g}",
+            "min_free_mb": self.get_parameter("min_free_mb").value,
         }
 
     def _update_status(self):
         v = self.status_values()
-        if self.writer.failure:
-            level, message = DiagnosticStatus.ERROR, self.writer.failure
+        if self.recording and self.writer.failure:
+            level, message = DiagnosticStatus.ERROR, (f"{self.writer.failure}; `brs record stop` saves the "
+                                                      f"{v['frames']} frames written so far")
+        elif self.notice is not None and not self.recording:
+            level, message = self.notice
         elif self.recording:
             level = DiagnosticStatus.WARN if v["dropped_frames"] else DiagnosticStatus.OK
             message = (f"recording {v['episode']}: {v['frames']} frames, {v['duration_s']} s, "
