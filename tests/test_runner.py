@@ -341,9 +341,10 @@ def test_console_folds_flapping_warnings_and_shows_each_components_recovery(tmp_
     comps = {"spinner: joycon": (1, "Joy-Con not connected"), "spinner: leader": (0, "both leader arms read"),
              "spinner: bus": (0, "active: torque on"), "spinner: loop": (0, "100 Hz")}
     health = {"spinner": (1, "joycon: Joy-Con not connected")}  # the worst component: what the table shows
+    summary = ["command source: teleop (in control) | e-stop: off"]
     out = io.StringIO()
     runner = Runner([fake("spinner", "spin")], out=out, live=False, health=lambda: dict(health),
-                    components=lambda: dict(comps))
+                    components=lambda: dict(comps), summary=lambda: summary[0])
     rc: list[int] = []
     thread = threading.Thread(target=lambda: rc.append(runner.run()))
     thread.start()
@@ -359,6 +360,8 @@ def test_console_folds_flapping_warnings_and_shows_each_components_recovery(tmp_
         flaps = 0
         while time.monotonic() - t0 < 3 * window:
             comps["spinner: bus"] = (1, "1 bus errors in the last 1 s (retried)") if flaps % 2 == 0 else (0, "active: torque on")
+            # the command source under load: idle <-> in control (the controller's watchdog)
+            summary[0] = f"command source: teleop ({'idle' if flaps % 2 == 0 else 'in control'}) | e-stop: off"
             flaps += 1
             if flaps == 5:  # meanwhile the leader is unplugged: its ERROR comes at once
                 comps["spinner: leader"] = (2, "left arm unreadable (port vanished)")
@@ -368,6 +371,7 @@ def test_console_folds_flapping_warnings_and_shows_each_components_recovery(tmp_
                 assert time.monotonic() - t_error < 1.0, "the ERROR took more than 1 s"
             time.sleep(0.3)
         comps["spinner: bus"] = (0, "active: torque on")
+        summary[0] = "command source: teleop (in control) | e-stop: off"
         t_end = time.monotonic()
         wait_for(lambda: lines("bus") and lines("bus")[-1].startswith("[spinner] OK: bus: active: torque on"), 2 * window + 1,
                  message=f"the bus's last line says OK; console:\n{out.getvalue()}")
@@ -376,6 +380,13 @@ def test_console_folds_flapping_warnings_and_shows_each_components_recovery(tmp_
         assert len(bus) <= 3 + 2, bus
         assert any("changes in the last" in x for x in bus), bus
         assert time.monotonic() - t_end < window + 1.0
+        said = [x for x in out.getvalue().splitlines() if x.startswith("[brs] command source:")]
+        assert 2 <= len(said) <= 3 + 2, said
+        # the e-stop part is never folded: latched, it is said at once
+        summary[0] = "command source: teleop (in control) | e-stop: LATCHED (brs estop reset)"
+        t_latch = time.monotonic()
+        wait_for(lambda: "e-stop: LATCHED" in out.getvalue(), 5, message=f"the latch; console:\n{out.getvalue()}")
+        assert time.monotonic() - t_latch < 1.0
         # the leader comes back while the Joy-Con is still missing: its recovery is printed
         comps["spinner: leader"] = (0, "both leader arms read")
         t_ok = time.monotonic()

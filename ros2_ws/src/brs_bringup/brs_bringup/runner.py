@@ -45,6 +45,7 @@ STARTUP_GRACE = 5.0  # s after a node starts in which its WARNs (waiting for inp
 CONSOLE_WINDOW = 2.0
 LEVEL_NAMES = {0: "OK", 1: "WARN", 2: "ERROR", 3: "STALE"}
 OK_LEVEL, WARN_LEVEL, ERROR_LEVEL = 0, 1, 2
+_SUMMARY = ("operator summary",)  # the operator line's stream in the console's ChangeLimiter
 
 
 class RunnerError(RuntimeError):
@@ -169,7 +170,7 @@ class Runner:
         console prints each component's changes to WARN or ERROR and back to OK (without it,
         each node's worst component from `health`), see `_check_health`. `summary()`: one
         operator line (e.g. GraphClient.operator_summary: command source, e-stop, recorder),
-        under the table and printed whenever it changes."""
+        under the table and printed when it changes (`_check_summary`)."""
         self.nodes = list(nodes)
         self.health = health
         self.components = components
@@ -266,6 +267,7 @@ class Runner:
             if now - last_health >= HEALTH_PERIOD:
                 self._check_health()
                 self._check_summary()
+                self._say_folded()
                 last_health = now
             if live is not None and now - last_refresh >= 0.5:
                 live.update(self._table(), refresh=True)
@@ -429,19 +431,32 @@ class Runner:
             report = self._lines.offer(key, state, now, initial=(OK_LEVEL, ""), force=urgent)
             if report is not None:
                 self._print_level(node, level, text + report.suffix())
-        for key, (level, _), report in self._lines.due(now):  # where a folded component ended up
-            self._print_level(self._nodes[key], level, self._texts[key, level] + report.suffix())
+
+    def _say_folded(self) -> None:
+        """Where a folded component (or the operator line) ended up, once its window ran out."""
+        for key, state, report in self._lines.due(time.monotonic()):
+            if key == _SUMMARY:
+                self._say(state + report.suffix())
+            else:
+                self._print_level(self._nodes[key], state[0], self._texts[key, state[0]] + report.suffix())
 
     def _print_level(self, node: str, level: int, text: str) -> None:
         self._emit(node, f"{LEVEL_NAMES.get(level, str(level))}: {text}",
                    style="bold red" if level >= ERROR_LEVEL else "bold yellow" if level == WARN_LEVEL else "bold green")
 
     def _check_summary(self) -> None:
+        """Print the operator line when it changes; a change of the e-stop part at once, others
+        (the command source going idle / in control under load) folded like a WARN <-> OK flap."""
         line = self._ask("summary", "operator summary")
         if line is None:
             return
-        if line and line != self._summary:
-            self._say(line)
+        now = time.monotonic()
+        if line:
+            said = self._lines.state(_SUMMARY, "")
+            urgent = _part(line, "e-stop") != _part(said, "e-stop")
+            report = self._lines.offer(_SUMMARY, line, now, initial="", force=urgent)
+            if report is not None:
+                self._say(line + report.suffix())
         self._summary = line
 
     def _ask(self, attr: str, what: str):
@@ -514,6 +529,11 @@ class Runner:
                 row.append("" if level is None else f"[{colour}]{LEVEL_NAMES.get(level, level)}[/] {escape(message)}")
             table.add_row(*row)
         return table
+
+
+def _part(line: str, name: str) -> str:
+    """The "name: ..." part of an operator line ("command source: ... | e-stop: off | ...")."""
+    return next((p.strip() for p in line.split("|") if p.strip().startswith(f"{name}:")), "")
 
 
 _COLORS = ("cyan", "magenta", "green", "blue", "yellow", "bright_cyan", "bright_magenta")
