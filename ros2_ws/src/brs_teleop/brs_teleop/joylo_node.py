@@ -613,8 +613,8 @@ def _make_node():
                                      {"connected": True, "alt_mode": self.core.alt_mode, **presses})
             else:
                 self.diag.set_status("joycon", WARN, f"Joy-Con not connected ({self.joycon.error}); "
-                                     "base and torso at rest, retrying (brs joylo press BUTTON presses "
-                                     "one from a shell)", {"connected": False, **presses})
+                                     "base and torso at rest, retrying; without one: brs joylo press "
+                                     "BUTTON", {"connected": False, **presses})
 
         # -------------------------------------------------------------- shutdown
 
