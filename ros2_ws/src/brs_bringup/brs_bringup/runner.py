@@ -44,7 +44,7 @@ STARTUP_GRACE = 5.0  # s after a node starts in which its WARNs (waiting for inp
 # console line are folded into one line with a count; entering or leaving ERROR is printed at once
 CONSOLE_WINDOW = 2.0
 LEVEL_NAMES = {0: "OK", 1: "WARN", 2: "ERROR", 3: "STALE"}
-OK_LEVEL, WARN_LEVEL, ERROR_LEVEL = 0, 1, 2
+OK_LEVEL, WARN_LEVEL, ERROR_LEVEL, STALE_LEVEL = 0, 1, 2, 3
 _SUMMARY = ("operator summary",)  # the operator line's stream in the console's ChangeLimiter
 
 
@@ -396,8 +396,8 @@ class Runner:
         """Print the diagnostic level changes of each component (each node without a
         `components` source): WARN or ERROR with the message, and the way back to OK.
 
-        - A WARN in a node's first STARTUP_GRACE s (e.g. waiting for its first input) is not news,
-          so neither it nor the OK after it is printed.
+        - A WARN or STALE in a node's first STARTUP_GRACE s (e.g. waiting for its first input, a
+          merger's "no message yet") is not news, so neither it nor the OK after it is printed.
         - Entering ERROR (or STALE) and leaving it are printed at once, also when another
           component of the node is still WARN (a leader that is read again says so).
         - WARN <-> OK changes, and new messages of a lasting ERROR, within CONSOLE_WINDOW s of the
@@ -424,7 +424,7 @@ class Runner:
                 continue
             self._nodes[key], self._texts[key, level] = node, text
             before = self._lines.state(key, (OK_LEVEL, ""))[0]
-            if level == WARN_LEVEL and before == OK_LEVEL and now - proc.started < STARTUP_GRACE:
+            if level in (WARN_LEVEL, STALE_LEVEL) and before == OK_LEVEL and now - proc.started < STARTUP_GRACE:
                 continue
             urgent = level != before and max(level, before) >= ERROR_LEVEL
             state = (level, text if level >= ERROR_LEVEL else "")
