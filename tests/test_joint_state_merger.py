@@ -137,3 +137,68 @@ def test_partial_publishing_when_not_requiring_all(ros):
 def test_empty_sources_refused(ros):
     with pytest.raises(ValueError, match="sources"):
         JointStateMerger(context=ros.context, parameter_overrides=[Parameter("sources", value=[""])])
+
+
+class _Lines:
+    """Stands in for the node's logger: keeps every line."""
+
+    def __init__(self):
+        self.lines: list[tuple[float, str, str]] = []
+
+    def _add(self, level, text, **_kw):
+        import time
+
+        self.lines.append((time.monotonic(), level, text))
+
+    def info(self, text, **kw):
+        self._add("INFO", text)
+
+    def warning(self, text, **kw):
+        self._add("WARN", text)
+
+    warn = warning
+
+    def error(self, text, **kw):
+        self._add("ERROR", text)
+
+
+def test_a_flapping_source_logs_at_most_one_line_per_period(ros):
+    """Walk17 finding 10: under load a source went stale and fresh again every few tenths of a
+    second, one log line each (625 in 12 min). Now: one line per source per LOG_PERIOD, with the
+    number of changes, and the last line says where the source ended up."""
+    import time
+
+    from brs_control import joint_state_merger as jsm
+
+    feeder = Feeder(ros)
+    merger = _merger(ros)
+    log = _Lines()
+    merger.get_logger = lambda: log  # the node's lines, as the console would show them
+    topic = "/right_driver/joint_states"
+    try:
+        wait_for(lambda: merger.published > 5, 10, message="merging")
+        t0 = time.monotonic()
+        flips = 0
+        while time.monotonic() - t0 < 1.5 * jsm.LOG_PERIOD:  # stale (0.3 s > 0.1 s timeout) / fresh
+            (feeder.paused.add if flips % 2 == 0 else feeder.paused.discard)(topic)
+            flips += 1
+            time.sleep(0.3)
+        feeder.paused.discard(topic)
+        settled = time.monotonic()
+
+        def mine():
+            return [(t, level, text) for t, level, text in log.lines if text.startswith(topic)]
+
+        wait_for(lambda: mine() and mine()[-1][2].startswith(f"{topic}: fresh again"), jsm.LOG_PERIOD + 2,
+                 message=f"the last line says fresh again; lines: {mine()}")
+        lines = mine()  # (a loaded machine may have had the source stale at startup too)
+        assert any(level == "WARN" and "stale: last message" in text for _, level, text in lines), lines
+        # ~25 changes in 1.5 periods and the settling: at most one line per period
+        assert 1 <= len([x for x in lines if x[0] >= t0]) <= 3, lines
+        assert all(b[0] - a[0] >= jsm.LOG_PERIOD - 0.05 for a, b in zip(lines, lines[1:])), lines
+        assert "changes in the last" in lines[-1][2], lines
+        assert lines[-1][0] - settled < jsm.LOG_PERIOD + 0.5, lines
+    finally:
+        feeder.timer.cancel()
+        ros.executor.remove_node(merger)
+        merger.destroy_node()

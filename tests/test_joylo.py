@@ -172,6 +172,41 @@ def test_y_disengages_both_arms_and_engages_them_at_once():
     assert not core.disengaged and not core.engaged.any()
 
 
+def test_joylo_press_argument_errors_are_one_line_exit_2_before_any_ros():
+    """`brs joylo press` with a button that does not exist: exit 2 and one line naming the valid
+    buttons, before rclpy is imported (and torch never); registered like the other package
+    commands (an add_parser under brs.commands), through brs's own main."""
+    import sys
+
+    probe = (
+        "import sys\n"
+        "from brs_teleop import joylo_cli\n"
+        "rc = joylo_cli.main(['press', 'turbo'])\n"
+        "print('RC', rc, sorted(m for m in ('rclpy', 'torch') if m in sys.modules))\n")
+    run = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
+    assert run.stdout.strip() == "RC 2 []", run
+    err = run.stderr.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("brs joylo: error: unknown button 'turbo'; buttons: a, b, x, y, minus, "), err
+    for name in ("plus", "capture", "home"):
+        assert name in err[0]
+    assert jc.press_button("+", jc.load_config()) == ("plus", 6) and jc.press_button(" Y ", jc.load_config()) == ("y", 3)
+
+
+def test_brs_joylo_press_is_a_package_command(monkeypatch, capsys):
+    from importlib.metadata import EntryPoint
+
+    from brs import cli
+
+    entry = EntryPoint("joylo", "brs_teleop.joylo_cli:add_parser", cli.COMMANDS_GROUP)
+    monkeypatch.setattr(cli, "package_commands", lambda: [entry])  # the installed metadata predates it
+    assert cli.main(["joylo", "press", "nope"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("brs joylo: error: unknown button 'nope'; buttons: a, b, x, y"), err
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["joylo", "press", "--help"])
+    assert exc.value.code == 0 and "brs joylo press y" in capsys.readouterr().out
+
+
 # ----------------------------------------------------------------------------- the node
 
 @pytest.fixture
@@ -204,9 +239,7 @@ class Robot:
 
 def hold(emu, dxl_id, ticks):
     """The operator's hand moves a leader motor to `ticks` and holds it there."""
-    emu.set_obstacle(dxl_id, None)
-    emu.set_position(dxl_id, ticks)
-    emu.set_obstacle(dxl_id, ticks)
+    emu.hold(dxl_id, ticks)
 
 
 def spawn_joylo(ros, tmp_path, leaders, name="joylo.log", **params):
@@ -468,3 +501,57 @@ def test_node_waits_for_the_leader_to_match_the_robot_before_following(ros, tmp_
     assert np.abs(np.diff(commands(ros)[:, tm.ARMS], axis=0)).max() <= MAX_STEP + 1e-9
     assert proc.stop() == 0
     assert "left arm engaged: the robot follows its leader" in proc.log()
+
+
+def test_a_button_pressed_from_the_shell_acts_like_the_joycons(ros, tmp_path, leaders, capsys):
+    """Finding 6 of walk17: `brs joylo press y` on a running JoyLo node (no Joy-Con) disengages
+    both arms, and again engages them; the press goes the SDL events' way (mapping, /joy, log)."""
+    from std_msgs.msg import String
+
+    from brs_teleop import joylo_cli
+
+    Robot(ros)
+    ros.record(CMD, JointTrajectory, qos.COMMAND, keep=5000)
+    ros.record(topics.DIAGNOSTICS, DiagnosticArray, qos.DIAGNOSTICS, keep=500)
+    ros.record(topics.JOY, Joy, qos.SENSOR, keep=5000)
+    script = write_script(tmp_path / "script.jsonl", 6000, {})  # 60 s of a Joy-Con nobody touches
+    proc = spawn_joylo(ros, tmp_path, leaders, replay_file=str(script), record_file=str(tmp_path / "rec.jsonl"))
+
+    def engage_is(level, text):
+        st = engage_status(ros)
+        return st is not None and level_value(st.level) == level and text in st.message
+
+    wait_for(lambda: engage_is(OK, "both arms follow"), 20, message=f"engaged at start; saw {engage_status(ros)}; "
+                                                                    f"log:\n{proc.log()}")
+    t0 = time.monotonic()
+    assert joylo_cli.main(["press", "Y", "--timeout", "20"]) == 0, capsys.readouterr().err
+    assert "joylo: pressed y" in capsys.readouterr().out
+    wait_for(lambda: engage_is(1, "disengaged by the operator"), 5,
+             message=f"engage WARN after Y; saw {engage_status(ros)}")
+    print(f"\nbrs joylo press y -> disengaged on /diagnostics: {time.monotonic() - t0:.2f} s")
+    # disengaged: the leader moves, the robot's arm holds
+    hold(leaders["left"], 31, tick_of(0.3))
+    n = ros.count(CMD)
+    wait_for(lambda: ros.count(CMD) > n + 50, 5, message="commands go on while disengaged")
+    assert np.all(np.abs(commands(ros)[-50:, J1] - HOME_ARM[0]) < 2e-3), commands(ros)[-50:, J1]
+    assert joylo_cli.main(["press", "y"]) == 0, capsys.readouterr().err
+    wait_for(lambda: engage_is(OK, "both arms follow"), 5, message=f"engaged after the second Y; saw {engage_status(ros)}")
+    wait_for(lambda: abs(commands(ros)[-1][J1] - 0.3) < 2e-3, 5, message="the left arm follows its leader again")
+    # a name the node does not know is refused and counted, nothing pressed
+    pub = ros.node.create_publisher(String, "/joylo/press", qos.COMMAND)
+    wait_for(lambda: pub.get_subscription_count() > 0, 5, message="the node's ~/press")
+    pub.publish(String(data="turbo"))
+    wait_for(lambda: (s := ros.diagnostic_status("joylo: joycon")) and s[1].get("rejected.press") == "1", 5,
+             message=f"the unknown button counted; saw {ros.diagnostic_status('joylo: joycon')}")
+    assert ros.diagnostic_status("joylo: joycon")[1]["presses"] == "2"
+    assert proc.stop() == 0
+    # the same way as a Joy-Con's events: Y (SDL button 3) down then up, twice, in the log and on /joy
+    _, ticks = read_log(tmp_path / "rec.jsonl", ARM_JOINTS)
+    y = jc.load_config().buttons["y"]
+    edges = [e["type"] for t in ticks for e in t.events if e.get("button") == y]
+    assert edges == [jc.BUTTON_DOWN, jc.BUTTON_UP] * 2, edges
+    y_at = jc.load_config().button_names.index("y")
+    with ros.lock:
+        joy = [m.buttons[y_at] for m in ros.messages[topics.JOY]]
+    assert sum(1 for a, b in zip(joy, joy[1:]) if b and not a) == 2  # two presses seen on /joy
+    assert "button y pressed (~/press)" in proc.log()

@@ -324,6 +324,96 @@ def test_console_prints_every_change_of_a_nodes_diagnostic_level(tmp_path, ros_d
     assert text.count("e-stop: off") == 1 and text.count("e-stop: LATCHED") == 1  # once per change
 
 
+def test_console_folds_flapping_warnings_and_shows_each_components_recovery(tmp_path, ros_domain, monkeypatch):
+    """Walk17 findings 10 and 11, with a per-component source: a component flapping WARN <-> OK
+    (bus errors, stale sources under load) prints one line per CONSOLE_WINDOW with a count, and
+    its last line says where it ended up; a lasting ERROR whose message keeps changing is folded
+    the same way; another component's ERROR still comes at once, and its recovery is printed
+    although a third component of the node (the missing Joy-Con) stays WARN."""
+    import threading
+    import time
+
+    from brs_bringup import runner as runner_module
+
+    monkeypatch.setattr(runner_module, "STARTUP_GRACE", 3.0)  # (shorter: the flapping is after startup)
+    window = runner_module.CONSOLE_WINDOW
+    fake_node_on_path(tmp_path, monkeypatch)
+    comps = {"spinner: joycon": (1, "Joy-Con not connected"), "spinner: leader": (0, "both leader arms read"),
+             "spinner: bus": (0, "active: torque on"), "spinner: loop": (0, "100 Hz"),
+             "spinner: /left/joint_states": (3, "no message yet")}  # STALE while starting: not news
+    health = {"spinner": (1, "joycon: Joy-Con not connected")}  # the worst component: what the table shows
+    summary = ["command source: teleop (in control) | e-stop: off"]
+    out = io.StringIO()
+    runner = Runner([fake("spinner", "spin")], out=out, live=False, health=lambda: dict(health),
+                    components=lambda: dict(comps), summary=lambda: summary[0])
+    rc: list[int] = []
+    thread = threading.Thread(target=lambda: rc.append(runner.run()))
+    thread.start()
+    time.sleep(1.0)  # within the node's startup grace (from its spawn): a source is in, no longer STALE
+    comps["spinner: /left/joint_states"] = (0, "fresh")
+
+    def lines(component: str) -> list[str]:
+        return [line for line in out.getvalue().splitlines() if line.startswith(f"[spinner] ") and f": {component}: " in line]
+
+    try:
+        wait_for(lambda: (tmp_path / "spinner.json").exists(), 30, message="the node running")
+        wait_for(lambda: lines("joycon"), 10, message=f"the Joy-Con WARN after the startup grace; console:\n{out.getvalue()}")
+        # the bus flaps every 0.3 s (the runner looks every 0.2 s) for 3 windows, then settles at OK
+        t0 = time.monotonic()
+        flaps = 0
+        while time.monotonic() - t0 < 3 * window:
+            comps["spinner: bus"] = (1, "1 bus errors in the last 1 s (retried)") if flaps % 2 == 0 else (0, "active: torque on")
+            # the command source under load: idle <-> in control (the controller's watchdog)
+            summary[0] = f"command source: teleop ({'idle' if flaps % 2 == 0 else 'in control'}) | e-stop: off"
+            flaps += 1
+            if flaps == 5:  # meanwhile the leader is unplugged: its ERROR comes at once
+                comps["spinner: leader"] = (2, "left arm unreadable (port vanished)")
+                t_error = time.monotonic()
+                wait_for(lambda: any("ERROR: leader: left arm unreadable" in x for x in lines("leader")), 5,
+                         message=f"the ERROR while another component flaps; console:\n{out.getvalue()}")
+                assert time.monotonic() - t_error < 1.0, "the ERROR took more than 1 s"
+            time.sleep(0.3)
+        comps["spinner: bus"] = (0, "active: torque on")
+        summary[0] = "command source: teleop (in control) | e-stop: off"
+        t_end = time.monotonic()
+        wait_for(lambda: lines("bus") and lines("bus")[-1].startswith("[spinner] OK: bus: active: torque on"), 2 * window + 1,
+                 message=f"the bus's last line says OK; console:\n{out.getvalue()}")
+        bus = lines("bus")
+        # ~20 changes in 3 windows: at most one line per window (+ the first and the settled one)
+        assert len(bus) <= 3 + 2, bus
+        assert any("changes in the last" in x for x in bus), bus
+        assert time.monotonic() - t_end < window + 1.0
+        said = [x for x in out.getvalue().splitlines() if x.startswith("[brs] command source:")]
+        assert 2 <= len(said) <= 3 + 2, said
+        # the e-stop part is never folded: latched, it is said at once
+        summary[0] = "command source: teleop (in control) | e-stop: LATCHED (brs estop reset)"
+        t_latch = time.monotonic()
+        wait_for(lambda: "e-stop: LATCHED" in out.getvalue(), 5, message=f"the latch; console:\n{out.getvalue()}")
+        assert time.monotonic() - t_latch < 1.0
+        # the leader comes back while the Joy-Con is still missing: its recovery is printed
+        comps["spinner: leader"] = (0, "both leader arms read")
+        t_ok = time.monotonic()
+        wait_for(lambda: "[spinner] OK: leader: both leader arms read" in lines("leader")[-1], 5,
+                 message=f"the leader's recovery under the Joy-Con WARN; console:\n{out.getvalue()}")
+        assert time.monotonic() - t_ok < 1.0
+        # a lasting ERROR whose message counts down (a driver's reconnect): folded, not one line per look
+        t1 = time.monotonic()
+        k = 0
+        while time.monotonic() - t1 < 2 * window:
+            comps["spinner: port"] = (2, f"bus fault: reconnecting (next in {k % 10 / 10:.1f} s)")
+            k += 1
+            time.sleep(0.15)
+        comps["spinner: port"] = (0, "active: torque on")
+        wait_for(lambda: lines("port") and lines("port")[-1].startswith("[spinner] OK: port:"), 5,
+                 message=f"the port's recovery; console:\n{out.getvalue()}")
+        assert len(lines("port")) <= 2 + 2 + 1, lines("port")  # first ERROR, <= 1 per window, the OK
+    finally:
+        runner.stop()
+        thread.join(20)
+    assert rc == [0]
+    assert len(lines("joycon")) == 1 and "loop" not in out.getvalue() and "/left/joint_states" not in out.getvalue()
+
+
 def test_command_line_is_ros_args():
     node = NodeDescription("p", "exe", "n", parameters={"s": "x", "b": False, "f": 1.0},
                            remappings=(("a", "/b"),))

@@ -120,3 +120,48 @@ def test_sim_node_reports_the_task_outcome(ros):
         assert ros.call(Trigger, topics.SIM_RESET, Trigger.Request()).success
         report = wait_for(lambda: first_report(n), 5, message=f"reset {n} on /diagnostics")
         assert report["elapsed"] == "0.0" and report["success"] == "False"
+
+
+def test_an_exceeded_time_limit_is_a_warn_only_when_the_graph_evaluates(ros):
+    """Walk17 finding 16: in hand teleop the sim's 'time limit exceeded' WARN stayed for good.
+    Now it is an OK-level note unless time_limit_warn (the graph sets it in the evaluating modes,
+    brs eval / brs collect); the values the episode drivers read are the same either way."""
+    from diagnostic_msgs.msg import DiagnosticArray
+    from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue
+    from rcl_interfaces.srv import SetParameters
+
+    from brs_bringup import graph
+    from brs_common import qos, topics
+    from brs_common.diagnostics import OK, WARN, level_value
+    from rosutil import wait_for
+
+    sims = {m: next(n for n in graph.describe(use_sim=True, mode=m, task="bimanual_box") if n.name == "sim")
+            for m in ("record", "teleop", "policy", "collect")}
+    assert {m: n.parameters["time_limit_warn"] for m, n in sims.items()} == {
+        "record": False, "teleop": False, "policy": True, "collect": True}
+    ros.record(topics.DIAGNOSTICS, DiagnosticArray, qos.DIAGNOSTICS, keep=200)
+    sim = ros.spawn("sim_node", {"task": "floor_to_top_shelf", "cameras_enabled": False, "speed_factor": 0.0,
+                                 "time_limit_warn": False})
+
+    def task_status(exceeded: bool, level: int):
+        with ros.lock:
+            msgs = list(ros.messages[topics.DIAGNOSTICS])
+        for msg in reversed(msgs):
+            for st in msg.status:
+                values = {kv.key: kv.value for kv in st.values}
+                if st.name == topics.SIM_TASK_STATUS and values.get("time_limit_exceeded") == str(exceeded) \
+                        and level_value(st.level) == level:
+                    return st, values
+        return None
+
+    st, values = wait_for(lambda: task_status(True, OK) or sim.proc.poll() is not None, 180,
+                          message="the time limit passed (60 sim s as fast as the sim runs)")
+    assert sim.proc.poll() is None
+    assert st.message.startswith("floor_to_top_shelf: time limit exceeded (60 s)"), st.message
+    assert values["success"] == "False" and float(values["elapsed"]) > 60.0
+    assert task_status(True, WARN) is None  # never a WARN in hand teleop
+    request = SetParameters.Request(parameters=[Parameter(name="time_limit_warn", value=ParameterValue(
+        type=ParameterType.PARAMETER_BOOL, bool_value=True))])
+    assert ros.call(SetParameters, "/sim/set_parameters", request).results[0].successful
+    st, _ = wait_for(lambda: task_status(True, WARN), 10, message="the WARN once the graph evaluates")
+    assert st.message == "floor_to_top_shelf: time limit exceeded (60 s)", st.message

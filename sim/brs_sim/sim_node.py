@@ -54,6 +54,9 @@ class SimNode(Node):
             ("start_paused", False, "start paused (step with ~/step, resume with ~/pause)"),
             ("task", "", f"household task ({', '.join(TASKS)}): resets place its objects, its outcome "
                          "goes to /diagnostics; '': none"),
+            ("time_limit_warn", False, "an exceeded task time limit is a WARN (true: the graph judges episodes "
+                                       "by it, brs eval / collect) or an OK-level note (false: hand teleop); "
+                                       "read at every report"),
         ])
         self.sim = SimCore(param["scene"], seed=param["seed"], object_jitter=param["object_jitter"])
         self.task = get_task(param["task"]) if param["task"] else None
@@ -197,14 +200,25 @@ class SimNode(Node):
             self._report_task()
 
     def _report_task(self):
-        """Task outcome once per sim second on /diagnostics (component 'task')."""
+        """Task outcome once per sim second on /diagnostics (component 'task'). An exceeded time
+        limit is a WARN only where the graph judges episodes by it (`time_limit_warn`, set by the
+        graph in the evaluating modes); during hand teleop or recording it is an OK-level note,
+        not a lasting WARN on the operator's console. Episode drivers read the values (success,
+        elapsed, resets), never the level."""
         elapsed = self.sim.time - self.task_start
         success = self.task.success(self.sim.model, self.sim.data)
-        level = DiagnosticStatus.OK if success or elapsed <= self.task.time_limit else DiagnosticStatus.WARN
-        state = "success" if success else ("time limit exceeded" if elapsed > self.task.time_limit else "running")
+        over = not success and elapsed > self.task.time_limit
+        level = DiagnosticStatus.OK
+        state = "success" if success else "running"
+        if over:
+            warn = bool(self.get_parameter("time_limit_warn").value)
+            level = DiagnosticStatus.WARN if warn else DiagnosticStatus.OK
+            state = f"time limit exceeded ({self.task.time_limit:g} s)" + (
+                "" if warn else "; only brs eval / brs collect judge episodes by it")
         self.diag.set_status("task", level, f"{self.task.name}: {state}",
                              {"task": self.task.name, "success": success, "elapsed": f"{elapsed:.1f}",
-                              "time_limit": self.task.time_limit, "resets": self.task_resets})
+                              "time_limit": self.task.time_limit, "time_limit_exceeded": over,
+                              "resets": self.task_resets})
 
     def _publish_state(self, stamp):
         # Messages are built once and refilled: constructing an Odometry costs more than publishing it.

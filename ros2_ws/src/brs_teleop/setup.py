@@ -28,6 +28,7 @@ setup(
             "export = brs_teleop.export_cli:add_parser",
             "calibrate = brs_teleop.calibrate_cli:add_parser",
             "record = brs_teleop.record_cli:add_parser",
+            "joylo = brs_teleop.joylo_cli:add_parser",
         ],
     },
 )

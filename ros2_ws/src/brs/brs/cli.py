@@ -54,12 +54,14 @@ def _add_bringup(sub) -> None:
 
 
 def _run(nodes, args) -> int:
+    from brs_bringup.console_health import ComponentHealth
     from brs_bringup.graph_client import GraphClient
     from brs_bringup.runner import Runner
 
     runner = Runner(nodes, log_dir=args.log_dir, live=args.status)  # sets the graph's DDS defaults
     console = GraphClient("brs_bringup_console")  # every node's /diagnostics level on the console
-    runner.health = console.node_health
+    runner.health = console.node_health  # the table: each node's worst component
+    runner.components = ComponentHealth(console.node)  # the console lines: every component's changes
     runner.summary = console.operator_summary
     try:
         return runner.run()
@@ -310,14 +312,18 @@ def _view(args) -> int:
 # ---- main --------------------------------------------------------------------------------------
 
 def _add_emulate(sub) -> None:
+    from brs.emulate import default_dir
+
+    here = default_dir()
     p = sub.add_parser(
         "emulate", help="run the robot's serial devices as emulators on pseudo-terminals",
         description="Start protocol-level emulators of the three Dynamixel chains and the two ODrive "
                     "wheel boards on ptys, and print the `brs bringup use_sim:=false ...` command "
                     "that points the real-mode graph at them. Ctrl-C stops them.",
     )
-    p.add_argument("--dir", type=Path, default=Path("/tmp/brs_emulated"),
-                   help="folder for the pty symlinks (default /tmp/brs_emulated)")
+    p.add_argument("--dir", type=Path, default=here,
+                   help=f"folder for the pty symlinks (default /tmp/brs_emulated_<uid>_<ROS_DOMAIN_ID>, "
+                        f"here {here})")
     p.add_argument("--joylo", action="store_true",
                    help="also emulate the two JoyLo leader arms (for mode:=teleop / record)")
     p.set_defaults(func=_emulate)
@@ -325,7 +331,8 @@ def _add_emulate(sub) -> None:
     m = cmds.add_parser(
         "move", help="move motors of running emulated chains by hand (e.g. a JoyLo leader joint)",
         description="Hold motors of a chain that `brs emulate` runs where a hand would put them (goals a "
-                    "host writes do not move them), play a CSV trajectory at real time, or let go. "
+                    "host writes do not move them), play a CSV trajectory at real time (each point held until the next, "
+                    "the last one after the end), or let go. "
                     "JOINT=RAD goes through the chain's calibration file; ID=TICKS is raw.",
         epilog="examples:\n  brs emulate move joylo_left left_arm_joint2=0.5 left_arm_joint4=-1.0\n"
                "  brs emulate move joylo_left 32=2400\n"
@@ -338,7 +345,8 @@ def _add_emulate(sub) -> None:
     m.add_argument("--release", type=int, nargs="+", metavar="ID", help="let go of these motors")
     m.add_argument("--calibration", type=Path, help="calibration file for JOINT=RAD (default: the chain's, "
                                                     "found in the calibration dir by its port)")
-    m.add_argument("--dir", type=Path, default=Path("/tmp/brs_emulated"), help="the emulators' folder")
+    m.add_argument("--dir", type=Path, default=here,
+                   help=f"the emulators' folder: the one `brs emulate` was given (default {here})")
     m.set_defaults(func=_emulate_move)
 
 

@@ -4,10 +4,16 @@ Starts one Dynamixel chain emulator per driver (torso, left arm, right arm) and 
 wheel boards, each on a pty symlinked under `--dir`, and prints the bringup command whose port
 overrides point the real-mode graph (`use_sim:=false`) at them. Nothing else changes: the drivers
 talk the same bytes they would to the hardware.
+
+The default folder is per user and per ROS_DOMAIN_ID (`default_dir`), so two operators or test
+runs on one machine never share emulators; `brs emulate move` finds them there by default.
 """
 
 from __future__ import annotations
 
+import os
+import re
+import shlex
 import signal
 import subprocess
 import sys
@@ -20,6 +26,24 @@ BIN = Path(sys.executable).parent
 CHAINS = ("torso", "left_arm", "right_arm")
 JOYLO_CHAINS = ("joylo_left", "joylo_right")  # --joylo: the leader arms (the joylo node's ports)
 WHEEL_BOARDS = ("a", "b")
+
+
+def default_dir(environ=None) -> Path:
+    """/tmp/brs_emulated_<uid>_<ROS_DOMAIN_ID or 0>: `brs emulate` and `brs emulate move` agree on
+    it without --dir, and other users or domains on this machine get folders of their own."""
+    environ = os.environ if environ is None else environ
+    domain = re.sub(r"[^0-9A-Za-z]", "_", environ.get("ROS_DOMAIN_ID", "").strip()) or "0"
+    return Path(f"/tmp/brs_emulated_{os.getuid()}_{domain}")
+
+
+def brs_command() -> str:
+    """The `brs` being run, as a shell can run it again: sys.argv[0] resolved (e.g.
+    /home/me/brs/.venv/bin/brs, which need not be on PATH); `python -m brs.cli` when not run
+    through the console script."""
+    argv0 = Path(sys.argv[0])
+    if argv0.name.startswith("brs") and argv0.is_file() and os.access(argv0, os.X_OK):
+        return shlex.quote(str(argv0.resolve()))
+    return shlex.join([sys.executable, "-m", "brs.cli"])
 
 
 def emulator_commands(directory: Path, joylo: bool = False) -> tuple[list[list[str]], dict[str, str], list[Path]]:
@@ -113,17 +137,28 @@ def _ticks_of(chain: str, link: Path, targets: dict[str, float], calibration: Pa
     return out
 
 
+def _control(link: Path) -> Path:
+    return link.with_name(link.name + ".ctl")
+
+
+def _no_emulator(link: Path, why: str) -> ValueError:
+    directory, chain = link.parent, link.name.removeprefix("brs_dxl_")
+    start = "brs emulate" + (" --joylo" if chain in JOYLO_CHAINS else "")
+    if directory != default_dir():
+        start += f" --dir {shlex.quote(str(directory))}"
+    return ValueError(f"no emulator of {chain} in {directory} ({_control(link).name}: {why}): start them with "
+                      f"`{start}`, or give --dir with the folder `brs emulate` uses (default {default_dir()})")
+
+
 def _send(link: Path, message: dict) -> None:
     import json
     import socket
 
-    control = link.with_name(link.name + ".ctl")
     with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as s:
         try:
-            s.sendto(json.dumps(message).encode(), str(control))
+            s.sendto(json.dumps(message).encode(), str(_control(link)))
         except OSError as exc:
-            raise ValueError(f"no emulator listens on {control} ({exc.strerror}): start it with "
-                             f"`brs emulate{' --joylo' if 'joylo' in link.name else ''}`") from None
+            raise _no_emulator(link, exc.strerror) from None
 
 
 def parse_targets(items: list[str]) -> dict[str, float]:
@@ -142,20 +177,25 @@ def parse_targets(items: list[str]) -> dict[str, float]:
 def move(directory: Path, chain: str, targets: list[str], release: list[int] | None = None,
          trajectory: Path | None = None, calibration: Path | None = None, out=sys.stdout) -> int:
     """Hold motors of a running emulated chain where a hand would put them; play a CSV trajectory
-    (time_s, then a JOINT or ID column each) at real time; or release them."""
+    (time_s, then a JOINT or ID column each) at real time, holding each point until the next and
+    the last one after the end; or release them."""
     import time
 
     if chain not in CHAINS + JOYLO_CHAINS:
         raise ValueError(f"unknown chain {chain!r}; chains: {', '.join(CHAINS + JOYLO_CHAINS)}")
     link = directory / f"brs_dxl_{chain}"
+    if not release and trajectory is None and not targets:
+        raise ValueError("give JOINT=RAD / ID=TICKS targets, --trajectory FILE or --release")
+    parsed = parse_targets(targets) if not release and trajectory is None else {}
+    # before anything slow (calibration files, the CSV): is an emulator there at all?
+    if not _listening(_control(link)):
+        raise _no_emulator(link, "no such socket" if not _control(link).exists() else "nobody answers")
     if release:
         _send(link, {"release": [int(k) for k in release]})
         print(f"{chain}: released {list(release)}", file=out)
         return 0
     if trajectory is None:
-        if not targets:
-            raise ValueError("give JOINT=RAD / ID=TICKS targets, --trajectory FILE or --release")
-        ticks = _ticks_of(chain, link, parse_targets(targets), calibration)
+        ticks = _ticks_of(chain, link, parsed, calibration)
         _send(link, {"hold": {str(k): v for k, v in ticks.items()}})
         print(f"{chain}: holding " + ", ".join(f"id {k} at {v:.0f} ticks" for k, v in ticks.items()), file=out)
         return 0
@@ -172,15 +212,23 @@ def move(directory: Path, chain: str, targets: list[str], release: list[int] | N
         points = [(float(r[0]), {n: float(v) for n, v in zip(names, r[1:])}) for r in rows[1:] if r]
     except ValueError as exc:
         raise ValueError(f"{trajectory}: {exc}") from None
+    # every point in ticks up front (one calibration lookup, not one per point), so playing is
+    # only sends on time; each is a hold, as for static targets: the motor stays at a point,
+    # whatever the host drives, until the next one, and at the last after the end
+    holds = [(t, {str(k): v for k, v in _ticks_of(chain, link, values, calibration).items()})
+             for t, values in points]
     t0 = time.monotonic()
-    for t, values in points:
+    for t, hold in holds:
         time.sleep(max(0.0, t0 + t - time.monotonic()))
-        _send(link, {"hold": {str(k): v for k, v in _ticks_of(chain, link, values, calibration).items()}})
-    print(f"{chain}: played {len(points)} points over {points[-1][0]:.1f} s from {trajectory}", file=out)
+        _send(link, {"hold": hold})
+    print(f"{chain}: played {len(points)} points over {points[-1][0]:.1f} s from {trajectory}; holding the "
+          f"last (--release to let go)", file=out)
     return 0
 
 
-def main(directory: Path, joylo: bool = False) -> int:
+def main(directory: Path | None = None, joylo: bool = False) -> int:
+    directory = directory or default_dir()
+    created = not directory.exists()
     _, _, links = emulator_commands(directory, joylo)
     for path in clean_links(links):
         print(f"removed a stale {path} (left by an emulator that was killed)")
@@ -188,8 +236,8 @@ def main(directory: Path, joylo: bool = False) -> int:
     args = ("mode:=teleop " if joylo else "") + " ".join(f"'{k}:={v}'" for k, v in overrides.items())
     chains = len(CHAINS) + (len(JOYLO_CHAINS) if joylo else 0)
     print(f"emulating {chains} Dynamixel chains and {len(WHEEL_BOARDS)} wheel boards under {directory}")
-    print(f"run the real-mode graph against them:\n  brs bringup use_sim:=false {args}")
-    print("Ctrl-C stops the emulators.")
+    print(f"run the real-mode graph against them:\n  {brs_command()} bringup use_sim:=false {args}")
+    print("Ctrl-C stops the emulators.", flush=True)
     signals = {signal.SIGINT, signal.SIGTERM}
     signal.pthread_sigmask(signal.SIG_BLOCK, signals)
     try:
@@ -197,4 +245,9 @@ def main(directory: Path, joylo: bool = False) -> int:
     finally:
         stop(procs)
         clean_links(links)
+        if created:  # our own default folder goes too (when nothing else was put there)
+            try:
+                directory.rmdir()
+            except OSError:
+                pass
     return 0

@@ -122,6 +122,10 @@ COMMON_NODES: tuple[NodeDescription, ...] = (CONTROLLER, ROBOT_DESCRIPTION)
 ACTIVE_SOURCE = {"idle": "teleop", "teleop": "teleop", "record": "teleop", "policy": "policy",
                  "rl": "rl", "demo": "demo", "collect": "teleop", "plan": "rl"}
 
+# Modes whose episodes are judged by the sim task's time limit (brs eval: policy, brs collect):
+# there the sim reports an exceeded limit as a WARN; elsewhere (hand teleop) as an OK-level note.
+EVALUATING_MODES = ("policy", "collect")
+
 # A scripted task expert: drives the robot through the teleop command, like an operator.
 EXPERT = NodeDescription(
     "brs_sim", "expert_node", "expert",
@@ -318,6 +322,8 @@ def describe(use_sim: bool | str = True, mode: str = "idle", teleop: str = "joyl
         params = {**template.parameters, **config.get(template.name, {})}
         if template is CONTROLLER:
             params["active_source"] = ACTIVE_SOURCE[mode]
+        if template is SIM:
+            params["time_limit_warn"] = mode in EVALUATING_MODES
         if template is RECORDER and mode == "record" and teleop == "keyboard":
             params["source"] = "keyboard"
         params["use_sim_time"] = use_sim

@@ -32,6 +32,7 @@ import psutil
 
 from brs_bringup.graph import NodeDescription
 from brs_common.dds import configure_dds
+from brs_common.rate_limit import ChangeLimiter
 
 _PR_SET_PDEATHSIG = 1
 _LIBC = ctypes.CDLL(None, use_errno=True) if sys.platform.startswith("linux") else None
@@ -39,7 +40,12 @@ _LIBC = ctypes.CDLL(None, use_errno=True) if sys.platform.startswith("linux") el
 _STOPPED_CODES = (0, -signal.SIGINT, -signal.SIGTERM, -signal.SIGKILL)
 HEALTH_PERIOD = 0.2  # s between looks at the nodes' diagnostics
 STARTUP_GRACE = 5.0  # s after a node starts in which its WARNs (waiting for inputs) are not printed
+# s: a component's WARN <-> OK changes (and new texts of a lasting ERROR) within this of its last
+# console line are folded into one line with a count; entering or leaving ERROR is printed at once
+CONSOLE_WINDOW = 2.0
 LEVEL_NAMES = {0: "OK", 1: "WARN", 2: "ERROR", 3: "STALE"}
+OK_LEVEL, WARN_LEVEL, ERROR_LEVEL, STALE_LEVEL = 0, 1, 2, 3
+_SUMMARY = ("operator summary",)  # the operator line's stream in the console's ChangeLimiter
 
 
 class RunnerError(RuntimeError):
@@ -156,18 +162,26 @@ class Runner:
                  live: bool | None = None, kill_timeout: float = 3.0,
                  env: dict[str, str] | None = None, out: IO[str] | None = None,
                  health: Callable[[], dict[str, tuple[int, str]]] | None = None,
-                 summary: Callable[[], str] | None = None):
+                 summary: Callable[[], str] | None = None,
+                 components: Callable[[], dict[str, tuple[int, str]]] | None = None):
         """`health()`: {node name: (worst diagnostic level, "component: message")}, e.g.
-        GraphClient.node_health; shown in the table, and every change to WARN or ERROR (and back
-        to OK) is printed on the console. `summary()`: one operator line (e.g.
-        GraphClient.operator_summary: command source, e-stop, recorder), under the table and
-        printed whenever it changes."""
+        GraphClient.node_health; shown in the table. `components()`: {"node: component":
+        (level, message)} of every /diagnostics status (console_health.ComponentHealth): the
+        console prints each component's changes to WARN or ERROR and back to OK (without it,
+        each node's worst component from `health`), see `_check_health`. `summary()`: one
+        operator line (e.g. GraphClient.operator_summary: command source, e-stop, recorder),
+        under the table and printed when it changes (`_check_summary`)."""
         self.nodes = list(nodes)
         self.health = health
+        self.components = components
         self.summary = summary
         self._summary = ""
         self._health: dict[str, tuple[int, str]] = {}
-        self._shown: dict[str, tuple[int, str]] = {}  # the level and message last printed per node
+        # console lines per stream (a component, or a node without `components`): its state is
+        # (level, message of an ERROR) so a lasting ERROR's new message is a change too
+        self._lines = ChangeLimiter(CONSOLE_WINDOW)
+        self._nodes: dict[str, str] = {}  # stream -> its node
+        self._texts: dict[tuple[str, int], str] = {}  # (stream, level) -> its latest "component: message"
         self.log_dir = Path(log_dir) if log_dir else None
         self.out = out or sys.stdout
         self.live = self.out.isatty() if live is None else live
@@ -253,6 +267,7 @@ class Runner:
             if now - last_health >= HEALTH_PERIOD:
                 self._check_health()
                 self._check_summary()
+                self._say_folded()
                 last_health = now
             if live is not None and now - last_refresh >= 0.5:
                 live.update(self._table(), refresh=True)
@@ -378,33 +393,70 @@ class Runner:
         stream.close()
 
     def _check_health(self) -> None:
-        """Print each node whose diagnostic level changed (WARN/ERROR with its message, and the
-        recovery). A WARN in a node's first STARTUP_GRACE s (e.g. waiting for its first input)
-        is not news, so neither it nor the OK after it is printed; an ERROR always is."""
-        health = self._ask("health", "diagnostics")
-        if health is None:
-            return
+        """Print the diagnostic level changes of each component (each node without a
+        `components` source): WARN or ERROR with the message, and the way back to OK.
+
+        - A WARN or STALE in a node's first STARTUP_GRACE s (e.g. waiting for its first input, a
+          merger's "no message yet") is not news, so neither it nor the OK after it is printed.
+        - Entering ERROR (or STALE) and leaving it are printed at once, also when another
+          component of the node is still WARN (a leader that is read again says so).
+        - WARN <-> OK changes, and new messages of a lasting ERROR, within CONSOLE_WINDOW s of the
+          component's last line are folded: where the component ended up is printed when the
+          window runs out, with the number of changes (a flapping component: one line per window).
+        """
         procs = {p.node.name: p for p in self.procs}
+        health = self._ask("health", "diagnostics")
+        if health is not None:
+            self._health = {k: v for k, v in health.items() if k in procs}
+        components = self._ask("components", "component diagnostics")
+        if components is not None:
+            streams = [(name, name.partition(": ")[0], level,
+                        f"{name.partition(': ')[2]}: {message}" if ": " in name else message)
+                       for name, (level, message) in components.items()]
+        elif health is not None:
+            streams = [(node, node, level, message) for node, (level, message) in health.items()]
+        else:
+            return
         now = time.monotonic()
-        for node, (level, message) in sorted(health.items()):
+        for key, node, level, text in sorted(streams):
             proc = procs.get(node)
             if proc is None:
                 continue
-            shown = self._shown.get(node, (0, ""))
-            if level == 1 and shown[0] == 0 and now - proc.started < STARTUP_GRACE:
+            self._nodes[key], self._texts[key, level] = node, text
+            before = self._lines.state(key, (OK_LEVEL, ""))[0]
+            if level in (WARN_LEVEL, STALE_LEVEL) and before == OK_LEVEL and now - proc.started < STARTUP_GRACE:
                 continue
-            if level != shown[0] or (level >= 2 and message != shown[1]):
-                self._emit(node, f"{LEVEL_NAMES.get(level, str(level))}: {message}",
-                           style="bold red" if level >= 2 else "bold yellow" if level == 1 else "bold green")
-                self._shown[node] = (level, message)
-        self._health = {k: v for k, v in health.items() if k in procs}
+            urgent = level != before and max(level, before) >= ERROR_LEVEL
+            state = (level, text if level >= ERROR_LEVEL else "")
+            report = self._lines.offer(key, state, now, initial=(OK_LEVEL, ""), force=urgent)
+            if report is not None:
+                self._print_level(node, level, text + report.suffix())
+
+    def _say_folded(self) -> None:
+        """Where a folded component (or the operator line) ended up, once its window ran out."""
+        for key, state, report in self._lines.due(time.monotonic()):
+            if key == _SUMMARY:
+                self._say(state + report.suffix())
+            else:
+                self._print_level(self._nodes[key], state[0], self._texts[key, state[0]] + report.suffix())
+
+    def _print_level(self, node: str, level: int, text: str) -> None:
+        self._emit(node, f"{LEVEL_NAMES.get(level, str(level))}: {text}",
+                   style="bold red" if level >= ERROR_LEVEL else "bold yellow" if level == WARN_LEVEL else "bold green")
 
     def _check_summary(self) -> None:
+        """Print the operator line when it changes; a change of the e-stop part at once, others
+        (the command source going idle / in control under load) folded like a WARN <-> OK flap."""
         line = self._ask("summary", "operator summary")
         if line is None:
             return
-        if line and line != self._summary:
-            self._say(line)
+        now = time.monotonic()
+        if line:
+            said = self._lines.state(_SUMMARY, "")
+            urgent = _part(line, "e-stop") != _part(said, "e-stop")
+            report = self._lines.offer(_SUMMARY, line, now, initial="", force=urgent)
+            if report is not None:
+                self._say(line + report.suffix())
         self._summary = line
 
     def _ask(self, attr: str, what: str):
@@ -477,6 +529,11 @@ class Runner:
                 row.append("" if level is None else f"[{colour}]{LEVEL_NAMES.get(level, level)}[/] {escape(message)}")
             table.add_row(*row)
         return table
+
+
+def _part(line: str, name: str) -> str:
+    """The "name: ..." part of an operator line ("command source: ... | e-stop: off | ...")."""
+    return next((p.strip() for p in line.split("|") if p.strip().startswith(f"{name}:")), "")
 
 
 _COLORS = ("cyan", "magenta", "green", "blue", "yellow", "bright_cyan", "bright_magenta")

@@ -14,7 +14,10 @@ bring-up of a single driver: the node then publishes whatever joints are fresh.
 
 A source is stale when its last valid message arrived more than `stale_timeout` seconds ago
 (steady clock, so wall-time jumps do not matter); it is dropped from the merge and reported
-STALE on /diagnostics (component = its topic). Messages with mismatched array lengths or
+STALE on /diagnostics (component = its topic), and logged (a source going stale, and "fresh again"):
+at most one log line per source per LOG_PERIOD s, the changes in between counted in the next
+one, so a machine too loaded to keep a source within the timeout does not flood the console.
+Messages with mismatched array lengths or
 non-finite positions are rejected and counted. When two sources name the same joint the first
 source in `sources` wins and the duplicate is counted.
 
@@ -40,8 +43,10 @@ from brs_common import params, qos, topics
 from brs_common import robot_spec as spec
 from brs_common.node_main import run_node
 from brs_common.diagnostics import ERROR, OK, STALE, WARN, DiagnosticsReporter
+from brs_common.rate_limit import ChangeLimiter
 
 DEFAULT_SOURCES = ["/wheel_driver/joint_states"]
+LOG_PERIOD = 5.0  # s: at most one stale / fresh-again log line per source in this time
 
 
 class _Source:
@@ -92,6 +97,8 @@ class JointStateMerger(Node):
         self._spec_index = {n: i for i, n in enumerate(spec.STATE_JOINTS)}
         self._last_layout = None
         self._source_state: dict[str, str] = {}
+        self._log_lines = ChangeLimiter(LOG_PERIOD)  # per source: "stale" / "ok" log lines
+        self._stale_text: dict[str, str] = {}
         self.timer = self.create_timer(1.0 / rate, self._tick, clock=Clock(clock_type=ClockType.STEADY_TIME))
 
     # --- input -------------------------------------------------------------------------------
@@ -212,16 +219,26 @@ class JointStateMerger(Node):
                 text = f"stale: last message {now - received:.2f}s ago (timeout {self.stale_timeout}s)"
             else:
                 state, level, text = "ok", OK, "fresh"
+            if state == "stale":
+                self._stale_text[topic] = text
             if self._source_state.get(topic) != state:
                 self._source_state[topic] = state
                 changed = True
-                if state == "stale":
-                    self.get_logger().warning(f"{topic}: {text}")
-                elif state == "ok" and count > 1:
-                    self.get_logger().info(f"{topic}: fresh again")
+                # "none" (no message yet) counts as fresh: only going stale and back is news
+                report = self._log_lines.offer(topic, "stale" if state == "stale" else "ok", now, initial="ok")
+                if report is not None:
+                    self._log_source(topic, state == "stale", report)
             self.diag.set_status(topic, level, text, {"messages": count})
+        for topic, log_state, report in self._log_lines.due(now):  # where a flapping source ended up
+            self._log_source(topic, log_state == "stale", report)
         if changed:
             self.diag.publish()
+
+    def _log_source(self, topic: str, stale: bool, report) -> None:
+        if stale:
+            self.get_logger().warning(f"{topic}: {self._stale_text[topic]}{report.suffix()}")
+        else:
+            self.get_logger().info(f"{topic}: fresh again{report.suffix()}")
 
 
 

@@ -67,6 +67,20 @@ def config_from_dict(data: dict) -> JoyConConfig:
                         str(data.get("device_name_contains", "Joy-Con")))
 
 
+PRESS_ALIASES = {"+": "plus", "-": "minus"}
+
+
+def press_button(name: str, config: JoyConConfig) -> tuple[str, int]:
+    """(button name, SDL index) of a button named on the command line (`brs joylo press Y`, "+",
+    "plus"; joylo's ~/press); ValueError naming the config's buttons when it has no such one."""
+    key = str(name).strip().lower()
+    key = PRESS_ALIASES.get(key, key)
+    if key not in config.buttons:
+        raise ValueError(f"unknown button {name!r}; buttons: {', '.join(config.button_names)} "
+                         f"(+ and - for plus and minus)")
+    return key, config.buttons[key]
+
+
 def load_config(path: str | Path | None = None) -> JoyConConfig:
     with open(path or DEFAULT_CONFIG) as f:
         return config_from_dict(yaml.safe_load(f) or {})

@@ -37,6 +37,9 @@ leader reading (so the node never fights another teleop source while its arms ar
 Inputs without hardware: `record_file:=log.jsonl` logs each published tick (joylo_log.py);
 `input:=replay replay_file:=log.jsonl` replays it: same ticks in, same commands out. A log without
 leader values (a scripted Joy-Con sequence) takes the arms from the live leader.
+A button press from the command line (`brs joylo press y`, or std_msgs/String "y" on ~/press):
+a button-down event at the next tick and its button-up at the one after, added to that tick's
+Joy-Con (or replayed) events, so it goes where an SDL event goes: the mapping, /joy, the log.
 
 The tick logic is `JoyloCore` (pure, no ROS) so replays and tests run it directly.
 """
@@ -217,7 +220,7 @@ def _make_node():
     from rclpy.duration import Duration
     from rclpy.node import Node
     from sensor_msgs.msg import Joy, JointState
-    from std_msgs.msg import Bool
+    from std_msgs.msg import Bool, String
     from trajectory_msgs.msg import JointTrajectory
 
     from brs_common import params, qos, topics
@@ -326,6 +329,12 @@ def _make_node():
             self.estop_pub = self.create_publisher(Bool, topics.ESTOP, qos.COMMAND)
             self.create_subscription(JointState, topics.JOINT_STATES, self._on_joint_states, qos.STATE)
             self.diag = DiagnosticsReporter(self, hardware_id="joylo")
+            # buttons pressed through ~/press, applied one at a time by the loop (_press_events)
+            self._presses: deque[tuple[str, int]] = deque(maxlen=32)
+            self._press_down: tuple[str, int] | None = None  # down at the last tick: up at this one
+            self.presses = 0
+            self.last_press = ""
+            self.create_subscription(String, "~/press", self._on_press, qos.COMMAND)
             self.joint_positions: dict[str, float] | None = None
             self.leader_seen = self.leader is None  # live arms: wait for one complete reading
             self.publishing = False
@@ -352,6 +361,37 @@ def _make_node():
 
         def _on_joint_states(self, msg):
             self.joint_positions = joint_state_to_dict(msg)
+
+        def _on_press(self, msg):
+            """A button press from the command line (std_msgs/String: "y", "plus", "+", ...)."""
+            try:
+                button = jc.press_button(msg.data, self.joy_config)
+            except ValueError as exc:
+                self.diag.reject("press", str(exc), component="joycon")
+                self.get_logger().warning(f"~/press: {exc}")
+                return
+            if not self.publishing or self.replay_done:
+                why = "the replay has finished" if self.replay_done else \
+                    "not publishing yet (waiting for /joint_states or the leader arms)"
+                self.diag.reject("press", f"{button[0]} ignored: {why}", component="joycon")
+                self.get_logger().warning(f"~/press {button[0]} ignored: {why}")
+                return
+            self._presses.append(button)
+
+        def _press_events(self) -> list[dict]:
+            """This tick's events from ~/press: the last tick's button goes up, else the next
+            queued button goes down (one press per two ticks, so every press is an edge)."""
+            if self._press_down is not None:
+                _, index = self._press_down
+                self._press_down = None
+                return [{"type": jc.BUTTON_UP, "button": index}]
+            if not self._presses:
+                return []
+            name, index = self._press_down = self._presses.popleft()
+            self.presses += 1
+            self.last_press = name
+            self.get_logger().info(f"button {name} pressed (~/press)")
+            return [{"type": jc.BUTTON_DOWN, "button": index}]
 
         # -------------------------------------------------------------- the loop
 
@@ -463,6 +503,9 @@ def _make_node():
                 return
             if self.input == "replay":
                 self.tick_index += 1
+            pressed = self._press_events()
+            if pressed:
+                events = events + pressed  # after the device's own events of this tick
             targets, out = self.core.step(events, leader)
             self.cmd_pub.publish(tm.command_msg(targets, 1.0 / self.rate_hz))
             self._made_from = (np.full(12, np.nan) if leader is None
@@ -478,6 +521,9 @@ def _make_node():
                 self.get_logger().warning("e-stop sent")
             if self.log is not None:
                 self.log.write(now, events, leader, targets)
+            if pressed and pressed[0]["type"] == jc.BUTTON_DOWN:  # tell `brs joylo press` at once
+                self._diagnostics(now)
+                self.diag.publish()
             if self._reading is not None and self.joint_positions is not None:
                 robot = {s: np.array([self.joint_positions.get(j, np.nan) for j in
                                       spec.GROUPS[f"{s}_arm"].joints]) for s in SIDES}
@@ -557,16 +603,18 @@ def _make_node():
                     self.get_logger().info(f"{side} arm disengaged: its targets hold")
 
         def _input_status(self):
+            presses = {"presses": self.presses, "last_press": self.last_press}  # ~/press (brs joylo press)
             if self.input == "replay":
                 msg = (f"replay finished ({len(self.ticks)} ticks)" if self.replay_done else
                        f"replaying {self.tick_index}/{len(self.ticks)} ticks")
-                self.diag.set_status("joycon", OK, msg, {"connected": False, "replay": True})
+                self.diag.set_status("joycon", OK, msg, {"connected": False, "replay": True, **presses})
             elif self.joycon.connected:
                 self.diag.set_status("joycon", OK, f"connected: {self.joycon.name}",
-                                     {"connected": True, "alt_mode": self.core.alt_mode})
+                                     {"connected": True, "alt_mode": self.core.alt_mode, **presses})
             else:
                 self.diag.set_status("joycon", WARN, f"Joy-Con not connected ({self.joycon.error}); "
-                                     "base and torso at rest, retrying", {"connected": False})
+                                     "base and torso at rest, retrying; without one: brs joylo press "
+                                     "BUTTON", {"connected": False, **presses})
 
         # -------------------------------------------------------------- shutdown
 

@@ -16,7 +16,8 @@ dynamics: with torque on, position modes approach Goal_Position with time consta
 (default 0.05 s: ~95 % in 0.15 s) capped at the model's no-load speed / Profile_Velocity,
 velocity mode tracks Goal_Velocity, current mode turns current into speed; Present_Velocity and
 Present_Current follow. Current-based position mode saturates the current at Goal_Current, and
-`set_obstacle` blocks a motor (a gripper closing on an object: stalls at Goal_Current).
+`set_obstacle` blocks a motor (a gripper closing on an object: stalls at Goal_Current); `hold`
+pins it where an operator's hand holds it (no goal or current moves it) until `release`.
 Dynamics advance lazily whenever a packet arrives or the test API is used (no physics thread).
 
 Faults: everything of `PtyDevice` (dropped/corrupted/garbage replies, mute, vanish/reappear)
@@ -100,6 +101,7 @@ class DynamixelEmulator:
         self._speed = np.array([m.no_load_speed for m in self.models]) / ct.RAD_PER_TICK  # ticks/s
         self.responsive = np.ones(n, dtype=bool)
         self.obstacle = np.full(n, np.nan)  # tick a motor cannot pass (NaN: none)
+        self.held = np.full(n, np.nan)  # tick a hand pins the motor at (NaN: free)
         self._pos = np.full(n, float(ct.CENTER_TICK))
         if positions is not None:
             if isinstance(positions, Mapping):
@@ -226,6 +228,11 @@ class DynamixelEmulator:
             new = np.where(blocked, self.obstacle, new)
             limit = np.where(mode == ct.MODE_CURRENT_BASED_POSITION, goal_cur, cur_limit)
             current = np.where(blocked, np.sign(step) * limit, current)
+        held = np.isfinite(self.held)
+        if held.any():  # a hand holds these: they stay put and stall against whatever drives them
+            limit = np.where(mode == ct.MODE_CURRENT_BASED_POSITION, goal_cur, cur_limit)
+            current = np.where(held & (step != 0), np.sign(step) * limit, np.where(held, 0.0, current))
+            new = np.where(held, self.held, new)
         self._vel = (new - self._pos) / dt
         self._pos = new
         self._cur = current
@@ -473,6 +480,24 @@ class DynamixelEmulator:
             self._advance()
             self.obstacle[self._k(dxl_id)] = np.nan if ticks is None else float(ticks)
 
+    def hold(self, dxl_id: int, ticks: float) -> None:
+        """An operator's hand moves the motor to `ticks` and holds it there: no goal or current
+        moves it (it stalls against them) until `release`. One step under the lock, so the bus
+        never sees it anywhere in between."""
+        with self._lock:
+            self._advance()
+            k = self._k(dxl_id)
+            self.held[k] = self._pos[k] = float(ticks)
+            self._vel[k] = 0.0
+            self._publish_present()
+
+    def release(self, dxl_id: int) -> None:
+        """The hand lets go of the motor (and of any obstacle on it)."""
+        with self._lock:
+            self._advance()
+            k = self._k(dxl_id)
+            self.held[k] = self.obstacle[k] = np.nan
+
     def set_hardware_error(self, dxl_id: int, bits: int) -> None:
         """Raise Hardware_Error_Status bits; shutdown bits turn torque off (like the firmware)."""
         with self._lock:
@@ -536,15 +561,12 @@ def parse_ids(text: str) -> list[int]:
 
 
 def apply_control(emulator: DynamixelEmulator, message: dict) -> None:
-    """{"hold": {id: ticks, ...}}: a hand moves each motor there and holds it (an obstacle at that
-    position, so goals written by a host do not move it); {"release": [id, ...]}: let go."""
+    """{"hold": {id: ticks, ...}}: a hand moves each motor there and holds it (`hold`: goals and
+    currents a host writes do not move it); {"release": [id, ...]}: let go."""
     for key, ticks in (message.get("hold") or {}).items():
-        dxl_id = int(key)
-        emulator.set_obstacle(dxl_id, None)
-        emulator.set_position(dxl_id, float(ticks))
-        emulator.set_obstacle(dxl_id, float(ticks))
+        emulator.hold(int(key), float(ticks))
     for dxl_id in message.get("release") or ():
-        emulator.set_obstacle(int(dxl_id), None)
+        emulator.release(int(dxl_id))
 
 
 def serve_control(emulator: DynamixelEmulator, path: str, stop: threading.Event) -> None:
