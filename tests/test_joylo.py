@@ -555,3 +555,28 @@ def test_a_button_pressed_from_the_shell_acts_like_the_joycons(ros, tmp_path, le
         joy = [m.buttons[y_at] for m in ros.messages[topics.JOY]]
     assert sum(1 for a, b in zip(joy, joy[1:]) if b and not a) == 2  # two presses seen on /joy
     assert "button y pressed (~/press)" in proc.log()
+
+
+def test_a_shell_press_reaches_joy_readers_without_a_joycon(ros, tmp_path, leaders, capsys):
+    """Second walkthrough: with no Joy-Con (live SDL input, nothing connected) JoyLo publishes no
+    /joy stream, so `brs joylo press +` must publish the state before the press too: /joy readers
+    such as the recorder take a first message as their baseline. The recorder's own edge logic
+    (teleop_mapping.joycon_command) finds the start-episode press in what arrives."""
+    from brs_teleop import joylo_cli
+    from brs_teleop.recorder_node import joy_state
+
+    Robot(ros)
+    ros.record(topics.JOY, Joy, qos.SENSOR, keep=100)
+    ros.record(topics.DIAGNOSTICS, DiagnosticArray, qos.DIAGNOSTICS, keep=500)
+    proc = spawn_joylo(ros, tmp_path, leaders, input="joycon")
+    wait_for(lambda: (s := ros.diagnostic_status("joylo: joycon")) is not None, 20,
+             message=f"joylo's joycon status; log:\n{proc.log()}")
+    assert ros.diagnostic_status("joylo: joycon")[1].get("connected") == "False"
+    assert joylo_cli.main(["press", "+", "--timeout", "20"]) == 0, capsys.readouterr().err
+    wait_for(lambda: ros.count(topics.JOY) >= 3, 5, message=f"/joy messages of the press; saw {ros.count(topics.JOY)}")
+    config = jc.load_config()
+    with ros.lock:
+        states = [joy_state(m, config) for m in ros.messages[topics.JOY]]
+    events = [e for prev, cur in zip(states, states[1:]) for e in tm.joycon_command(cur, prev)[1]]
+    assert events == [tm.START_EPISODE], events
+    assert proc.stop() == 0

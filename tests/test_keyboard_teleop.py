@@ -61,6 +61,8 @@ def test_key_mapping_pure():
     assert ev == ["record_start", "record_stop", "record_discard"]
     np.testing.assert_array_equal(out, before)
     assert recorder_text(None) is None and recorder_text({"recording": "false"}) == "rec idle (R start)"
+    assert recorder_text({"recording": "false", "last_saved": "/data/episode_000002.h5"}) == \
+        "rec idle, saved episode_000002.h5 (R start)"
     assert recorder_text({"recording": "true", "episode": "episode_000003", "duration_s": "12.43"}) == \
         "REC episode_000003 12.4 s"
 
@@ -217,6 +219,8 @@ def test_recording_keys_start_and_save_an_episode(ros, tmp_path):
         os.write(master, b"f")
         wait_for(lambda: screen("") and ep.list_episodes(out)[0], 20, interval=0.05,
                  message="a saved episode after F")
+        wait_for(lambda: screen("rec idle, saved episode_000000.h5"), 10, interval=0.05,
+                 message=f"the saved episode on the status line; terminal shows {bytes(seen[-300:])!r}")
         (path,), _ = ep.list_episodes(out)
         assert ep.validate_episode(path)["task"] == "keyboard test"
     finally:

@@ -47,8 +47,8 @@ def summary(ep) -> dict[str, object]:
         "seed": meta.get("seed", ""),
         "frames": ep.n_frames,
         "duration_s": round(ep.duration, 2),
-        "rate_hz": round(rate, 2),
-        "recorded_rate_hz": meta.get("rate_hz", ""),
+        "rate_hz": meta.get("rate_hz", ""),  # the recorder's setting
+        "measured_rate_hz": round(rate, 2),  # frames / (last - first frame time): N frames span N-1 periods
         "dropped_frames": meta.get("dropped_frames", ""),
         "cameras": ", ".join(f"{n} {c.width}x{c.height}" for n, c in ep.cameras.items()) or "none",
         "base_distance_m": round(float(np.linalg.norm(path_xy, axis=1).sum()), 3),

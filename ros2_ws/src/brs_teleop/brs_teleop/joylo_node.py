@@ -504,6 +504,12 @@ def _make_node():
             if self.input == "replay":
                 self.tick_index += 1
             pressed = self._press_events()
+            joy_device = self.input == "replay" or self.joycon.connected
+            if pressed and not joy_device and pressed[0]["type"] == jc.BUTTON_DOWN:
+                # no Joy-Con stream on /joy: first the state before the press, since /joy readers
+                # (the recorder's + / - / capture) take a first message as the baseline, not an edge
+                self.joy_pub.publish(jc.to_joy_msg(self.core.state, self.joy_config,
+                                                   stamp=self.get_clock().now()))
             if pressed:
                 events = events + pressed  # after the device's own events of this tick
             targets, out = self.core.step(events, leader)
@@ -513,7 +519,7 @@ def _make_node():
             self._last_targets = targets.copy()
             self.commands += 1
             self.publishing = True
-            if self.input == "replay" or self.joycon.connected:
+            if joy_device or pressed:  # a shell press is published without a Joy-Con too
                 self.joy_pub.publish(jc.to_joy_msg(self.core.state, self.joy_config,
                                                    stamp=self.get_clock().now()))
             if tm.ESTOP in out:

@@ -22,6 +22,7 @@ from __future__ import annotations
 import os
 import sys
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
@@ -143,7 +144,8 @@ def recorder_text(values: dict | None) -> str | None:
         return None
     if values.get("recording") == "true":
         return f"REC {values.get('episode', '?')} {float(values.get('duration_s', 'nan')):.1f} s"
-    return "rec idle (R start)"
+    saved = Path(values.get("last_saved") or "").name
+    return f"rec idle, saved {saved} (R start)" if saved else "rec idle (R start)"
 
 
 def status_line(state: KeyboardState, targets, commanded_base, measured_base, estop: bool | None,
