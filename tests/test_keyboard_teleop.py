@@ -122,6 +122,38 @@ def test_blocked_base_and_status_line_pure():
     assert "e-stop clear" in status_line(state, targets, cmd, moving, False, False)
 
 
+class KeyboardOnPty:
+    """keyboard_teleop on a pseudo-terminal; `screen(text)` calls `feed()` (the harness's
+    publishers), reads what the node printed and says whether `text` is on it."""
+
+    def __init__(self, feed):
+        self.feed, self.seen = feed, bytearray()
+        self.master, slave = os.openpty()
+        self.proc = subprocess.Popen([str(BIN / "keyboard_teleop")], stdin=slave, stdout=slave, stderr=slave,
+                                     start_new_session=True)
+        os.close(slave)
+        os.set_blocking(self.master, False)
+
+    def press(self, keys: bytes):
+        os.write(self.master, keys)
+
+    def screen(self, text: str) -> bool:
+        self.feed()
+        try:
+            self.seen.extend(os.read(self.master, 65536))
+        except (BlockingIOError, OSError):
+            pass
+        return text in self.seen.decode(errors="replace")
+
+    def tail(self, n: int = 500) -> bytes:
+        return bytes(self.seen[-n:])
+
+    def stop(self) -> int:
+        stop_process(self.proc)
+        os.close(self.master)
+        return self.proc.returncode
+
+
 def test_status_line_on_the_terminal(ros, tmp_path):
     """On a real pty: the status line shows the selection and, while the harness reports an
     unmoving base and a latched e-stop, BASE BLOCKED? and E-STOP LATCHED."""
@@ -135,38 +167,26 @@ def test_status_line_on_the_terminal(ros, tmp_path):
     latched = DiagnosticArray(status=[DiagnosticStatus(
         name=f"{topics.WHOLE_BODY_CONTROLLER_NODE}: state", level=bytes([2]), message="E-STOP latched",
         values=[KeyValue(key="estop_latched", value="True")])])
-    master, slave = os.openpty()
-    proc = subprocess.Popen([str(BIN / "keyboard_teleop")], stdin=slave, stdout=slave, stderr=slave,
-                            start_new_session=True)
-    os.close(slave)
-    os.set_blocking(master, False)
-    seen = bytearray()
-
-    def screen(text: str) -> bool:
+    def feed():
         pub.publish(state)
         odom.publish(Odometry())  # the base does not move
         diag.publish(latched)
-        try:
-            seen.extend(os.read(master, 65536))
-        except (BlockingIOError, OSError):
-            pass
-        return text in seen.decode(errors="replace")
 
+    kb = KeyboardOnPty(feed)
     try:
-        wait_for(lambda: screen("left_arm_joint1"), 20, interval=0.05,
-                 message=f"the status line; terminal shows {bytes(seen[-500:])!r}")
-        os.write(master, b"]3")  # right arm, joint 3
-        wait_for(lambda: screen("right_arm_joint3"), 5, interval=0.05, message="the new selection")
-        wait_for(lambda: screen("E-STOP LATCHED"), 5, interval=0.05, message="the latched e-stop")
+        wait_for(lambda: kb.screen("left_arm_joint1"), 20, interval=0.05,
+                 message=lambda: f"the status line; terminal shows {kb.tail()!r}")
+        kb.press(b"]3")  # right arm, joint 3
+        wait_for(lambda: kb.screen("right_arm_joint3"), 5, interval=0.05, message="the new selection")
+        wait_for(lambda: kb.screen("E-STOP LATCHED"), 5, interval=0.05, message="the latched e-stop")
 
         def blocked():
-            os.write(master, b"w")  # keep driving forward (a terminal's auto-repeat)
-            return screen("BASE BLOCKED?")
-        wait_for(blocked, 10, interval=0.1, message=f"BASE BLOCKED?; terminal shows {bytes(seen[-500:])!r}")
+            kb.press(b"w")  # keep driving forward (a terminal's auto-repeat)
+            return kb.screen("BASE BLOCKED?")
+        wait_for(blocked, 10, interval=0.1, message=lambda: f"BASE BLOCKED?; terminal shows {kb.tail()!r}")
     finally:
-        stop_process(proc)
-        os.close(master)
-    assert proc.returncode == 0
+        returncode = kb.stop()
+    assert returncode == 0
 
 
 def test_recording_keys_start_and_save_an_episode(ros, tmp_path):
@@ -185,48 +205,36 @@ def test_recording_keys_start_and_save_an_episode(ros, tmp_path):
     odom = ros.node.create_publisher(Odometry, topics.ODOM, qos.STATE)
     commanded = ros.node.create_publisher(JointState, topics.CONTROLLER_STATE, qos.STATE)
     home = spec.HOME[[spec.ACTION_JOINTS.index(n) for n in spec.STATE_JOINTS]]
-    master, slave = os.openpty()
-    proc = subprocess.Popen([str(BIN / "keyboard_teleop")], stdin=slave, stdout=slave, stderr=slave,
-                            start_new_session=True)
-    os.close(slave)
-    os.set_blocking(master, False)
-    seen = bytearray()
-
-    def screen(text: str) -> bool:
+    def feed():
         now = ros.node.get_clock().now().to_msg()
         joints.publish(make_joint_state(spec.STATE_JOINTS, home, np.zeros(len(home)), np.zeros(len(home)), stamp=now))
         msg = Odometry()
         msg.header.stamp = now
         odom.publish(msg)
         commanded.publish(make_joint_state(spec.ACTION_JOINTS, spec.HOME, np.zeros(spec.ACTION_DIM), stamp=now))
-        try:
-            seen.extend(os.read(master, 65536))
-        except (BlockingIOError, OSError):
-            pass
-        return text in seen.decode(errors="replace")
 
+    kb = KeyboardOnPty(feed)
     try:
-        wait_for(lambda: screen("rec idle (R start)"), 30, interval=0.05,
-                 message=f"the recorder on the status line; terminal shows {bytes(seen[-500:])!r}; "
-                         f"recorder log {recorder.log()[-1000:]}")
+        wait_for(lambda: kb.screen("rec idle (R start)"), 30, interval=0.05,
+                 message=lambda: f"the recorder on the status line; terminal shows {kb.tail()!r}; "
+                                 f"recorder log {recorder.log()[-1000:]}")
         t0 = time.monotonic()
-        os.write(master, b"r")
-        wait_for(lambda: screen("") and ep.list_episodes(out)[1], 10, interval=0.01,
-                 message=f"an episode file after R; terminal shows {bytes(seen[-500:])!r}")
+        kb.press(b"r")
+        wait_for(lambda: kb.screen("") and ep.list_episodes(out)[1], 10, interval=0.01,
+                 message=lambda: f"an episode file after R; terminal shows {kb.tail()!r}")
         started = time.monotonic() - t0
-        wait_for(lambda: screen("REC episode_000000 1."), 20, interval=0.05,
+        wait_for(lambda: kb.screen("REC episode_000000 1."), 20, interval=0.05,
                  message="REC with a second of frames on the status line")
-        os.write(master, b"f")
-        wait_for(lambda: screen("") and ep.list_episodes(out)[0], 20, interval=0.05,
-                 message="a saved episode after F")
-        wait_for(lambda: screen("rec idle, saved episode_000000.h5"), 10, interval=0.05,
-                 message=f"the saved episode on the status line; terminal shows {bytes(seen[-300:])!r}")
+        kb.press(b"f")
+        wait_for(lambda: kb.screen("") and ep.list_episodes(out)[0], 20, interval=0.05,
+                 message=lambda: f"a saved episode after F; recorder log {recorder.log()[-1500:]}")
+        wait_for(lambda: kb.screen("rec idle, saved episode_000000.h5"), 10, interval=0.05,
+                 message=lambda: f"the saved episode on the status line; terminal shows {kb.tail(300)!r}")
         (path,), _ = ep.list_episodes(out)
         assert ep.validate_episode(path)["task"] == "keyboard test"
     finally:
-        stop_process(proc)
-        os.close(master)
+        returncode = kb.stop()
         recorder.stop(timeout=30)
-    assert proc.returncode == 0
+    assert returncode == 0
     print(f"key R -> episode file: {started * 1e3:.0f} ms")
     assert started < 3.0, f"R took {started:.2f} s to start the episode"

@@ -13,15 +13,17 @@ from rclpy.executors import SingleThreadedExecutor
 from .dds import configure_dds
 
 
-def wait_for(predicate, timeout: float, interval: float = 0.01, message: str = "condition"):
-    """Poll `predicate` until it returns a truthy value (returned); TimeoutError after `timeout` s."""
+def wait_for(predicate, timeout: float, interval: float = 0.01, message="condition"):
+    """Poll `predicate` until it returns a truthy value (returned); TimeoutError after `timeout` s.
+    `message` may be a callable, called at the timeout, to report the state seen then."""
     deadline = time.monotonic() + timeout
     while True:
         value = predicate()
         if value:
             return value
         if time.monotonic() > deadline:
-            raise TimeoutError(f"timed out after {timeout:.1f}s waiting for {message}")
+            raise TimeoutError(f"timed out after {timeout:.1f}s waiting for "
+                               f"{message() if callable(message) else message}")
         time.sleep(interval)
 
 
