@@ -33,9 +33,13 @@ def test_node_health_is_the_worst_component_per_node(ros):
         health = client.node_health()
         assert health["joylo"] == (2, "leader: left arm unreadable")
         assert health["whole_body_controller"] == (0, "state: in control: teleop")
+        assert client.component_health() == {"joylo: loop": (0, "100 Hz"), "joylo: leader": (2, "left arm unreadable"),
+                                             "joylo: engage": (1, "not following yet"),
+                                             "whole_body_controller: state": (0, "in control: teleop")}
         pub.publish(DiagnosticArray(status=[_status("joylo: leader", 0, "both leader arms read")]))
         wait_for(lambda: client.node_health()["joylo"][0] == 1, 10, message=f"WARN left: {client.node_health()}")
         assert client.node_health()["joylo"] == (1, "engage: not following yet")
+        assert client.component_health()["joylo: leader"] == (0, "both leader arms read")  # the recovery, under a WARN
     finally:
         client.close()
 

@@ -54,14 +54,13 @@ def _add_bringup(sub) -> None:
 
 
 def _run(nodes, args) -> int:
-    from brs_bringup.console_health import ComponentHealth
     from brs_bringup.graph_client import GraphClient
     from brs_bringup.runner import Runner
 
     runner = Runner(nodes, log_dir=args.log_dir, live=args.status)  # sets the graph's DDS defaults
     console = GraphClient("brs_bringup_console")  # every node's /diagnostics level on the console
     runner.health = console.node_health  # the table: each node's worst component
-    runner.components = ComponentHealth(console.node)  # the console lines: every component's changes
+    runner.components = console.component_health  # the console lines: every component's changes
     runner.summary = console.operator_summary
     try:
         return runner.run()

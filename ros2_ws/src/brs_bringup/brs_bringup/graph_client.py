@@ -32,6 +32,12 @@ class GraphClient(BackgroundNode):
                 self._status[s.name] = (s.message, {kv.key: kv.value for kv in s.values})
                 self._levels[s.name] = level_value(s.level)
 
+    def component_health(self) -> dict[str, tuple[int, str]]:
+        """{"node: component": (level, message)} of every /diagnostics status (the bringup
+        console's lines: a component's recovery shows while another of its node is still WARN)."""
+        with self._lock:
+            return {name: (level, self._status[name][0]) for name, level in self._levels.items()}
+
     def node_health(self) -> dict[str, tuple[int, str]]:
         """Per node (the part of a status name before ": "): its worst diagnostic level (0 OK,
         1 WARN, 2 ERROR, 3 STALE) and "component: message" of that status (the first, if several)."""

@@ -44,6 +44,8 @@ STARTUP_GRACE = 5.0  # s after a node starts in which its WARNs (waiting for inp
 # console line are folded into one line with a count; entering or leaving ERROR is printed at once
 CONSOLE_WINDOW = 2.0
 LEVEL_NAMES = {0: "OK", 1: "WARN", 2: "ERROR", 3: "STALE"}
+# brs_common.diagnostics' levels, not imported from there: it pulls in rclpy, which the runner
+# module does not need
 OK_LEVEL, WARN_LEVEL, ERROR_LEVEL, STALE_LEVEL = 0, 1, 2, 3
 _SUMMARY = ("operator summary",)  # the operator line's stream in the console's ChangeLimiter
 
@@ -166,7 +168,7 @@ class Runner:
                  components: Callable[[], dict[str, tuple[int, str]]] | None = None):
         """`health()`: {node name: (worst diagnostic level, "component: message")}, e.g.
         GraphClient.node_health; shown in the table. `components()`: {"node: component":
-        (level, message)} of every /diagnostics status (console_health.ComponentHealth): the
+        (level, message)} of every /diagnostics status (GraphClient.component_health): the
         console prints each component's changes to WARN or ERROR and back to OK (without it,
         each node's worst component from `health`), see `_check_health`. `summary()`: one
         operator line (e.g. GraphClient.operator_summary: command source, e-stop, recorder),
