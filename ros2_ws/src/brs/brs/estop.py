@@ -6,11 +6,11 @@ Arguments are checked before any ROS setup, so a bad one fails at once (exit 2).
 
 from __future__ import annotations
 
-import math
 import sys
 import time
 
 from brs_common import topics
+from brs_common.cli_args import check_timeout
 
 ACTIONS = ("latch", "reset", "status")
 STATUS = f"{topics.WHOLE_BODY_CONTROLLER_NODE}: state"
@@ -58,8 +58,7 @@ def check_arguments(action: str, timeout: float) -> None:
     """ValueError (brs: exit 2) for a bad action or timeout."""
     if action not in ACTIONS:
         raise ValueError(f"unknown action {action!r}: use one of {', '.join(ACTIONS)}")
-    if not (math.isfinite(timeout) and timeout > 0):
-        raise ValueError(f"--timeout must be a number of seconds > 0, got {timeout:g}")
+    check_timeout(timeout)
 
 
 def main(action: str, timeout: float) -> int:

@@ -15,6 +15,8 @@ import os
 import sys
 import time
 
+from brs_common.cli_args import check_timeout
+
 EXAMPLES = """\
 examples:
   brs joylo press y         # disengage both arms (their targets hold); again: engage both
@@ -56,8 +58,7 @@ def _press(args) -> int:
     from .joycon import press_button
 
     name, _ = press_button(args.button, _config())  # ValueError: one line, exit 2 (before rclpy)
-    if not args.timeout > 0:
-        raise ValueError(f"--timeout must be positive, got {args.timeout:g}")
+    check_timeout(args.timeout)
     node = args.node.strip("/")
     ok, message = press(name, node, args.timeout)
     print(message, file=sys.stdout if ok else sys.stderr)

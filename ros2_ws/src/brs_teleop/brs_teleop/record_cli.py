@@ -9,10 +9,11 @@ Arguments are checked before any ROS setup (rclpy context, DDS discovery), so a 
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 import time
 from pathlib import Path
+
+from brs_common.cli_args import check_timeout
 
 EXAMPLES = """\
 examples:
@@ -246,12 +247,6 @@ def _client():
     from brs_bringup.graph_client import GraphClient
 
     return GraphClient("brs_record")
-
-
-def check_timeout(seconds: float) -> None:
-    """ValueError (exit 2) unless --timeout is a finite number of seconds > 0."""
-    if not (math.isfinite(seconds) and seconds > 0):
-        raise ValueError(f"--timeout must be a number of seconds > 0, got {seconds:g}")
 
 
 def _service(args) -> int:
