@@ -15,6 +15,10 @@ from brs_common.background import BackgroundNode, wait_for  # noqa: F401 (wait_f
 from brs_common.process import stop_process
 
 BIN = Path(sys.executable).parent
+# For a node a test kills with SIGKILL: Fast DDS over UDP only. A SIGKILLed participant leaves its
+# shared-memory port files locked in /dev/shm; a later participant on the same domain that gets
+# the same port fails with "open_and_lock_file failed" and may never hear its peers.
+NO_SHARED_MEMORY = {"FASTDDS_BUILTIN_TRANSPORTS": "UDPv4"}
 
 
 class NodeProcess:

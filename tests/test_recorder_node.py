@@ -25,7 +25,7 @@ from brs_common import robot_spec as spec
 from brs_teleop import episode as ep
 from brs_teleop import joycon
 from conftest import harness_on_new_domain
-from rosutil import BIN, NodeProcess, wait_for
+from rosutil import BIN, NO_SHARED_MEMORY, NodeProcess, wait_for
 
 RATE = 10.0
 # Sim speed factor. Faster runs fine on an idle machine, but with other work on 2 cores the
@@ -86,13 +86,29 @@ def graph(tmp_path_factory):
         h.logs = logs
         h.spawn("sim_node", {"speed_factor": SPEED, "cameras_enabled": True}, log_path=logs / "sim.log")
         h.spawn("whole_body_controller", {"use_sim_time": True}, log_path=logs / "controller.log")
+        h.recorders = []
         yield h
 
 
-def recorder(h, out, name="recorder", executable="episode_recorder", **params) -> NodeProcess:
+@pytest.fixture
+def graph_recorders_stopped(graph):
+    """The module's graph; every recorder a test started is stopped when it ends, passed or
+    failed: all share the node name, so a leftover would answer the next test's calls."""
+    yield graph
+    for proc in graph.recorders:
+        if proc.proc.poll() is None:
+            proc.stop(timeout=30)
+    graph.recorders.clear()
+    wait_for(lambda: topics.RECORDER_NODE not in graph.node.get_node_names(), 30,
+             message="the recorder left the graph")
+
+
+def recorder(h, out, name="recorder", executable="episode_recorder", env=None, **params) -> NodeProcess:
     params = {"use_sim_time": True, "output_dir": str(out), "rate_hz": RATE, "task": "test episode", **params}
     h.clear(topics.DIAGNOSTICS)  # no status of an earlier recorder
-    return h.spawn(executable, params, log_path=h.logs / f"{name}.log")
+    proc = h.spawn(executable, params, log_path=h.logs / f"{name}.log", env=env)
+    h.recorders.append(proc)
+    return proc
 
 
 def full_status(h) -> tuple[int, str, dict] | None:
@@ -139,13 +155,19 @@ def call(h, service, timeout=30.0) -> Trigger.Response:
 
 def start(h, proc):
     """Start an episode once the recorder has seen every camera_info (retries until then)."""
+    replies = []
+
     def attempt():
         assert proc.proc.poll() is None, proc.log()
         try:
-            return call(h, topics.RECORDER_START, timeout=5).success
+            reply = call(h, topics.RECORDER_START, timeout=5)
+            replies.append(reply.message)
+            return reply.success
         except TimeoutError:  # a lost response: the status says whether it started
+            replies.append("(no response)")
             return (s := status(h)) is not None and s["recording"] == "true"
-    wait_for(attempt, 90, interval=0.5, message="recorder start")
+    wait_for(attempt, 90, interval=0.5,
+             message=f"recorder start (replies {replies[-3:]}, status {full_status(h)}, log {proc.log()[-600:]!r})")
 
 
 def frames_at_least(h, n, episode="episode_000000"):
@@ -176,9 +198,9 @@ def check_frames(e: ep.Episode, n: int):
         assert cam.depth.encoding == "mm16"  # the recorder's default: uint16 millimetres on disk
 
 
-def test_episodes_survive_kill_9(graph, tmp_path):
-    h = graph
-    proc = recorder(h, tmp_path)
+def test_episodes_survive_kill_9(graph_recorders_stopped, tmp_path):
+    h = graph_recorders_stopped
+    proc = recorder(h, tmp_path, env=NO_SHARED_MEMORY)  # SIGKILLed below
     start(h, proc)
     frames_at_least(h, 20)
     reply = call(h, topics.RECORDER_STOP)
@@ -238,8 +260,8 @@ def joy(config, *pressed) -> Joy:
     return joycon.to_joy_msg(state, config)
 
 
-def test_joycon_buttons_discard_and_ctrl_c(graph, tmp_path):
-    h = graph
+def test_joycon_buttons_discard_and_ctrl_c(graph_recorders_stopped, tmp_path):
+    h = graph_recorders_stopped
     proc = recorder(h, tmp_path, name="recorder_joy", cameras=["head"], task="trash_to_spot", seed=4)
     pub = h.node.create_publisher(Joy, topics.JOY, qos.SENSOR)
     config = joycon.load_config()
@@ -280,10 +302,10 @@ def test_joycon_buttons_discard_and_ctrl_c(graph, tmp_path):
     assert ep.validate_episode(tmp_path / "episode_000001.h5")["n_frames"] >= 3
 
 
-def test_recording_without_cameras(graph, tmp_path):
+def test_recording_without_cameras(graph_recorders_stopped, tmp_path):
     """`episode_recorder.cameras:=[]` (the graph passes [""]): no camera_info needed to start, and
     the episode holds joints, base and actions only."""
-    h = graph
+    h = graph_recorders_stopped
     proc = recorder(h, tmp_path, "no_cameras", cameras=[""])
     wait_for(lambda: status(h) is not None or proc.proc.poll() is not None, 60, message="recorder status")
     assert proc.proc.poll() is None, proc.log()
@@ -299,10 +321,10 @@ def test_recording_without_cameras(graph, tmp_path):
     assert "cameras []" in proc.log()
 
 
-def test_start_needs_a_task_label_and_the_cli_gives_one(graph, tmp_path):
+def test_start_needs_a_task_label_and_the_cli_gives_one(graph_recorders_stopped, tmp_path):
     """An episode without a task label is useless in a dataset: start is refused with the fix;
     `brs record start --task ...` sets the label and starts."""
-    h = graph
+    h = graph_recorders_stopped
     proc = recorder(h, tmp_path, "no_task", cameras=[""], task="")
     wait_for(lambda: status(h) is not None or proc.proc.poll() is not None, 60, message="recorder status")
     refused = call(h, topics.RECORDER_START)
@@ -351,13 +373,13 @@ def test_record_start_without_a_graph_says_so_and_fails_fast(ros_domain):
     assert took < 25, f"took {took:.1f} s: {cli.stderr}"  # 3 s discovery + start-up, well under 30 s
 
 
-def test_a_write_error_shows_as_error_stop_answers_and_the_next_episode_records(graph, tmp_path):
+def test_a_write_error_shows_as_error_stop_answers_and_the_next_episode_records(graph_recorders_stopped, tmp_path):
     """The disk refuses a write (ENOSPC, fixtures/recorder_disk_full.py) halfway through frame 5.
     The status turns ERROR at once; stop answers within seconds (before: rclpy's 'Logger severity
     cannot be changed' left it unanswered): episode 0 is saved as complete with its 5 whole frames,
     and where completing fails too (episode 1) stop says so and the 5 frames stay readable in the
     .partial; episode 2 records normally."""
-    h = graph
+    h = graph_recorders_stopped
     proc = recorder(h, tmp_path, "disk_full", executable=DISK_FULL, cameras=[""])
 
     def error_seen(episode):
@@ -417,13 +439,13 @@ def test_a_write_error_shows_as_error_stop_answers_and_the_next_episode_records(
     assert "Traceback" not in log and "Logger severity" not in log, log
 
 
-def test_limits_stop_and_save_the_episode_and_refuse_a_start(graph, tmp_path):
+def test_limits_stop_and_save_the_episode_and_refuse_a_start(graph_recorders_stopped, tmp_path):
     """max_duration (node time) and min_free_mb stop a running episode and save it as complete,
     with a WARN status and one log line saying why; a start is refused while free space is under
     min_free_mb (the message names the folder and the free MB). Both are read live."""
     from brs_teleop.recorder_node import MIN_FREE_MB_LIMIT
 
-    h = graph
+    h = graph_recorders_stopped
     out = tmp_path.resolve()
     # more than this disk has: the start is refused
     proc = recorder(h, out, "limits", cameras=[""], max_duration=2.0, min_free_mb=MIN_FREE_MB_LIMIT)
