@@ -87,15 +87,8 @@ def _frame(k: int, h=120, w=160) -> np.ndarray:
 
 
 def _diag_value(ros, key):
-    msg = ros.last(topics.DIAGNOSTICS)
-    if msg is None:
-        return None
-    for s in msg.status:
-        if s.name == "demo_recorder: recording":
-            for kv in s.values:
-                if kv.key == key:
-                    return int(kv.value)
-    return None
+    status = ros.diagnostic_status("demo_recorder: recording")
+    return None if status is None or key not in status[1] else int(status[1][key])
 
 
 def _publish_demo_traffic(ros, n_frames: int, height: int = 120, width: int = 160, until=None):

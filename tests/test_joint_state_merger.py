@@ -13,6 +13,7 @@ from sensor_msgs.msg import JointState
 from brs_common import qos, topics
 from brs_common import robot_spec as spec
 from brs_common.convert import make_joint_state
+from brs_common.diagnostics import level_value
 from brs_control.joint_state_merger import JointStateMerger
 from rosutil import wait_for
 
@@ -66,10 +67,6 @@ def _status(ros, suffix):
     return None
 
 
-def _level(status) -> int:
-    return status.level[0] if isinstance(status.level, bytes) else int(status.level)
-
-
 def test_union_order_and_staleness(ros):
     ros.record(topics.JOINT_STATES, JointState, qos.STATE)
     ros.record(topics.DIAGNOSTICS, DiagnosticArray, qos.DIAGNOSTICS)
@@ -89,9 +86,9 @@ def test_union_order_and_staleness(ros):
 
         # one driver goes quiet: nothing incomplete is published, diagnostics names it
         feeder.paused.add("/right_driver/joint_states")
-        wait_for(lambda: (s := _status(ros, "/right_driver/joint_states")) and _level(s) == 3,
+        wait_for(lambda: (s := _status(ros, "/right_driver/joint_states")) and level_value(s.level) == 3,
                  5, message="STALE source on /diagnostics")
-        wait_for(lambda: (s := _status(ros, ": merge")) and _level(s) == 2, 5,
+        wait_for(lambda: (s := _status(ros, ": merge")) and level_value(s.level) == 2, 5,
                  message="merge ERROR")
         assert "right_arm_joint1" in _status(ros, ": merge").message
         ros.clear(topics.JOINT_STATES)
@@ -110,7 +107,7 @@ def test_union_order_and_staleness(ros):
         wait_for(lambda: (s := _status(ros, ": merge"))
                  and any(kv.key == "rejected.non_finite" for kv in s.values), 5,
                  message="non_finite rejection counted")
-        wait_for(lambda: (s := _status(ros, "/wheel_driver/joint_states")) and _level(s) == 3,
+        wait_for(lambda: (s := _status(ros, "/wheel_driver/joint_states")) and level_value(s.level) == 3,
                  5, message="poisoned source stale")
     finally:
         feeder.timer.cancel()

@@ -133,6 +133,7 @@ class OneHandExpert(PhasedExpert):
 
     side: str  # "left" | "right"
     open_width: float  # gripper target when open
+    closed_width: float  # gripper target when grasping
     max_grasp_tries: int
 
     def __init__(self):
@@ -165,6 +166,18 @@ class OneHandExpert(PhasedExpert):
         q[self.gripper] = self.q[self.gripper]
         self.q = q
         return err
+
+    def _close_and_check(self, obs: Observation, close_lead: float, settle: float, held_above: float) -> None:
+        """The end of a grasp move: close the gripper `close_lead` s before the move ends; `settle` s
+        after it ends, enter `lift` if the fingers stopped on the object (the gripper joint above
+        `held_above`), else retry."""
+        if self.move.finished(obs.time + close_lead):
+            self.q[self.gripper] = self.closed_width
+        if self.move.finished(obs.time - settle):
+            if obs.joint(f"{self.side}_gripper_joint") > held_above:
+                self.enter("lift", obs)
+            else:
+                self._retry(obs)
 
     def _retry(self, obs: Observation) -> None:
         """Missed or dropped the object: open and go again from `pre_grasp` (or give up)."""

@@ -51,7 +51,7 @@ TUCK = np.array([0.0, 0.0, 0.0, -2.6, 0.0, 0.0])  # idle arm folded along the ch
 class FloorToTopShelfExpert(OneHandExpert):
     task = "floor_to_top_shelf"
     timeouts = TIMEOUTS
-    side, open_width, max_grasp_tries = SIDE, OPEN, MAX_GRASP_TRIES
+    side, open_width, closed_width, max_grasp_tries = SIDE, OPEN, CLOSED, MAX_GRASP_TRIES
 
     # ---- bookkeeping -----------------------------------------------------------------------
     def reset(self, obs: Observation) -> None:
@@ -112,13 +112,7 @@ class FloorToTopShelfExpert(OneHandExpert):
         if self.move is None:
             self._start_move(obs, [block[0], block[1], GRIP_Z], self._grasp_rotation(obs), 1.5)
         self._follow(obs, use_torso=True)
-        if self.move.finished(obs.time + 0.3):
-            self.q[self.gripper] = CLOSED
-        if self.move.finished(obs.time - 0.8):
-            if obs.joint(f"{SIDE}_gripper_joint") > 0.3 * HALF_BLOCK:  # fingers stopped on the block
-                self.enter("lift", obs)
-            else:
-                self._retry(obs)
+        self._close_and_check(obs, 0.3, 0.8, held_above=0.3 * HALF_BLOCK)  # fingers stopped on the block
         return np.zeros(3)
 
     def _lift(self, obs):

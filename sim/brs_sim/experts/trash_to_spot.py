@@ -52,7 +52,7 @@ def _grasp_wall(obs: Observation) -> tuple[np.ndarray, float]:
 class TrashToSpotExpert(OneHandExpert):
     task = "trash_to_spot"
     timeouts = TIMEOUTS
-    side, open_width, max_grasp_tries = SIDE, OPEN, MAX_GRASP_TRIES
+    side, open_width, closed_width, max_grasp_tries = SIDE, OPEN, CLOSED, MAX_GRASP_TRIES
 
     def reset(self, obs: Observation) -> None:
         super().reset(obs)
@@ -89,13 +89,7 @@ class TrashToSpotExpert(OneHandExpert):
             rim, rot = self._rim(obs)
             self._start_move(obs, [rim[0], rim[1], GRIP_Z], rot, 1.5)
         self._follow(obs)
-        if self.move.finished(obs.time + 0.2):
-            self.q[self.gripper] = CLOSED
-        if self.move.finished(obs.time - 1.0):
-            if obs.joint(f"{SIDE}_gripper_joint") > 0.002:  # fingers stopped on the wall
-                self.enter("lift", obs)
-            else:
-                self._retry(obs)
+        self._close_and_check(obs, 0.2, 1.0, held_above=0.002)  # fingers stopped on the wall
         return np.zeros(3)
 
     def _lift(self, obs):

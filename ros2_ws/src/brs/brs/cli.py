@@ -17,6 +17,7 @@ from pathlib import Path
 
 from brs_bringup import graph
 from brs_bringup.graph import parse_launch_arguments
+from brs_common.cli_args import check_count
 
 
 def _arguments_help() -> str:
@@ -214,8 +215,7 @@ def _collect(args) -> int:
     from brs_bringup.collect import collect
     from brs_teleop.episode_video import episode_video
 
-    if args.episodes < 1:
-        raise ValueError("--episodes must be at least 1")
+    check_count("--episodes", args.episodes)
     if not 0.0 <= args.action_noise <= 0.3:
         raise ValueError(f"--action-noise must be in [0, 0.3]; got {args.action_noise}")
     arguments = parse_launch_arguments(args.arguments)

@@ -1,12 +1,13 @@
 """A WB-VIMA observation from the graph's messages (policy_node): the points of a fused cloud,
-and the proprioception sample nearest its stamp."""
+and the proprioception sample nearest its stamp; the joint-state history that policy_node and
+perception_node match stamps against."""
 
 from __future__ import annotations
 
 import numpy as np
-from sensor_msgs.msg import PointCloud2
+from sensor_msgs.msg import JointState, PointCloud2
 
-from brs_common.convert import cloud_to_points
+from brs_common.convert import cloud_to_points, stamp_to_sec, state_positions
 from brs_common.stamped_history import StampedHistory
 
 
@@ -34,3 +35,14 @@ def value_of(item):
 def value_near(history: StampedHistory, t: float):
     """The value of the sample nearest `t`; the latest for an unstamped (t <= 0) observation."""
     return value_of(history.latest() if t <= 0.0 else history.nearest(t))
+
+
+def add_joint_state(history: StampedHistory, msg: JointState, diag) -> None:
+    """Add the robot_spec.STATE_JOINTS positions of a /joint_states message to `history` at its
+    stamp; a malformed message is counted as `bad_joint_state` on `diag` (a DiagnosticsReporter)."""
+    try:
+        pos = state_positions(msg)
+    except ValueError as exc:
+        diag.reject("bad_joint_state", str(exc))
+        return
+    history.add(stamp_to_sec(msg.header.stamp), pos)

@@ -27,12 +27,12 @@ from sensor_msgs.msg import CameraInfo, Image, JointState, PointCloud2
 
 from brs_common import params, qos, topics
 from brs_common import robot_spec as spec
-from brs_common.convert import (camera_info_to_K, color_to_rgb, depth_to_metres, points_to_cloud, state_positions,
-                                stamp_to_sec)
+from brs_common.convert import camera_info_to_K, color_to_rgb, depth_to_metres, points_to_cloud, stamp_to_sec
 from brs_common.diagnostics import DiagnosticsReporter
 from brs_common.node_main import run_node
 from brs_common.stamped_history import StampedHistory
 
+from .observation import add_joint_state
 from .perception import CROP_BOXES, N_POINTS, PIXEL_STRIDE, PointCloudFuser, crop_box
 
 NODE_NAME = "perception"
@@ -108,12 +108,7 @@ class PerceptionNode(Node):
 
     # ------------------------------------------------------------------ inputs
     def _on_joint_state(self, msg: JointState):
-        try:
-            pos = state_positions(msg)
-        except ValueError as exc:
-            self.diag.reject("bad_joint_state", str(exc))
-            return
-        self.joint_states.add(stamp_to_sec(msg.header.stamp), pos)
+        add_joint_state(self.joint_states, msg, self.diag)
 
     def joint_state_at(self, t: float):
         """Positions of the joint state closest to `t` and its time offset, or (None, inf)."""

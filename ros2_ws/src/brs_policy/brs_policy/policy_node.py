@@ -26,12 +26,12 @@ from sensor_msgs.msg import JointState, PointCloud2
 from brs_common import params, qos, topics
 from brs_common import robot_spec as spec
 from brs_common.command_source import IDLE, RUNNING, STALE, CommandSource, latency_stats, load_checkpoint
-from brs_common.convert import make_trajectory, stamp_to_sec, state_positions, whole_body_command_msg
+from brs_common.convert import make_trajectory, stamp_to_sec, whole_body_command_msg
 from brs_common.node_main import ConfigError, run_node
 from brs_common.stamped_history import StampedHistory
 
 from .chunking import action_period_of, chunk_from_now
-from .observation import cloud_points, value_near, value_of
+from .observation import add_joint_state, cloud_points, value_near, value_of
 
 NODE_NAME = "policy"
 HOME_TOLERANCE = 0.02  # rad / m, every position joint
@@ -120,12 +120,7 @@ class PolicyNode(CommandSource):
 
     # ------------------------------------------------------------------ inputs
     def _on_joint_states(self, msg: JointState):
-        try:
-            pos = state_positions(msg)
-        except ValueError as exc:
-            self.diag.reject("bad_joint_state", str(exc))
-            return
-        self.joints.add(stamp_to_sec(msg.header.stamp), pos)
+        add_joint_state(self.joints, msg, self.diag)
 
     def _on_odom(self, msg: Odometry):
         tw = msg.twist.twist

@@ -672,16 +672,22 @@ class DynamixelBus:
         except KeyError as exc:
             raise ValueError(f"motor {exc.args[0]} is not on this bus ({self.ids})") from None
 
+    def _goals(self, values, ids: Sequence[int] | None, what: str) -> tuple[np.ndarray, np.ndarray]:
+        """The motor indices of `ids` and `values` as float64, one finite value per motor (else
+        ValueError naming `what`, e.g. "positions")."""
+        k = self._subset(ids)
+        v = np.asarray(values, dtype=np.float64).reshape(-1)
+        if v.size != k.size:
+            raise ValueError(f"{v.size} {what} for {k.size} motors")
+        if not np.all(np.isfinite(v)):
+            raise ValueError(f"non-finite goal {what} {v.tolist()}")
+        return k, v
+
     def write_positions(self, joint, ids: Sequence[int] | None = None) -> np.ndarray:
         """ONE sync write of Goal_Position from joint positions (for `ids`, default all).
         Non-finite values raise ValueError and nothing is written; ticks are bounded to the
         motors' position limits. Returns the ticks written."""
-        k = self._subset(ids)
-        q = np.asarray(joint, dtype=np.float64).reshape(-1)
-        if q.size != k.size:
-            raise ValueError(f"{q.size} positions for {k.size} motors")
-        if not np.all(np.isfinite(q)):
-            raise ValueError(f"non-finite goal positions {q.tolist()}")
+        k, q = self._goals(joint, ids, "positions")
         motor = self._sign[k] * q / self._scale[k] + self._offset[k]
         ticks = ct.rad_to_ticks(motor)
         bounded = np.clip(ticks, self._tick_lo[k], self._tick_hi[k])
@@ -702,12 +708,7 @@ class DynamixelBus:
     def write_currents(self, amps, ids: Sequence[int] | None = None) -> np.ndarray:
         """ONE sync write of Goal_Current in A (joint sign applied), bounded to Current_Limit.
         In current-based position mode this is the current (force) limit."""
-        k = self._subset(ids)
-        a = np.asarray(amps, dtype=np.float64).reshape(-1)
-        if a.size != k.size:
-            raise ValueError(f"{a.size} currents for {k.size} motors")
-        if not np.all(np.isfinite(a)):
-            raise ValueError(f"non-finite goal currents {a.tolist()}")
+        k, a = self._goals(amps, ids, "currents")
         if not np.all(np.isfinite(self.current_units[k])):
             bad = [self.ids[i] for i in k if not np.isfinite(self.current_units[i])]
             raise MotorError(f"motors {bad} have no current control (unknown model or no sensor; "

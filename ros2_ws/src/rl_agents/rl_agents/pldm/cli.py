@@ -14,6 +14,7 @@ import json
 import math
 from pathlib import Path
 
+from brs_common.cli_args import check_count
 from brs_common.stats import wilson_interval
 from rl_agents.pldm.fit_args import METHODS, add_device_arguments, add_fit_arguments, apply_threads
 
@@ -150,8 +151,7 @@ def _data(args) -> int:
 def _train(args) -> int:
     from rl_agents.pldm.baselines import train_method
 
-    if args.steps < 1:
-        raise ValueError("--steps must be at least 1")
+    check_count("--steps", args.steps)
     apply_threads(args)
     data = load_dataset(args.data)
     if args.method == "pldm" and args.seq_len > int(data["meta"]["length"]):
@@ -168,8 +168,7 @@ def _eval(args) -> int:
     from rl_agents.pldm.train import evaluate, pick_device
     from rl_agents.two_rooms import Layout, TwoRoomsEnv
 
-    if args.episodes < 1:
-        raise ValueError("--episodes must be at least 1")
+    check_count("--episodes", args.episodes)
     apply_threads(args)
     agent, ck = load_agent(args.checkpoint, pick_device(args.device), max_step=args.max_step)
     meta = ck.get("meta", {})
