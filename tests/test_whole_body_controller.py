@@ -108,7 +108,10 @@ class _Stream:
 
 @pytest.fixture(scope="module")
 def graph(tmp_path_factory):
-    """sim_node (real time, no cameras) + whole_body_controller (sim time) + an observer."""
+    """sim_node (half real time, no cameras) + whole_body_controller (sim time) + an observer. Half
+    speed: the assertions are in sim time, and a controller process descheduled for longer than a
+    10 ms tick on a loaded 2-core machine would skip ticks at full speed (the wall fixture below
+    checks wall-clock behaviour)."""
     with harness_on_new_domain() as h:
         yield from _start_graph(h, tmp_path_factory)
 
@@ -124,7 +127,7 @@ def _start_graph(h, tmp_path_factory):
     logs = tmp_path_factory.mktemp("wbc")
     h.ctrl = h.spawn("whole_body_controller", {"use_sim_time": True, "command_timeout": TIMEOUT,
                                                "active_source": "teleop"}, log_path=logs / "controller.log")
-    h.sim = h.spawn("sim_node", {"cameras_enabled": False, "speed_factor": 1.0, "seed": 0},
+    h.sim = h.spawn("sim_node", {"cameras_enabled": False, "speed_factor": 0.5, "seed": 0},
                     log_path=logs / "sim.log")
     h.pubs = {s: h.node.create_publisher(JointTrajectory, topics.whole_body_command(s), qos.COMMAND)
               for s in topics.COMMAND_SOURCES}
@@ -240,9 +243,12 @@ def test_chunk_of_eight_points_executes_at_the_right_times(graph):
     err = np.abs(out[:, POSITION_INDEX] - expected)
     assert np.all(err < 1e-9), (ticks - t0, np.argwhere(err >= 1e-9), err.max(axis=0))
 
-    # Against the ideal piecewise-linear chunk: on time, lagging only by the acceleration limit.
+    # Against the ideal piecewise-linear chunk: on time, lagging only by the acceleration limit and
+    # by one velocity-limited step per tick a descheduled controller skipped (the limiter steps DT).
     ideal = np.stack([np.interp(ticks, t0 + tfs, values[:, i]) for i in range(2)], axis=1)
-    assert np.max(np.abs(out[:, [J1, J2]] - ideal)) < 0.02
+    skipped = int(np.round(np.diff(ticks) / DT).sum()) - (len(ticks) - 1)
+    bound = 0.02 + skipped * spec.MAX_VELOCITY[[J1, J2]].max() * DT
+    assert np.max(np.abs(out[:, [J1, J2]] - ideal)) < bound, (skipped, np.max(np.abs(out[:, [J1, J2]] - ideal)))
     first_move = ticks[np.argmax(np.any(out[:, [J1, J2]] != q0[[J1, J2]], axis=1))]
     assert t0 - 1e-6 <= first_move <= t0 + DT + 1e-6  # starts on the first tick from the chunk start
     assert np.allclose(out[-1, [J1, J2]], values[-1], atol=1e-12)  # holds the last point
@@ -363,8 +369,10 @@ def test_estop_latches_until_reset(graph):
         wait_for(lambda: diag_int(h, "ignored_estop") >= ignored + 6, 5, message="commands ignored")
         h.pubs["teleop"].publish(trajectory(["left_arm_joint1"], [[hold[J1]]]))
         wait_for(lambda: diag_int(h, "ignored_estop") >= ignored + 7, 5)
-        latched = states(h, since=stamp_to_sec(zero.header.stamp) + DT / 2)
-        assert len(latched) > 50 and all(m.position[J1] == held[J1] for m in latched)
+        t_zero = stamp_to_sec(zero.header.stamp)
+        wait_for(lambda: len(states(h, since=t_zero + DT / 2)) > 50, 10, message="50 ticks latched")
+        latched = states(h, since=t_zero + DT / 2)
+        assert all(m.position[J1] == held[J1] for m in latched)
         _, after = _first_zero(h, t_estop - DT)
         assert all(m.twist.linear.x == 0.0 for m in after)
     finally:
