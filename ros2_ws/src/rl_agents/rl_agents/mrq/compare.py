@@ -1,10 +1,11 @@
 """Our MR.Q evaluation curves beside the authors' published ones, as a markdown table and a plot.
 
     python -m rl_agents.mrq.compare outputs/mrq/dmc_cartpole-balance_s0 ... \
-        --reference ../shared/reference_results/mrq/dmc_results.txt --plot docs/img/mrq_vs_reference.png
+        --reference MRQ/results/dmc_results.txt --plot docs/img/mrq_vs_reference.png
 
 Each run folder is one `brs rl train` output (its `config.json` names the env, `eval.csv` holds
-`step,return`). The reference file is the authors' results format: blocks headed `Env: NAME`,
+`step,return`). The reference file is one of the authors' results files (results/ of
+https://github.com/facebookresearch/MRQ, cloned to MRQ/ above), in their format: blocks headed `Env: NAME`,
 then rows `timestep seed0 seed1 ...`. Our `dmc/cartpole-balance` is their `Dmc-cartpole-balance`,
 `gym/HalfCheetah-v5` their `Gym-HalfCheetah-v4` (the version is named in the table).
 """
