@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import gc
 import itertools
 import os
 import random
+import tempfile
+from pathlib import Path
 
 import pytest
 
@@ -17,11 +20,41 @@ os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
 configure_dds()
 
 _domains = itertools.count(random.Random(os.getpid()).randrange(0, 200))
+# Domains in use, by this process or another test run on the machine (two checkouts' suites at
+# once shared domains and saw each other's nodes): one flock'ed file per domain.
+_DOMAIN_LOCKS = Path(tempfile.gettempdir()) / "brs_test_ros_domains"
+_held: dict[int, int] = {}  # domain -> fd of its lock file
 
 
 def next_domain() -> int:
-    """A ROS_DOMAIN_ID that no other test of this run uses."""
-    return 1 + next(_domains) % 200  # Fast DDS accepts 0..232
+    """A ROS_DOMAIN_ID (1..200) that no other test of this run, and no other test run on this
+    machine, uses until `release_domain` (or this process's exit)."""
+    _DOMAIN_LOCKS.mkdir(exist_ok=True)
+    with contextlib.suppress(PermissionError):
+        _DOMAIN_LOCKS.chmod(0o1777)  # every user's runs share the machine's DDS domains
+    for _ in range(200):
+        domain = 1 + next(_domains) % 200  # Fast DDS accepts 0..232; long jobs use 201+
+        if domain in _held:
+            continue
+        try:
+            fd = os.open(_DOMAIN_LOCKS / str(domain), os.O_RDWR | os.O_CREAT, 0o666)
+        except PermissionError:
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            continue
+        _held[domain] = fd
+        return domain
+    return 1 + next(_domains) % 200  # all 200 in use: share one rather than stop
+
+
+def release_domain(domain: int) -> None:
+    """Give a domain from `next_domain` back (its nodes have exited)."""
+    fd = _held.pop(domain, None)
+    if fd is not None:
+        os.close(fd)  # closing the file releases the lock
 
 
 @pytest.fixture(autouse=True)
@@ -53,7 +86,8 @@ def ros_domain(monkeypatch) -> int:
     domain = next_domain()
     monkeypatch.setenv("ROS_DOMAIN_ID", str(domain))
     monkeypatch.setenv("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
-    return domain
+    yield domain
+    release_domain(domain)
 
 
 @pytest.fixture
@@ -88,6 +122,7 @@ def harness_on_new_domain():
         yield harness
     finally:
         harness.close()
+        release_domain(domain)
         if saved is None:
             os.environ.pop("ROS_DOMAIN_ID", None)
         else:
