@@ -4,8 +4,8 @@ import importlib
 
 # name -> submodule; imported on first use (PEP 562), so `brs rl --help` and the brs CLI do not
 # pay for torch
-_EXPORTS = {"MRQAgent": "agent", "multi_step_return": "agent", "ReplayBuffer": "buffer", "MRQConfig": "config",
-            "TwoHot": "two_hot", "symexp": "two_hot", "symlog": "two_hot"}
+_EXPORTS = {"MRQAgent": "agent", "export_policy": "agent", "multi_step_return": "agent", "ReplayBuffer": "buffer",
+            "MRQConfig": "config", "TwoHot": "two_hot", "symexp": "two_hot", "symlog": "two_hot"}
 __all__ = list(_EXPORTS)
 
 

@@ -232,7 +232,19 @@ class MRQAgent:
             d["buffer"] = self.buffer.state_dict()
         return d
 
+    def policy_state_dict(self) -> dict:
+        """Only what `act(obs, explore=False)` needs: meta, config, counters, the state encoder's
+        zs network and the policy (no value, targets, optimisers, rng or buffer; ~1/15 of policy.pt)."""
+        d = self.state_dict()
+        return {"meta": d["meta"], "config": d["config"], "counters": d["counters"],
+                "zs_net": self.encoder.zs_net.state_dict(), "policy": d["policy"]}
+
     def load_state_dict(self, d: dict) -> None:
+        if "value" not in d:  # policy_state_dict (export_policy): an agent that acts only
+            self.encoder.zs_net.load_state_dict(d["zs_net"])
+            self.policy.load_state_dict(d["policy"])
+            self.env_steps = int(d["counters"]["env_steps"])
+            return
         for name in ("encoder", "value", "policy", "encoder_target", "value_target", "policy_target",
                      "encoder_opt", "value_opt", "policy_opt"):
             getattr(self, name).load_state_dict(d[name])
@@ -262,3 +274,10 @@ class MRQAgent:
                     device=device, seed=m["seed"])
         agent.load_state_dict(d)
         return agent
+
+
+def export_policy(checkpoint, path) -> None:
+    """A training checkpoint (OUT/policy.pt or OUT/checkpoints/last.pt of `brs rl train`) -> a
+    file with only the acting weights (`policy_state_dict`), for committed experts; it loads with
+    `MRQAgent.load` as an agent whose `act(obs, explore=False)` is the checkpoint's."""
+    atomic_torch_save(MRQAgent.load(checkpoint, buffer=False).policy_state_dict(), path)
