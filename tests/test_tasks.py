@@ -158,7 +158,7 @@ def test_an_exceeded_time_limit_is_a_warn_only_when_the_graph_evaluates(ros):
                           message="the time limit passed (60 sim s as fast as the sim runs)")
     assert sim.proc.poll() is None
     assert st.message.startswith("floor_to_top_shelf: time limit exceeded (60 s)"), st.message
-    assert values["success"] == "False" and float(values["elapsed"]) > 60.0
+    assert values["success"] == "False" and float(values["elapsed"]) >= 60.0  # printed to 0.1 s: 60.04 reads "60.0"
     assert task_status(True, WARN) is None  # never a WARN in hand teleop
     request = SetParameters.Request(parameters=[Parameter(name="time_limit_warn", value=ParameterValue(
         type=ParameterType.PARAMETER_BOOL, bool_value=True))])
