@@ -23,15 +23,15 @@ _domains = itertools.count(random.Random(os.getpid()).randrange(0, 200))
 # Domains in use, by this process or another test run on the machine (two checkouts' suites at
 # once shared domains and saw each other's nodes): one flock'ed file per domain.
 _DOMAIN_LOCKS = Path(tempfile.gettempdir()) / "brs_test_ros_domains"
+_DOMAIN_LOCKS.mkdir(exist_ok=True)
+with contextlib.suppress(PermissionError):
+    _DOMAIN_LOCKS.chmod(0o1777)  # every user's runs share the machine's DDS domains
 _held: dict[int, int] = {}  # domain -> fd of its lock file
 
 
 def next_domain() -> int:
     """A ROS_DOMAIN_ID (1..200) that no other test of this run, and no other test run on this
     machine, uses until `release_domain` (or this process's exit)."""
-    _DOMAIN_LOCKS.mkdir(exist_ok=True)
-    with contextlib.suppress(PermissionError):
-        _DOMAIN_LOCKS.chmod(0o1777)  # every user's runs share the machine's DDS domains
     for _ in range(200):
         domain = 1 + next(_domains) % 200  # Fast DDS accepts 0..232; long jobs use 201+
         if domain in _held:

@@ -130,13 +130,7 @@ def set_parameters(h, **values):
 
 def status(h) -> dict | None:
     """Values of the recorder's latest /diagnostics status."""
-    with h.lock:
-        arrays = list(h.messages[topics.DIAGNOSTICS])
-    for msg in reversed(arrays):
-        for s in msg.status:
-            if s.name == STATUS_NAME:
-                return {kv.key: kv.value for kv in s.values}
-    return None
+    return (st := full_status(h)) and st[2]
 
 
 def call(h, service, timeout=30.0) -> Trigger.Response:

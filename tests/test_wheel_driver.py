@@ -192,8 +192,7 @@ def test_drive_forward_odometry_and_wheel_states(rig, ros):
     # wheel joint states: names, angles consistent with the encoder of the emulator
     js = ros.last(WHEEL_STATES)
     assert list(js.name) == DEFAULT_WHEEL_JOINTS
-    enc = [rig.axes[w][0].odrive.snapshot()[rig.axes[w][1]]["pos"] * 2 * math.pi for w in range(3)]
-    np.testing.assert_allclose(js.position, enc, atol=1e-3)
+    np.testing.assert_allclose(js.position, wheel_angles(), atol=1e-3)
     assert rig.level(": base") == 0
     # the board watchdog is armed (stops the wheels if this process dies)
     assert all(ax.enable_watchdog and ax.watchdog_timeout == pytest.approx(0.25)
