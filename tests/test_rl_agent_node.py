@@ -14,6 +14,7 @@ import pytest
 from diagnostic_msgs.msg import DiagnosticArray
 from nav_msgs.msg import Odometry
 from sensor_msgs.msg import JointState
+from std_srvs.srv import Trigger
 from trajectory_msgs.msg import JointTrajectory
 
 from brs_common import qos, topics
@@ -92,46 +93,67 @@ def test_stale_inputs_hold_once_then_resume(ros, tmp_path):
 @pytest.mark.skipif(not CHECKPOINT.exists(), reason="stored checkpoint missing")
 def test_bringup_mode_rl_reaches_the_default_goal(tmp_path):
     """`brs bringup use_sim:=true mode:=rl checkpoint:=...` (real time, cameras off): the stored
-    policy brings the right gripper within 5 cm of the default goal (10 cm ahead, 5 cm up)."""
+    policy brings the right gripper within 5 cm of the default goal (10 cm ahead, 5 cm up).
+
+    The agent starts idle (`rl_agent.autostart:=false`) and is started by the test once it sees the
+    sim's states, and every /joint_states sample from then on is judged: the policy reaches the
+    radius in ~0.5 s and may settle just outside it afterwards (its training episodes ended at the
+    radius), so a test that let it start unseen, or sampled only the latest state, could miss the
+    moment under load."""
     task = ReachTask()
     goal = task.home_ee + np.array([0.1, 0.0, 0.05])
     with harness_on_new_domain() as h:
-        h.record(topics.JOINT_STATES, JointState, qos.STATE, keep=10)
+        h.record(topics.JOINT_STATES, JointState, qos.STATE, keep=100_000)
         h.record(topics.DIAGNOSTICS, DiagnosticArray, qos.DIAGNOSTICS)
         log = open(tmp_path / "bringup.log", "wb")
         proc = subprocess.Popen([str(Path(sys.executable).parent / "brs"), "bringup", "use_sim:=true", "mode:=rl",
-                                 f"checkpoint:={CHECKPOINT}", "cameras_enabled:=false"],
+                                 f"checkpoint:={CHECKPOINT}", "cameras_enabled:=false", "rl_agent.autostart:=false"],
                                 env={**os.environ}, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         try:
-            wait_for(lambda: h.count(topics.JOINT_STATES) > 0 or proc.poll() is not None, 90, message="the graph")
+            def idle_agent_and_states():
+                status = h.diagnostic_status("rl_agent: rl_agent")
+                return (h.count(topics.JOINT_STATES) > 0 and status is not None and status[1]["state"] == "idle") \
+                    or proc.poll() is not None
+
+            wait_for(idle_agent_and_states, 90, message="the graph with the agent idle")
             assert proc.poll() is None, (tmp_path / "bringup.log").read_text()
             first = h.last(topics.JOINT_STATES)
-            t0 = first.header.stamp.sec
-            # The sim starts at the home pose, so the task is not solved at the start. That is a
-            # property of the start pose, not of the first state this test happened to see: under
-            # load the agent may already have moved the arm before the first sample got here.
-            d_home = task.distance(HOME_STATE, np.zeros(3), goal)
             d_first = task.distance(state_positions(first), np.zeros(3), goal)
-            assert d_home > 0.1, f"goal {goal} is {d_home:.3f} m from the home gripper: nothing to reach"
+            assert d_first > 0.1, f"goal {goal} is {d_first:.3f} m from the idle gripper: nothing to reach"
+            judged = [h.count(topics.JOINT_STATES)]  # samples before the start are not judged
+            t_start = _stamp(h.last(topics.JOINT_STATES))
+            assert h.call(Trigger, "/rl_agent/start", Trigger.Request(), timeout=30).success
+            closest = [np.inf, None]  # distance, sim s after the start
 
             def reached():
-                msg = h.last(topics.JOINT_STATES)
-                return task.distance(state_positions(msg), np.zeros(3), goal) < task.success_radius
+                with h.lock:
+                    new = h.messages[topics.JOINT_STATES][judged[0]:]
+                judged[0] += len(new)
+                for msg in new:
+                    d = task.distance(state_positions(msg), np.zeros(3), goal)
+                    if d < closest[0]:
+                        closest[:] = [d, _stamp(msg) - t_start]
+                    if task.success(d):
+                        return _stamp(msg) - t_start
+                return None
 
-            wait_for(reached, 60, interval=0.02,
-                     message=f"the gripper at the goal (first state seen at t={t0} s, {d_first:.3f} m away)")
-
-            elapsed = h.last(topics.JOINT_STATES).header.stamp.sec - t0
-            assert elapsed <= 10  # sim seconds from the first state, start-up included
-            # the node's own report (at its 10 Hz ticks) agrees: running, close to the goal
+            elapsed = wait_for(reached, 60, interval=0.02, message=lambda: (
+                f"the gripper within {task.success_radius} m of the goal ({d_first:.3f} m at the start; "
+                f"closest {closest[0]:.3f} m, {closest[1]} s sim after the start)"))
+            assert elapsed <= 10, f"reached {elapsed:.2f} s (sim) after the start"
+            # the node's own report (at its 10 Hz ticks) agrees: running, the goal reached (latched)
             def reported():
                 status = h.diagnostic_status("rl_agent: rl_agent")
-                return status is not None and status[1]["state"] == "running" and int(status[1]["actions"]) > 0 \
-                    and float(status[1]["distance"]) < 0.07
+                return status is not None and status[1]["state"] == "running" and status[1]["reached"] == "True"
 
-            wait_for(reported, 10, message="the node reporting the gripper near the goal")
+            wait_for(reported, 10, message=lambda: f"the node reporting the goal reached: "
+                     f"{h.diagnostic_status('rl_agent: rl_agent')}")
         finally:
             from brs_common.process import stop_process
 
             stop_process(proc, 20)
             log.close()
+
+
+def _stamp(msg) -> float:
+    return msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
