@@ -3,58 +3,30 @@
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import gc
-import itertools
 import os
-import random
-import tempfile
 from pathlib import Path
 
 import pytest
 
+from brs_common import domains
 from brs_common.dds import configure_dds
 
 os.environ.setdefault("MUJOCO_GL", "egl")
 os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
 configure_dds()
 
-_domains = itertools.count(random.Random(os.getpid()).randrange(0, 200))
-# Domains in use, by this process or another test run on the machine (two checkouts' suites at
-# once shared domains and saw each other's nodes): one flock'ed file per domain.
-_DOMAIN_LOCKS = Path(tempfile.gettempdir()) / "brs_test_ros_domains"
-_DOMAIN_LOCKS.mkdir(exist_ok=True)
-with contextlib.suppress(PermissionError):
-    _DOMAIN_LOCKS.chmod(0o1777)  # every user's runs share the machine's DDS domains
-_held: dict[int, int] = {}  # domain -> fd of its lock file
-
 
 def next_domain() -> int:
-    """A ROS_DOMAIN_ID (1..200) that no other test of this run, and no other test run on this
-    machine, uses until `release_domain` (or this process's exit)."""
-    for _ in range(200):
-        domain = 1 + next(_domains) % 200  # Fast DDS accepts 0..232; long jobs use 201+
-        if domain in _held:
-            continue
-        try:
-            fd = os.open(_DOMAIN_LOCKS / str(domain), os.O_RDWR | os.O_CREAT, 0o666)
-        except PermissionError:
-            continue
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            continue
-        _held[domain] = fd
-        return domain
-    return 1 + next(_domains) % 200  # all 200 in use: share one rather than stop
+    """A ROS_DOMAIN_ID (1..200) that no other test of this run, no other test run on this machine
+    and no job (RosSimEnv training, brs rl eval: 201+) uses until `release_domain` (or this
+    process's exit). Two checkouts' suites at once had shared domains and seen each other's nodes."""
+    return domains.claim(domains.TESTS)
 
 
 def release_domain(domain: int) -> None:
     """Give a domain from `next_domain` back (its nodes have exited)."""
-    fd = _held.pop(domain, None)
-    if fd is not None:
-        os.close(fd)  # closing the file releases the lock
+    domains.release(domain)
 
 
 @pytest.fixture(autouse=True)

@@ -34,16 +34,23 @@ def test_a_held_domain_goes_to_no_other_run_and_comes_back_when_released():
 
 def _free_elsewhere(domains) -> str:
     """"True" if another process can lock every one of `domains`, else "False" (it stops at the first it cannot)."""
-    code = ("import fcntl, os, sys; sys.path.insert(0, sys.argv[1]); import conftest\n"
-            "def free(d):\n"
-            "    fd = os.open(conftest._DOMAIN_LOCKS / str(d), os.O_RDWR)\n"
-            "    try:\n"
-            "        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)\n"
-            "        return True\n"
-            "    except BlockingIOError:\n"
-            "        return False\n"
-            "print(all(free(d) for d in map(int, sys.argv[2:])))")
+    code = ("import sys; from brs_common import domains\n"
+            "print(not any(domains.held_elsewhere(d) for d in map(int, sys.argv[2:])))")
     out = subprocess.run([sys.executable, "-c", code, str(TESTS), *map(str, domains)], capture_output=True,
                          text=True, timeout=120, cwd=TESTS)
     assert out.returncode == 0, out.stderr
     return out.stdout.strip()
+
+
+def test_jobs_take_domains_outside_the_tests_range_and_hold_them():
+    """RosSimEnv training, `brs rl eval`, the graph benches: 201-232, held until released."""
+    from brs_common import domains
+
+    job, other = domains.claim(domains.JOBS), domains.claim(domains.JOBS)
+    try:
+        assert 201 <= job <= 232 and 201 <= other <= 232 and job != other
+        assert all(_free_elsewhere([d]) == "False" for d in (job, other))
+    finally:
+        domains.release(job)
+        domains.release(other)
+    assert _free_elsewhere([job, other]) == "True"

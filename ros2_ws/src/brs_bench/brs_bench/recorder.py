@@ -26,8 +26,10 @@ import threading
 import time
 from pathlib import Path
 
+from brs_common import domains
+
 RECORD_SECONDS = 10.0  # sim seconds per repeat
-DOMAIN_ID = 93
+DOMAIN_ID = domains.claim(domains.JOBS)  # held while this process runs: no other graph on it
 GRAPH_NODES = ("sim", "whole_body_controller", "episode_recorder")
 
 

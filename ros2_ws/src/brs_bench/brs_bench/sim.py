@@ -19,6 +19,7 @@ import rclpy
 from rclpy.context import Context
 from rclpy.parameter import Parameter
 
+from brs_common import domains
 from brs_common import robot_spec as spec
 
 from brs_sim.sim_core import SimCore
@@ -51,7 +52,7 @@ def _node_rtf(cameras: bool, baseline_renderer: bool = False) -> float:
     from brs_sim.sim_node import SimNode
 
     context = Context()
-    rclpy.init(context=context, domain_id=99)
+    rclpy.init(context=context, domain_id=domains.claim(domains.JOBS))
     node = SimNode(context=context, parameter_overrides=[
         Parameter("speed_factor", value=0.0), Parameter("cameras_enabled", value=cameras)])
     try:

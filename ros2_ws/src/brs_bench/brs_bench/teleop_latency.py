@@ -49,13 +49,14 @@ from pathlib import Path
 
 import numpy as np
 
+from brs_common import domains
 from brs_common.background import BackgroundNode, wait_for
 
 from brs_common.process import stop_process
 
 SAMPLES_PER_REPEAT = 60
 STEP_TICKS = 10
-DOMAIN_ID = 95
+DOMAIN_ID = domains.claim(domains.JOBS)  # held while this process runs: no other graph on it
 MODES = ("tick", "event")  # event_driven:=false / true
 
 

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import atexit
 import os
-import random
 import subprocess
 import tempfile
 import threading
@@ -46,7 +45,7 @@ from sensor_msgs.msg import JointState
 from std_srvs.srv import SetBool, Trigger
 from trajectory_msgs.msg import JointTrajectory
 
-from brs_common import qos, topics
+from brs_common import domains, qos, topics
 from brs_common.background import BackgroundNode
 from brs_common.convert import odom_pose, state_positions
 
@@ -110,8 +109,12 @@ class RosSimEnv(gym.Env):
         self.action_space = gym.spaces.Box(-1.0, 1.0, (self.task.action_dim,), np.float32)
         self._seed = seed
         self._rng = np.random.default_rng(seed)
+        self._claimed = None  # a private domain this env holds (brs_common.domains), released by close()
         if domain_id is None:
-            domain_id = int(os.environ.get("ROS_DOMAIN_ID", "0")) if attach else random.Random().randrange(101, 230)
+            if attach:
+                domain_id = int(os.environ.get("ROS_DOMAIN_ID", "0"))
+            else:
+                domain_id = self._claimed = domains.claim(domains.JOBS)
         self.domain_id = domain_id
         self.graph = None if attach else SimGraph(domain_id, log_dir)
         self._cond = threading.Condition()
@@ -327,4 +330,7 @@ class RosSimEnv(gym.Env):
         if getattr(self, "graph", None) is not None:
             self.graph.close()
             self.graph = None
+        if getattr(self, "_claimed", None) is not None:
+            domains.release(self._claimed)
+            self._claimed = None
         atexit.unregister(self.close)

@@ -14,7 +14,6 @@ eval_node.json (per-episode success, time to success, final and closest distance
 from __future__ import annotations
 
 import json
-import random
 import time
 from pathlib import Path
 
@@ -27,11 +26,11 @@ def evaluate_node(checkpoint: str, task: str = "reach", episodes: int = 10, seed
     from geometry_msgs.msg import PointStamped
     from std_srvs.srv import SetBool, Trigger
 
-    from brs_common import qos
+    from brs_common import domains, qos
 
     from .ros_env import RosSimEnv, SimGraph
 
-    domain = random.Random().randrange(101, 230)
+    domain = domains.claim(domains.JOBS)
     log_dir = Path(log_dir or (Path(out) / "logs" if out else Path("/tmp") / f"rl_eval_{domain}"))
     graph = SimGraph(domain, log_dir, with_agent=True, checkpoint=str(checkpoint), autostart=False,
                      speed_factor=float(speed_factor), **{"rl_agent.task": task})
@@ -95,6 +94,7 @@ def evaluate_node(checkpoint: str, task: str = "reach", episodes: int = 10, seed
         if env is not None:
             env.close()
         graph.close()
+        domains.release(domain)
     summary = {"checkpoint": str(checkpoint), "task": task, "episodes": episodes, "seed": seed,
                "speed_factor": speed_factor, "success_rate": float(np.mean([r["success"] for r in results])),
                "mean_time_to_success_s": float(np.mean([r["time_to_success_s"] for r in results if r["success"]]))
