@@ -43,8 +43,11 @@ def test_reward_and_success_on_known_states(task):
     d = task.distance(HOME_STATE, pose, near)
     assert d == pytest.approx(0.03, abs=1e-12)
     assert task.success(d)
-    # reward: progress in full-speed steps, +1 on success; moving away is punished
-    assert task.reward(d, previous=0.06) == pytest.approx(0.03 / task.step_size + 1.0)
+    # reward: progress in full-speed steps, plus the hold bonus inside the radius (1 at the
+    # target, 0 at the radius); moving away is punished
+    assert task.reward(d, previous=0.06) == pytest.approx(0.03 / task.step_size + 1.0 - 0.03 / 0.05)
+    assert task.reward(0.0, previous=0.0) == 1.0
+    assert task.reward(0.04, previous=0.04) == pytest.approx(0.2)
     assert task.reward(0.10, previous=0.07) == pytest.approx(-0.03 / task.step_size)
     assert task.reward(0.10, previous=0.10) == 0.0
     far = ee + np.array([0.0, 0.0, 0.05])  # exactly on the radius: not inside
@@ -164,7 +167,7 @@ def test_action_reaches_the_joints(env):
     assert np.max(np.abs(env.q[others] - q0[others])) < 0.02
 
 
-def test_time_limit_truncates_and_success_terminates(env):
+def test_time_limit_truncates_and_success_does_not_terminate(env):
     task = env.task
     limit = task.max_steps
     try:
@@ -172,10 +175,13 @@ def test_time_limit_truncates_and_success_terminates(env):
         env.reset(seed=5)
         flags = [env.step(np.zeros(3))[2:4] for _ in range(3)]
         assert flags == [(False, False), (False, False), (False, True)]
-        # success: move the target onto the gripper; the next step terminates with reward > -radius
+        # at the target (moved onto the gripper): success is reported and the hold bonus paid, but
+        # the episode goes on to the time limit (the policy must learn to stay)
         env.reset(seed=5)
         env.target = base_to_odom(task.gripper(env.q) + [0.01, 0, 0], env.pose)
-        _, r, term, trunc, info = env.step(np.zeros(3))
-        assert term and not trunc and info["success"] and r == pytest.approx(1.0, abs=0.2)
+        steps = [env.step(np.zeros(3)) for _ in range(3)]
+        assert [s[2:4] for s in steps] == [(False, False), (False, False), (False, True)]
+        for _, r, _, _, info in steps:
+            assert info["success"] and r == pytest.approx(1.0 - info["distance"] / task.success_radius, abs=0.2)
     finally:
         task.max_steps = limit

@@ -318,9 +318,9 @@ class RosSimEnv(gym.Env):
         success = self.task.success(d)
         obs = self.task.observation(q, pose, self.target, self.arm_cmd)
         self.q, self.pose, self.sim_time = q, pose, t * 1e-9
-        truncated = not success and self.episode_steps >= self.task.max_steps
-        return obs, self.task.reward(d, previous), success, truncated, {"distance": d, "success": success,
-                                                            "sim_time": self.sim_time}
+        truncated = self.episode_steps >= self.task.max_steps  # never terminated: reach, then hold
+        return obs, self.task.reward(d, previous), False, truncated, {"distance": d, "success": success,
+                                                                      "sim_time": self.sim_time}
 
     def close(self):
         ros = getattr(self, "ros", None)

@@ -6,8 +6,9 @@ Observation (snapshot after each agent step, 0.1 s of sim): the gripper and the 
 robot's base frame and the task's 21-D vector (arm joints, commanded - measured, gripper, target,
 target - gripper). Action: three numbers in [-1, 1], the gripper's Cartesian step in the base
 frame (x forward, y left, z up) as a fraction of 3 cm; the task turns it into a damped IK step of
-the arm command. Reward: progress toward the target in units of a full step, +1 on success
-(within 5 cm), so an episode's return is (start - end distance) / 3 cm (+1). The expert steps
+the arm command. Reward: the task's (progress toward the target in units of a full step, plus a
+hold bonus inside 5 cm). An episode here ends at the first step within 5 cm (success) or at the
+task's time limit; the RL task itself runs on to the limit so that MR.Q learns to stay. The expert steps
 straight at the target, a full step while it is farther than one: the shortest path the step
 size allows.
 """
@@ -62,25 +63,28 @@ class RobotReach(Env):
             self._env = RosSimEnv("reach", domain_id=self._domain_id)
         return self._env
 
-    def _snapshot(self, vector: np.ndarray) -> ReachObs:
+    def from_vector(self, vector) -> ReachObs:
+        """The observation of the task's 21-D vector (ReachTask.observation: arm (6), command - arm
+        (6), gripper (3), target (3), target - gripper (3))."""
         v = np.asarray(vector, np.float64)
-        # ReachTask.observation: arm (6), command - arm (6), gripper (3), target (3), target - gripper (3)
+        if v.shape != (self.task.obs_dim,) or not np.all(np.isfinite(v)):
+            raise ValueError(f"expected {self.task.obs_dim} finite numbers, got shape {v.shape}")
         return ReachObs(tuple(np.round(v[12:15], 4)), tuple(np.round(v[15:18], 4)), tuple(float(x) for x in v))
 
     def reset(self, seed: int) -> ReachObs:
         vector, info = self._sim().reset(seed=int(seed))
         self.distance = float(info["distance"])
-        self.obs = self._snapshot(vector)
+        self.obs = self.from_vector(vector)
         return self.obs
 
     def legal_actions(self) -> list[str]:
         return []
 
     def step(self, action) -> tuple[ReachObs, float, bool]:
-        vector, reward, success, truncated, info = self._sim().step(np.asarray(action, np.float32).reshape(3))
+        vector, reward, _, truncated, info = self._sim().step(np.asarray(action, np.float32).reshape(3))
         self.distance = float(info["distance"])
-        self.obs = self._snapshot(vector)
-        return self.obs, float(reward), bool(success or truncated)
+        self.obs = self.from_vector(vector)
+        return self.obs, float(reward), bool(info["success"] or truncated)
 
     def state(self) -> ReachObs:
         return self.obs
