@@ -35,9 +35,9 @@ def first_free_cell(user_content: str) -> str:
 
 
 class StubServer:
-    """Chat completions on 127.0.0.1. `script` holds the behaviour of the next requests:
-    ("status", code, headers), ("sleep", seconds) (then no answer), ("reply", text), ("raw", code,
-    bytes); when empty,
+    """Chat completions on 127.0.0.1, each answered after `delay` s. `script` holds the behaviour
+    of the next requests: ("status", code, headers), ("sleep", seconds) (then no answer), ("reply",
+    text), ("raw", code, bytes); when empty,
     `answer` decides: every `garbage_every`-th answer is GARBAGE, the others the first free cell.
     Usage sent: prompt_tokens 100 + n, completion_tokens 3 (n = answer number)."""
 
@@ -47,6 +47,7 @@ class StubServer:
         self.sent: list[dict] = []  # the answers delivered: text, usage
         self.garbage_every = 4
         self.fail_from: int | None = None  # answer 503 once this many answers were sent
+        self.delay = 0.0
         server = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -56,6 +57,7 @@ class StubServer:
             def do_POST(self):
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 server.requests.append({"path": self.path, "headers": dict(self.headers), "body": body})
+                time.sleep(server.delay)
                 step = server.script.popleft() if server.script else ("answer",)
                 if server.fail_from is not None and len(server.sent) >= server.fail_from:
                     step = ("status", 503, {})

@@ -24,6 +24,7 @@ setup(
         "console_scripts": [
             "planner_node = rl_agents.planner_node:main",
             "rl_agent_node = rl_agents.rl_agent_node:main",
+            "lmact_agent_node = rl_agents.lmact_agent_node:main",
         ],
         "brs.commands": [
             "rl = rl_agents.mrq.cli:add_parser",

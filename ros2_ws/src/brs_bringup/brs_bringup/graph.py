@@ -18,7 +18,7 @@ import yaml
 
 from brs_common import topics
 
-MODES = ("idle", "teleop", "policy", "rl", "record", "demo", "collect", "plan")
+MODES = ("idle", "teleop", "policy", "rl", "record", "demo", "collect", "plan", "lmact")
 
 
 @dataclass(frozen=True)
@@ -43,6 +43,7 @@ LAUNCH_ARGUMENTS: tuple[LaunchArgument, ...] = (
         "which command sources and tools run on top of the hardware layer: "
         "idle (hardware layer only), teleop (JoyLo), policy (WB-VIMA), rl (RL/planning agent), "
         "plan (PLDM base planner: PoseStamped goals -> base commands), "
+        "lmact (a model imitating the expert demos in its context: the right gripper to a goal), "
         "record (teleop + episode recorder), demo (scripted sim demo with video and plot), "
         "collect (scripted task expert + episode recorder; driven by `brs collect`)",
         MODES,
@@ -120,7 +121,7 @@ COMMON_NODES: tuple[NodeDescription, ...] = (CONTROLLER, ROBOT_DESCRIPTION)
 
 # Which command source the controller executes in each mode (higher-priority sources preempt).
 ACTIVE_SOURCE = {"idle": "teleop", "teleop": "teleop", "record": "teleop", "policy": "policy",
-                 "rl": "rl", "demo": "demo", "collect": "teleop", "plan": "rl"}
+                 "rl": "rl", "demo": "demo", "collect": "teleop", "plan": "rl", "lmact": "rl"}
 
 # Modes whose episodes are judged by the sim task's time limit (brs eval: policy, brs collect):
 # there the sim reports an exceeded limit as a WARN; elsewhere (hand teleop) as an OK-level note.
@@ -171,6 +172,14 @@ RL_AGENT = NodeDescription(
     description="MR.Q policy: /joint_states + /odom + ~/goal -> /whole_body/rl/command at the task rate",
 )
 
+# LMAct in-context imitation (config/rl.yaml, docs/lmact.md "On the robot"): a model (nearest-neighbour
+# baseline, an OpenAI-compatible endpoint, a local HF model) with expert demos in its context ->
+# whole-body commands on /whole_body/rl/command. A bad demo file or model: exit code 2.
+LMACT_AGENT = NodeDescription(
+    "rl_agents", "lmact_agent_node", "lmact_agent",
+    description="LMAct: demos in context + /joint_states + /odom + ~/goal -> /whole_body/rl/command, one model call per action",
+)
+
 # The Foxglove WebSocket bridge (config/viz.yaml, docs/viz.md), with viz:=true in any mode.
 VIZ = NodeDescription(
     "brs", "viz_bridge", "viz_bridge",
@@ -185,6 +194,7 @@ MODE_NODES: dict[str, tuple[NodeDescription, ...]] = {
     "record": (JOYLO, RECORDER),
     "collect": (EXPERT, RECORDER),
     "plan": (PLANNER,),
+    "lmact": (LMACT_AGENT,),
     "demo": (
         NodeDescription(
             "brs", "demo_source", "demo_source", required=True,

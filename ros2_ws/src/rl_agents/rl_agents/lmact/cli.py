@@ -3,6 +3,8 @@
   brs lmact run    -> one env, one model, over numbers of demos; appends OUT/<env>_<model>_<obs>.jsonl
                       (rerun the same command to resume an interrupted run)
   brs lmact report -> table (markdown) of every results file in a folder, and a figure
+  brs lmact demos  -> expert episodes of an env with vector observations to a JSON file, the
+                      demonstrations of lmact_agent_node (`brs bringup mode:=lmact`)
 
 Bad arguments exit with code 2 and a one-line message; a back-end that keeps failing exits 1
 (finished episodes are kept).
@@ -37,6 +39,7 @@ def add_parser(sub) -> None:
     s = p.add_subparsers(dest="lmact_command", required=True, metavar="command")
     _add_run(s)
     _add_report(s)
+    _add_demos(s)
 
 
 def _add_run(sub) -> None:
@@ -79,6 +82,22 @@ def _add_report(sub) -> None:
     p.add_argument("--figure", type=Path, default=None, help="figure path (default DIR/lmact.png)")
     p.add_argument("--json", type=Path, default=None, help="also write the summary rows as JSON")
     p.set_defaults(func=report_command)
+
+
+def _add_demos(sub) -> None:
+    p = sub.add_parser("demos", help="record expert demonstrations to a file (for lmact_agent_node)",
+                       description="Record COUNT expert episodes of ENV (seeds FIRST_SEED..) with their vector "
+                                   "observations to a JSON file: the demonstrations lmact_agent_node puts in "
+                                   "its model's context (docs/lmact.md, \"On the robot\").",
+                       epilog="example:\n  brs lmact demos --env robot_reach --count 8 --out outputs/lmact/robot_reach_demos.json",
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--env", required=True, help="an env with vector observations, e.g. robot_reach")
+    p.add_argument("--count", type=int, default=8, help="episodes (default %(default)s)")
+    p.add_argument("--first-seed", type=int, default=None,
+                   help="seed of the first episode (default: the benchmark's demo seeds, 1000000..)")
+    p.add_argument("--out", type=Path, required=True, help="JSON file to write")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=demos_command)
 
 
 def _value(text: str):
@@ -177,4 +196,29 @@ def report_command(args) -> int:
     if args.json:
         args.json.write_text(json.dumps(rows, indent=2) + "\n")
         print(f"summary: {args.json}")
+    return 0
+
+
+def demos_command(args) -> int:
+    from tqdm import tqdm
+
+    from .demos import DEMO_SEED_OFFSET, record_expert, save_demos
+    from .envs import make_env
+
+    if args.env not in ENVS:
+        raise ValueError(f"unknown environment {args.env!r}; choose from {', '.join(ENVS)}")
+    if args.count < 1:
+        raise ValueError(f"--count must be at least 1, got {args.count}")
+    env = make_env(args.env)
+    try:
+        if "vector" not in env.formats or not hasattr(env, "from_vector"):
+            raise ValueError(f"{args.env} has no vector observations to store; demo files need them")
+        first = DEMO_SEED_OFFSET if args.first_seed is None else args.first_seed
+        episodes = [record_expert(env, s) for s in tqdm(range(first, first + args.count), desc=f"{args.env} demos",
+                                                        unit="episode", disable=args.no_progress)]
+    finally:
+        env.close()
+    save_demos(args.out, env, episodes)
+    steps = sum(len(ep) for ep in episodes)
+    print(f"{len(episodes)} expert episodes ({steps} steps, {sum(ep.success for ep in episodes)} successes) -> {args.out}")
     return 0

@@ -38,6 +38,13 @@ from .prompt import IMAGE_TOKENS, PromptBuilder
 FORMAT_VERSION = 1
 
 
+def context_budget(model) -> int | None:
+    """Prompt tokens a model allows (its context less its answer), None: no check."""
+    if getattr(model, "max_context_tokens", None) is None:
+        return None
+    return model.max_context_tokens - getattr(model, "max_output_tokens", 0)
+
+
 def play_episode(env, model, builder: PromptBuilder, k: int, seed: int, budget: int | None = None,
                  drop_demos: bool = True) -> dict:
     """One evaluation episode through the prompt/parse/replace loop -> its record."""
@@ -187,9 +194,7 @@ def run(env, model, num_demos_list: Sequence[int], seeds: Iterable[int] | None =
                 log.write({"type": "demo", "seed": ep.seed, "actions": ep.actions, "score": ep.ret,
                            "success": ep.success})
         builder = PromptBuilder(env, demos, obs_format, image_tokens) if todo_eps else None
-        budget = None
-        if getattr(model, "max_context_tokens", None) is not None:
-            budget = model.max_context_tokens - getattr(model, "max_output_tokens", 0)
+        budget = context_budget(model)
         from tqdm import tqdm
 
         with tqdm(total=len(todo_refs) + len(todo_eps), disable=not progress, unit="ep", dynamic_ncols=True,
