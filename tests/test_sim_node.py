@@ -17,7 +17,7 @@ from std_srvs.srv import SetBool, Trigger
 
 from brs_common import qos, topics
 from brs_common import robot_spec as spec
-from brs_common.convert import image_to_numpy, stamp_to_sec, to_stamp
+from brs_common.convert import image_to_numpy, stamp_to_sec, time_text_ns, to_stamp
 from conftest import harness_on_new_domain
 from rosutil import wait_for
 
@@ -203,7 +203,10 @@ def test_pause_step_and_reset_services(graph):
     assert stepped.success
     c1 = float(stepped.message.removeprefix("t="))
     clock = lambda: stamp_to_sec(h.last(topics.CLOCK).clock)  # noqa: E731
-    wait_for(lambda: abs(clock() - c1) < 1e-6, 5, message="clock of the step")
+    clock_ns = lambda: h.last(topics.CLOCK).clock.sec * 1_000_000_000 + h.last(topics.CLOCK).clock.nanosec  # noqa: E731
+    # the answer names exactly the stamp of the step's /clock (a lock-stepped client waits for it)
+    t1 = time_text_ns(stepped.message.removeprefix("t="))
+    wait_for(lambda: clock_ns() == t1, 5, message=lambda: f"clock of the step: {clock_ns()} ns, told {t1} ns")
     time.sleep(0.3)  # an observation window, not a synchronisation: paused time must not move
     assert clock() == pytest.approx(c1, abs=1e-6)
     assert h.call(Trigger, topics.SIM_STEP, Trigger.Request()).success

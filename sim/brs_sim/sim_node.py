@@ -32,7 +32,7 @@ from brs_common import params, qos, topics
 from brs_common import robot_spec as spec
 from brs_common.dds import configure_dds
 from brs_common.convert import (make_camera_info, numpy_to_image, object_poses_to_markers,
-                                stamp_to_sec, to_stamp)
+                                stamp_to_sec, time_text, to_stamp)
 from brs_common.diagnostics import DiagnosticsReporter
 
 from .sim_core import SimCore
@@ -168,7 +168,7 @@ class SimNode(Node):
             response.message = "step needs the sim paused (call ~/pause first)"
             return response
         response.success = self._wait_for_loop(self.step_requests)
-        response.message = f"t={self.sim.time:.9f}"
+        response.message = f"t={time_text(self.sim.time)}"  # exactly the stamp of the clock and states
         return response
 
     # --- sim loop (main thread) ----------------------------------------------------------------

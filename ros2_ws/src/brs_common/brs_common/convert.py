@@ -39,6 +39,23 @@ def to_stamp(seconds) -> Time:
     return Time(sec=sec, nanosec=nanosec)
 
 
+def time_text(seconds) -> str:
+    """"S.NNNNNNNNN": the exact decimal of to_stamp(seconds), for a time sent as text (the sim's
+    ~/step answer). Formatting the float itself ("%.9f") can round the other way than to_stamp:
+    466.6300000015 s prints as ...001 ns and stamps as ...002, and a client waiting for the stamp
+    it was told would wait forever."""
+    stamp = to_stamp(seconds)
+    return f"{stamp.sec}.{stamp.nanosec:09d}"
+
+
+def time_text_ns(text: str) -> int:
+    """Integer nanoseconds of a `time_text` string (exact; no float on the way)."""
+    sec, _, frac = text.strip().partition(".")
+    if not sec.isdigit() or (frac and not frac.isdigit()) or len(frac) > 9:
+        raise ValueError(f"not a time in seconds with at most 9 decimals: {text!r}")
+    return int(sec) * 1_000_000_000 + int(frac.ljust(9, "0"))
+
+
 def stamp_to_sec(stamp) -> float:
     """Seconds of a builtin_interfaces Time or Duration."""
     return stamp.sec + stamp.nanosec * 1e-9

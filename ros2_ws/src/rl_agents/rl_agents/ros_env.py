@@ -47,7 +47,7 @@ from trajectory_msgs.msg import JointTrajectory
 
 from brs_common import domains, qos, topics
 from brs_common.background import BackgroundNode
-from brs_common.convert import odom_pose, state_positions
+from brs_common.convert import odom_pose, state_positions, time_text_ns
 
 from .ros_tasks import make_task
 
@@ -222,7 +222,7 @@ class RosSimEnv(gym.Env):
         res = self._call(self.step_client, Trigger.Request())
         if not res.success:
             raise GraphError(f"/sim/step failed: {res.message}")
-        t = round(float(res.message.removeprefix("t=")) * 1e9)
+        t = time_text_ns(res.message.removeprefix("t="))  # the stamp the controller will tick at, exactly
         self.sim_steps += 1
         self._wait(lambda: self._cmd_stamp >= t, self.timeout, f"the controller's tick at t={t * 1e-9:.3f}")
         return t
