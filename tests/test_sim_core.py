@@ -26,6 +26,28 @@ def test_reset_is_seeded():
     assert a.time == t > 0  # sim time is monotonic across resets (/clock never jumps back)
 
 
+def test_sim_time_is_an_exact_count_of_control_periods():
+    """A use_sim_time timer is due at exact multiples of its period: the stamps must be those
+    multiples. MuJoCo's float time summed 2 ms at a time drifts off them (1 ns short at 605.74 s,
+    where lock-stepped training hung); the sim counts periods instead, through resets too."""
+    sim = SimCore()
+    assert sim.period_ns == 10_000_000 and sim.time_ns == 0
+    for _ in range(7):
+        sim.step()
+    sim.reset(seed=3)  # time keeps running
+    sim.step()
+    assert sim.time_ns == 8 * sim.period_ns and sim.data.time == sim.time == pytest.approx(0.08, abs=1e-15)
+    sim.periods = 60_573  # where the float sum had drifted
+    sim.step()
+    assert sim.time_ns == 605_740_000_000 and round(sim.time * 1e9) == sim.time_ns
+    # what MuJoCo's own sum gives over the same span: off the exact multiple somewhere
+    t, off = 0.0, 0
+    for n in range(1, 302_871):
+        t += 0.002
+        off += n % 5 == 0 and round(t * 1e9) != n * 2_000_000
+    assert off > 0
+
+
 def test_base_command_is_in_the_base_frame():
     sim = SimCore()
     sim.set_base_velocity(0.0, 0.0, 0.5)  # turn to ~90 degrees, then drive "forward"

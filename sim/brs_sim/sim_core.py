@@ -26,6 +26,12 @@ class SimCore:
         period = 1.0 / spec.CONTROL_RATE_HZ
         self.substeps = max(1, round(period / self.model.opt.timestep))
         self.control_period = self.substeps * self.model.opt.timestep
+        self.period_ns = round(self.control_period * 1e9)
+        # Sim time counts control periods in integer ns. MuJoCo's float data.time, summed 2 ms at a
+        # time, drifts: after 605.74 s its stamp came out 1 ns short of a multiple of the 10 ms
+        # period, a use_sim_time timer due at that multiple did not fire, and lock-stepped
+        # training waited forever for the controller's tick.
+        self.periods = 0
         self.object_jitter = object_jitter
         self._free_objects = [
             j for j in range(self.model.njnt)
@@ -52,7 +58,6 @@ class SimCore:
 
         Sim time keeps running: /clock never jumps back, so every use_sim_time node stays valid.
         """
-        now = self.data.time
         key = mujoco.mj_name2id(self.model, mujoco.mjtObj.mjOBJ_KEY, HOME_KEY)
         if key >= 0:
             mujoco.mj_resetDataKeyframe(self.model, self.data, key)
@@ -63,7 +68,7 @@ class SimCore:
             adr = self.model.jnt_qposadr[j]
             self.data.qpos[adr:adr + 2] += rng.uniform(-self.object_jitter, self.object_jitter, 2)
         self.base_cmd[:] = 0.0
-        self.data.time = now
+        self.data.time = self.time
         mujoco.mj_forward(self.model, self.data)
 
     def step(self) -> None:
@@ -73,10 +78,18 @@ class SimCore:
         vx, vy, wz = self.base_cmd
         self.data.ctrl[self.joints.base_actuators] = (c * vx - s * vy, s * vx + c * vy, wz)
         mujoco.mj_step(self.model, self.data, nstep=self.substeps)
+        self.periods += 1
+        self.data.time = self.time
 
     @property
     def time(self) -> float:
-        return float(self.data.time)
+        """Sim time in s: control periods stepped since start (resets keep counting)."""
+        return self.time_ns * 1e-9
+
+    @property
+    def time_ns(self) -> int:
+        """Sim time in integer ns, an exact multiple of the control period."""
+        return self.periods * self.period_ns
 
     # --- state ----------------------------------------------------------------------------------
     def joint_state(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

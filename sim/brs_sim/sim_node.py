@@ -32,7 +32,7 @@ from brs_common import params, qos, topics
 from brs_common import robot_spec as spec
 from brs_common.dds import configure_dds
 from brs_common.convert import (make_camera_info, numpy_to_image, object_poses_to_markers,
-                                stamp_to_sec, time_text, to_stamp)
+                                ns_to_stamp, stamp_to_sec, time_text)
 from brs_common.diagnostics import DiagnosticsReporter
 
 from .sim_core import SimCore
@@ -168,7 +168,7 @@ class SimNode(Node):
             response.message = "step needs the sim paused (call ~/pause first)"
             return response
         response.success = self._wait_for_loop(self.step_requests)
-        response.message = f"t={time_text(self.sim.time)}"  # exactly the stamp of the clock and states
+        response.message = f"t={time_text(ns_to_stamp(self.sim.time_ns))}"  # exactly the stamp of /clock
         return response
 
     # --- sim loop (main thread) ----------------------------------------------------------------
@@ -190,7 +190,7 @@ class SimNode(Node):
         self._apply_commands()
         self.sim.step()
         self.ticks += 1
-        stamp = to_stamp(self.sim.time)
+        stamp = ns_to_stamp(self.sim.time_ns)
         self.pub_clock.publish(Clock(clock=stamp))
         if self.ticks % self.joint_state_every == 0:
             self._publish_state(stamp)
@@ -270,7 +270,7 @@ class SimNode(Node):
                 self.pending_targets.clear()
                 self.pending_twist = None
             self.last_twist_time = -math.inf
-            self._publish_state(to_stamp(self.sim.time))
+            self._publish_state(ns_to_stamp(self.sim.time_ns))
             for done in resets:
                 done.set()
         return steps

@@ -39,12 +39,15 @@ def to_stamp(seconds) -> Time:
     return Time(sec=sec, nanosec=nanosec)
 
 
-def time_text(seconds) -> str:
-    """"S.NNNNNNNNN": the exact decimal of to_stamp(seconds), for a time sent as text (the sim's
-    ~/step answer). Formatting the float itself ("%.9f") can round the other way than to_stamp:
-    466.6300000015 s prints as ...001 ns and stamps as ...002, and a client waiting for the stamp
-    it was told would wait forever."""
-    stamp = to_stamp(seconds)
+def ns_to_stamp(ns: int) -> Time:
+    """builtin_interfaces/Time of integer nanoseconds (exact)."""
+    sec, nanosec = divmod(int(ns), 1_000_000_000)
+    return Time(sec=sec, nanosec=nanosec)
+
+
+def time_text(stamp: Time) -> str:
+    """"S.NNNNNNNNN": the exact decimal of a stamp, for a time sent as text (the sim's ~/step
+    answer), so that a client waiting for that stamp waits for exactly it."""
     return f"{stamp.sec}.{stamp.nanosec:09d}"
 
 
