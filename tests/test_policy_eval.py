@@ -67,7 +67,7 @@ def test_one_short_eval_episode_end_to_end(ros, tmp_path, monkeypatch):
     against furniture). Here a teleop stream (it outranks the policy) pins an arm away from
     home until the eval gives up homing and stops the policy; the eval must then free the robot
     (sim reset, controller ~/hold), home it and run the episode, and count that in the summary."""
-    monkeypatch.setattr(EpisodeDriver, "home_sim_seconds", 0.0)  # give up homing after 20 s wall
+    monkeypatch.setattr(EpisodeDriver, "stuck_after", 5.0)  # give up the first homing after 5 s wall
     h = ros
     h.record(topics.DIAGNOSTICS, DiagnosticArray, qos.DIAGNOSTICS)
     teleop = h.node.create_publisher(JointTrajectory, topics.whole_body_command("teleop"), qos.COMMAND)

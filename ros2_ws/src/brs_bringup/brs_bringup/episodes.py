@@ -37,6 +37,7 @@ class EpisodeDriver:
     agent_status = ""
     source = ""  # the recorder's `source` metadata for this driver's episodes
     home_sim_seconds = 10.0  # homing budget (sim s; see _wall) before the robot counts as stuck
+    stuck_after: float | None = None  # wall s instead, for the homing before an episode (tests)
 
     def __init__(self, client, task: str, output_dir: Path, record: bool, video: VideoRenderer | None,
                  speed_factor: float, stop: threading.Event):
@@ -65,9 +66,11 @@ class EpisodeDriver:
         for name in names:
             self.client.wait_status(name, lambda v: True, timeout, f"{name.split(':')[0]} to come up")
 
-    def home(self) -> None:
+    def home(self, wall: float | None = None) -> None:
+        """~/home, then wait `wall` s (default: the homing budget) for the agent to report it."""
         self._trigger(f"/{self.agent}/home")
-        self.client.wait_status(self.agent_status, lambda v: v.get("state") == "home", self._wall(self.home_sim_seconds),
+        self.client.wait_status(self.agent_status, lambda v: v.get("state") == "home",
+                                self._wall(self.home_sim_seconds) if wall is None else wall,
                                 "the robot to reach its home pose")
 
     def reset_sim(self, seed: int) -> None:
@@ -87,7 +90,7 @@ class EpisodeDriver:
         furniture): then the agent stops, the sim reset puts the robot home, the controller holds that
         pose (~/hold, so it does not pull the robot back) and the agent homes from there."""
         try:
-            self.home()
+            self.home(self.stuck_after)
         except TimeoutError as exc:
             from tqdm import tqdm
 
