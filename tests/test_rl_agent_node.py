@@ -141,7 +141,7 @@ def test_bringup_mode_rl_reaches_the_default_goal(tmp_path):
                 f"closest {closest[0]:.3f} m, {closest[1]} s sim after the start)"))
             assert elapsed <= 10, f"reached {elapsed:.2f} s (sim) after the start"
             # and it stays: every sample from 1 s to 3 s (sim) after reaching is inside the radius
-            # (the policy settles ~1.3 cm away; an earlier one, trained on episodes that ended at
+            # (the policy settles ~0.7 cm away; an earlier one, trained on episodes that ended at
             # the radius, drifted back out to 5.5 cm)
             hold = (t_start + elapsed + 1.0, t_start + elapsed + 3.0)
             wait_for(lambda: _stamp(h.last(topics.JOINT_STATES)) > hold[1], 60, message="3 s of sim after reaching")
