@@ -654,7 +654,9 @@ def wall(tmp_path_factory):
 
 
 class Flood:
-    """Publishes `make()` on `pub` from a thread every `period` s until stop(); send times (wall)."""
+    """Publishes `make()` on `pub` from a thread every `period` s until stop(); send times (wall),
+    taken just before each publish: the receiver cannot have it earlier (a time taken after
+    publish() returned was 1 ms late once under load, and the watchdog looked early)."""
 
     def __init__(self, pub, make, period: float):
         self.sent: list[float] = []
@@ -662,8 +664,10 @@ class Flood:
 
         def loop():
             while not self._stop.is_set():
-                pub.publish(make())
-                self.sent.append(time.time())
+                msg = make()
+                t = time.time()
+                pub.publish(msg)
+                self.sent.append(t)
                 self._stop.wait(period)
 
         self._thread = threading.Thread(target=loop, daemon=True)
