@@ -75,8 +75,9 @@ class Rig:
         msg.header.stamp.sec, msg.header.stamp.nanosec = int(stamp), int(round((stamp % 1) * 1e9)) % 10**9
         msg.header.frame_id = frame
         msg.twist.linear.x, msg.twist.linear.y, msg.twist.angular.z = vx, vy, wz
-        self.pub.publish(msg)
-        return time.monotonic()
+        sent = time.monotonic()  # before publish: the driver cannot have it earlier (a time taken
+        self.pub.publish(msg)    # after publish() returned was later than the wire write once)
+        return sent
 
     def stream(self, twist, duration: float, rate: float = 50.0) -> tuple[float, float]:
         """Publish `twist` at `rate` for `duration` from a harness timer; (first, last) publish time."""
