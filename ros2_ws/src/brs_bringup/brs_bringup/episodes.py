@@ -13,6 +13,7 @@ reading episode files is brs_teleop's and brs_teleop sits above this package.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -103,7 +104,19 @@ class EpisodeDriver:
         self.reset_sim(seed)
         if self.record:
             self.client.set_parameters(RECORDER, {"task": self.task.name, "seed": seed, "source": self.source})
-            self._trigger(topics.RECORDER_START)
+            self._start_recorder()
+
+    def _start_recorder(self) -> None:
+        """~/start the recorder; while it refuses for want of the cameras' first camera_info (the
+        sim's first frames come late on a loaded machine), ask again, for up to 5 s of sim budget."""
+        deadline = time.monotonic() + self._wall(5.0)
+        while True:
+            response = self.client.call(Trigger, topics.RECORDER_START)
+            if response.success:
+                return
+            if "no camera_info yet" not in response.message or time.monotonic() > deadline:
+                raise RuntimeError(f"{topics.RECORDER_START} refused: {response.message}")
+            time.sleep(0.2)
 
     def save_episode(self, outcome, episode: int) -> None:
         """Stop the recorder (it saves the episode); the file, and its camera video, go into `outcome`."""
