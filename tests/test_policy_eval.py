@@ -109,26 +109,20 @@ def test_one_short_eval_episode_end_to_end(ros, tmp_path, monkeypatch):
     assert "0/1 successful" in format_summary(summary)
 
 
-def test_the_recorder_start_is_asked_again_while_the_cameras_come_up(tmp_path):
-    """On a loaded machine the sim's first camera_info can come after the episode's start: the
-    driver asks again (a collect run under two busy loops failed there); other refusals are final."""
+def test_the_driver_waits_for_the_recorders_cameras(tmp_path):
+    """On a loaded machine the sim's first camera_info can come after the graph is up: the driver
+    waits until the recorder has every camera's (a collect run under two busy loops had its start
+    refused), not only until the recorder reports."""
     import threading
-    from types import SimpleNamespace
 
-    class Recorder:
-        def __init__(self, refusals):
-            self.refusals, self.calls = list(refusals), 0
+    class Client:
+        def __init__(self):
+            self.waits = {}
 
-        def call(self, srv_type, service):
-            self.calls += 1
-            reason = self.refusals.pop(0) if self.refusals else None
-            return SimpleNamespace(success=reason is None, message=reason or "recording episode_000000")
+        def wait_status(self, name, predicate, timeout, what):
+            self.waits[name] = predicate
 
-    waiting = "no camera_info yet from ['head']: are the cameras running?"
-    client = Recorder([waiting, waiting])
-    EpisodeDriver(client, "bimanual_box", tmp_path, True, None, 1.0, threading.Event())._start_recorder()
-    assert client.calls == 3
-    client = Recorder(["no task label: set one"])
-    with pytest.raises(RuntimeError, match="no task label"):
-        EpisodeDriver(client, "bimanual_box", tmp_path, True, None, 1.0, threading.Event())._start_recorder()
-    assert client.calls == 1
+    client = Client()
+    EpisodeDriver(client, "bimanual_box", tmp_path, True, None, 1.0, threading.Event()).wait_for_graph()
+    ready = client.waits["episode_recorder: recorder"]
+    assert not ready({"cameras_waiting": "head,left_wrist"}) and not ready({}) and ready({"cameras_waiting": ""})

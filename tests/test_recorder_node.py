@@ -303,6 +303,7 @@ def test_recording_without_cameras(graph_recorders_stopped, tmp_path):
     wait_for(lambda: status(h) is not None or proc.proc.poll() is not None, 60, message="recorder status")
     assert proc.proc.poll() is None, proc.log()
     h.assert_parameters_described(f"/{topics.RECORDER_NODE}")
+    assert status(h)["cameras_waiting"] == ""  # no camera to wait for: ready at once
     start(h, proc)
     frames_at_least(h, 5)
     assert call(h, topics.RECORDER_STOP).success

@@ -13,7 +13,6 @@ reading episode files is brs_teleop's and brs_teleop sits above this package.
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -62,10 +61,13 @@ class EpisodeDriver:
         return response.message
 
     def wait_for_graph(self, timeout: float = 120.0) -> None:
-        """Until the sim, the agent and (when recording) the recorder report on /diagnostics."""
-        names = [SIM_TASK_STATUS, self.agent_status] + ([f"{RECORDER}: recorder"] if self.record else [])
-        for name in names:
+        """Until the sim, the agent and (when recording) the recorder report on /diagnostics, the
+        recorder with every camera's camera_info in (the sim's first frames come late when loaded)."""
+        for name in (SIM_TASK_STATUS, self.agent_status):
             self.client.wait_status(name, lambda v: True, timeout, f"{name.split(':')[0]} to come up")
+        if self.record:
+            self.client.wait_status(f"{RECORDER}: recorder", lambda v: v.get("cameras_waiting") == "", timeout,
+                                    "the recorder to come up with every camera's camera_info")
 
     def home(self, wall: float | None = None) -> None:
         """~/home, then wait `wall` s (default: the homing budget) for the agent to report it."""
@@ -104,19 +106,7 @@ class EpisodeDriver:
         self.reset_sim(seed)
         if self.record:
             self.client.set_parameters(RECORDER, {"task": self.task.name, "seed": seed, "source": self.source})
-            self._start_recorder()
-
-    def _start_recorder(self) -> None:
-        """~/start the recorder; while it refuses for want of the cameras' first camera_info (the
-        sim's first frames come late on a loaded machine), ask again, for up to 5 s of sim budget."""
-        deadline = time.monotonic() + self._wall(5.0)
-        while True:
-            response = self.client.call(Trigger, topics.RECORDER_START)
-            if response.success:
-                return
-            if "no camera_info yet" not in response.message or time.monotonic() > deadline:
-                raise RuntimeError(f"{topics.RECORDER_START} refused: {response.message}")
-            time.sleep(0.2)
+            self._trigger(topics.RECORDER_START)
 
     def save_episode(self, outcome, episode: int) -> None:
         """Stop the recorder (it saves the episode); the file, and its camera video, go into `outcome`."""

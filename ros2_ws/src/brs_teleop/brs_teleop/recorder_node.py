@@ -565,6 +565,8 @@ class EpisodeRecorder(Node):
             "dropped_invalid": invalid, "queued": w.queued_frames, "saved_episodes": self.saved,
             "last_saved": self.last_saved, "output_dir": str(self.output_dir),
             "rate_hz": f"{self.rate_hz:g}", "cameras": ",".join(self.cameras),
+            # cameras whose camera_info has not come yet: a start is refused until this is empty
+            "cameras_waiting": ",".join(c for c in self.cameras if c not in self.camera_info),
             "free_mb": f"{free_mb(self.output_dir):.0f}",
             "max_duration_s": f"{self.get_parameter('max_duration').value:g}",
             "min_free_mb": self.get_parameter("min_free_mb").value,
