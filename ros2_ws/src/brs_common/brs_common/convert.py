@@ -35,8 +35,7 @@ def to_stamp(seconds) -> Time:
         return seconds
     if hasattr(seconds, "to_msg"):  # rclpy.time.Time
         return seconds.to_msg()
-    sec, nanosec = divmod(int(round(float(seconds) * 1e9)), 1_000_000_000)
-    return Time(sec=sec, nanosec=nanosec)
+    return ns_to_stamp(round(float(seconds) * 1e9))
 
 
 def ns_to_stamp(ns: int) -> Time:
