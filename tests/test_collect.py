@@ -48,3 +48,5 @@ def test_collect_records_episodes_with_seeds_outcome_and_video(ros_domain, monke
 def test_collect_cli_rejects_bad_arguments(capsys):
     assert brs_main(["collect", "--task", "bimanual_box", "--episodes", "0"]) == 2
     assert "--episodes must be at least 1" in capsys.readouterr().err
+    assert brs_main(["collect", "--task", "floor_to_top_shelf", "--max-wait", "11"]) == 2
+    assert "--max-wait must be in [0, 10] s; got 11.0" in capsys.readouterr().err

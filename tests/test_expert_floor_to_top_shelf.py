@@ -17,12 +17,15 @@ class RecordingExpert(FloorToTopShelfExpert):
     def reset(self, obs):
         super().reset(obs)
         self.phases = []
+        self.outputs = []  # (time, phase it ran in, 21-D target) of every act
         self.torso_fold_at_close = None
         self.hand_z_at_close = None
         self.block_max_z = 0.0
 
     def act(self, obs):
+        phase = self.phase
         out = super().act(obs)
+        self.outputs.append((obs.time, phase, out.copy()))
         if not self.phases or self.phases[-1] != self.phase:
             self.phases.append(self.phase)
         if self.phase == "grasp" and out[self.gripper] == 0.0 and self.torso_fold_at_close is None:
@@ -44,6 +47,34 @@ def test_expert_puts_the_block_from_the_floor_onto_the_top_shelf():
     assert expert.torso_fold_at_close > 1.0
     assert expert.hand_z_at_close < 0.05
     assert expert.block_max_z > 1.5
+
+
+def held_at_start(outputs, phase) -> float:
+    """Seconds from a phase's first act while the target stayed exactly that act's, base at rest."""
+    acts = [(t, out) for t, p, out in outputs if p == phase]
+    t0, first = acts[0]
+    if np.any(first[:3] != 0.0):
+        return 0.0
+    t_end = next(t for t, out in acts if not np.array_equal(out, first))
+    return t_end - t0
+
+
+def test_varied_waits_hold_still_before_the_key_phases_and_the_task_still_succeeds():
+    expert = RecordingExpert()
+    expert.vary_waits(2.0, np.random.default_rng(5))
+    drawn = np.random.default_rng(5).uniform(0.0, 2.0, size=len(expert.wait_before))
+    result = rollout("floor_to_top_shelf", expert, seed=3)
+    assert result.success, result
+    assert expert.phases[:len(PHASES)] == PHASES  # no retry: exactly one draw per phase
+    held = [held_at_start(expert.outputs, phase) for phase in expert.wait_before]
+    # the hold ends at the first act (every 0.02 s) after the drawn wait; a moving phase changes
+    # its target at once
+    np.testing.assert_allclose(held, drawn, atol=0.045, err_msg=f"held {held}, drawn {drawn}")
+    plain = RecordingExpert()
+    rollout("floor_to_top_shelf", plain, seed=3)
+    assert max(held_at_start(plain.outputs, phase) for phase in plain.wait_before) <= 0.04
+    with pytest.raises(ValueError, match="max_wait must be >= 0"):
+        expert.vary_waits(-1.0, np.random.default_rng())
 
 
 def test_registry_builds_this_expert():

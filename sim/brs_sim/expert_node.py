@@ -7,8 +7,8 @@ every joint to the spec home pose, base at rest; then holds it), running (the ta
 
 Services: ~/start (Trigger: start the expert from the current observation), ~/home (Trigger),
 ~/stop (Trigger: back to idle). Parameters: task, rate_hz, expert_class ("module:Class" of
-another Expert subclass, e.g. your own), action_noise, noise_seed. Status on /diagnostics,
-component "expert": state, phase, done, episode time (sim seconds since start).
+another Expert subclass, e.g. your own), action_noise, noise_seed, max_wait, wait_seed. Status on
+/diagnostics, component "expert": state, phase, done, episode time (sim seconds since start).
 
 Noise injection (DART-style data collection): with `action_noise` > 0 the command the robot
 executes while running is the expert's target plus a smooth random offset (Ornstein-Uhlenbeck,
@@ -18,6 +18,11 @@ closed-loop on the measured state, brings it back. The clean target goes out on 
 (sensor_msgs/JointState in the controller's ~/commanded layout: ACTION_JOINTS, base entries as
 velocities), which the episode recorder stores as the action (`action_topic`): the demos then
 hold recovery states labelled with what the expert wanted there.
+
+Varied waits: with `max_wait` > 0 the expert holds still for uniform(0, max_wait) s before each of
+its `wait_before` phases (PhasedExpert.vary_waits), one random stream over the node's episodes, so
+that in the demos a phase follows the robot's state (the block lifted, the torso up) and not the
+clock since the start.
 """
 
 from __future__ import annotations
@@ -76,6 +81,9 @@ class ExpertNode(Node):
             ("action_noise", 0.0, "std of the smooth noise added to the executed command, rad or m/s "
                                   "(grippers clean); 0: none", (0.0, 0.3)),
             ("noise_seed", 0, "seed of the action noise"),
+            ("max_wait", 0.0, "varied waits: the expert holds still for uniform(0, max_wait) s before "
+                              "each of its wait_before phases, s; 0: none", (0.0, 10.0)),
+            ("wait_seed", 0, "seed of the varied waits"),
         ])
         self.task = str(p["task"])
         self.rate_hz = float(p["rate_hz"])
@@ -89,6 +97,10 @@ class ExpertNode(Node):
         if not 0.0 <= self.action_noise <= 0.3:
             raise ValueError(f"action_noise must be in [0, 0.3] (std, rad or m/s); got {self.action_noise}")
         self.noise = ActionNoise(self.action_noise, 1.0 / self.rate_hz, noise_seed)
+        self.max_wait = float(p["max_wait"])
+        if not 0.0 <= self.max_wait <= 10.0:
+            raise ValueError(f"max_wait must be in [0, 10] s; got {self.max_wait}")
+        self.wait_rng = np.random.default_rng(int(p["wait_seed"]))  # one stream over the episodes
         self.expert = self._make_expert()
         self.state = IDLE
         self.joints: np.ndarray | None = None
@@ -110,12 +122,18 @@ class ExpertNode(Node):
 
     def _make_expert(self):
         if not self.expert_class:
-            return make_expert(self.task)
-        module, _, name = self.expert_class.partition(":")
-        try:
-            return getattr(importlib.import_module(module), name)()
-        except (ImportError, AttributeError) as exc:
-            raise ValueError(f"expert_class {self.expert_class!r} cannot be loaded: {exc}") from None
+            expert = make_expert(self.task)
+        else:
+            module, _, name = self.expert_class.partition(":")
+            try:
+                expert = getattr(importlib.import_module(module), name)()
+            except (ImportError, AttributeError) as exc:
+                raise ValueError(f"expert_class {self.expert_class!r} cannot be loaded: {exc}") from None
+        if self.max_wait > 0:
+            if not getattr(expert, "wait_before", ()):
+                raise ValueError(f"max_wait {self.max_wait:g}: {type(expert).__name__} has no phases to wait before")
+            expert.vary_waits(self.max_wait, self.wait_rng)
+        return expert
 
     # --- inputs ---------------------------------------------------------------------------------
     def _on_joint_states(self, msg: JointState):

@@ -88,25 +88,42 @@ class PhasedExpert(Expert):
     `self.q` holds the current 21-D targets (from the measured pose at reset), `enter()` starts a
     phase (its clock; `self.move`, the phase's motion, cleared), `timeouts` are per phase (s).
     Each phase is a method `_<phase>(obs)` that updates `self.q` and returns the base velocity.
+
+    Varied waits (`vary_waits`): before each phase in `wait_before` the expert holds still (targets
+    kept, base at rest) for a random time, so that in the demos a phase starts when the robot's
+    state says so rather than at a fixed time after the episode's start.
     """
 
     timeouts: dict[str, float] = {}
+    wait_before: tuple[str, ...] = ()  # phases that vary_waits may delay
 
     def __init__(self):
         super().__init__()
         self.ik = WholeBodyIK()
         self.clock = PhaseClock(self.timeouts)
+        self.max_wait = 0.0
+        self.wait_rng = np.random.default_rng(0)
+        self.waiting_until = None
+
+    def vary_waits(self, max_wait: float, rng: np.random.Generator) -> None:
+        """Hold still for uniform(0, `max_wait`) s before each `wait_before` phase (0: never)."""
+        if not max_wait >= 0.0:
+            raise ValueError(f"max_wait must be >= 0 s; got {max_wait}")
+        self.max_wait, self.wait_rng = float(max_wait), rng
 
     def reset(self, obs: Observation) -> None:
         super().reset(obs)
         self.q = obs.positions()
         self.tries = 0
         self.move = None
+        self.waiting_until = None
 
     def enter(self, phase: str, obs: Observation) -> None:
         self.phase = phase
         self.clock.enter(phase, obs.time)
         self.move = None
+        if self.max_wait > 0 and phase in self.wait_before:
+            self.waiting_until = obs.time + self.wait_rng.uniform(0.0, self.max_wait)
 
     def finish(self, obs: Observation) -> np.ndarray:
         """Stop here: finished, or given up (the task predicate tells which). Returns a zero base velocity."""
@@ -115,7 +132,15 @@ class PhasedExpert(Expert):
         return np.zeros(3)
 
     def act(self, obs: Observation) -> np.ndarray:
-        """Run the current phase (base at rest once done), then `after_phase`; `self.q` with that base velocity."""
+        """Run the current phase (base at rest once done or waiting), then `after_phase`; `self.q`
+        with that base velocity. A phase's clock starts when its wait is over."""
+        if self.waiting_until is not None:
+            if obs.time < self.waiting_until:
+                out = self.q.copy()
+                out[BASE] = 0.0
+                return out
+            self.waiting_until = None
+            self.clock.enter(self.phase, obs.time)
         base = np.zeros(3) if self.done else getattr(self, f"_{self.phase}")(obs)
         if not self.done:
             self.after_phase(obs)

@@ -51,6 +51,7 @@ TUCK = np.array([0.0, 0.0, 0.0, -2.6, 0.0, 0.0])  # idle arm folded along the ch
 class FloorToTopShelfExpert(OneHandExpert):
     task = "floor_to_top_shelf"
     timeouts = TIMEOUTS
+    wait_before = ("pre_grasp", "raise", "turn")  # the fold, the straightening, the turn to the shelf
     side, open_width, closed_width, max_grasp_tries = SIDE, OPEN, CLOSED, MAX_GRASP_TRIES
 
     # ---- bookkeeping -----------------------------------------------------------------------

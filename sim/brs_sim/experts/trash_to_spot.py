@@ -52,6 +52,7 @@ def _grasp_wall(obs: Observation) -> tuple[np.ndarray, float]:
 class TrashToSpotExpert(OneHandExpert):
     task = "trash_to_spot"
     timeouts = TIMEOUTS
+    wait_before = ("pre_grasp", "carry")  # the reach for the rim, the drive back with the bin
     side, open_width, closed_width, max_grasp_tries = SIDE, OPEN, CLOSED, MAX_GRASP_TRIES
 
     def reset(self, obs: Observation) -> None:

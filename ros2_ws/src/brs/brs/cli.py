@@ -207,6 +207,9 @@ def _add_collect(sub) -> None:
     p.add_argument("--action-noise", type=float, default=0.0,
                    help="DART-style noise: std (rad, m/s) of a smooth offset added to what the expert "
                         "executes; the expert's clean target is recorded as the action (default 0: off)")
+    p.add_argument("--max-wait", type=float, default=0.0,
+                   help="varied waits: the expert holds still for uniform(0, MAX_WAIT) s before each of "
+                        "its key phases (e.g. the fold and the turn to the shelf), s (default 0: off)")
     _add_args(p)
     p.set_defaults(func=_collect)
 
@@ -218,7 +221,12 @@ def _collect(args) -> int:
     check_count("--episodes", args.episodes)
     if not 0.0 <= args.action_noise <= 0.3:
         raise ValueError(f"--action-noise must be in [0, 0.3]; got {args.action_noise}")
+    if not 0.0 <= args.max_wait <= 10.0:
+        raise ValueError(f"--max-wait must be in [0, 10] s; got {args.max_wait}")
     arguments = parse_launch_arguments(args.arguments)
+    if args.max_wait > 0:
+        arguments = {f"{graph.EXPERT.name}.max_wait": str(args.max_wait),
+                     f"{graph.EXPERT.name}.wait_seed": str(args.first_seed), **arguments}
     if args.action_noise > 0:
         arguments = {f"{graph.EXPERT.name}.action_noise": str(args.action_noise),
                      f"{graph.EXPERT.name}.noise_seed": str(args.first_seed),
