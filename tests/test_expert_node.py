@@ -86,6 +86,9 @@ def test_expert_node_refuses_unknown_task(ros_domain, tmp_path):
     proc = NodeProcess("expert_node", {"task": "cook_dinner"}, log_path=tmp_path / "log")
     assert proc.proc.wait(timeout=30) == 2
     assert "task must be one of" in proc.log()
+    proc = NodeProcess("expert_node", {"task": "bimanual_box", "max_wait": 1.0}, log_path=tmp_path / "log2")
+    assert proc.proc.wait(timeout=30) == 2
+    assert "max_wait 1: BimanualBoxExpert has no phases to wait before" in proc.log()
 
 
 def test_action_noise_is_smooth_with_the_asked_std_and_spares_the_grippers():
