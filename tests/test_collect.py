@@ -50,3 +50,5 @@ def test_collect_cli_rejects_bad_arguments(capsys):
     assert "--episodes must be at least 1" in capsys.readouterr().err
     assert brs_main(["collect", "--task", "floor_to_top_shelf", "--max-wait", "11"]) == 2
     assert "--max-wait must be in [0, 10] s; got 11.0" in capsys.readouterr().err
+    assert brs_main(["collect", "--task", "bimanual_box", "--max-wait", "1"]) == 2
+    assert "--max-wait: the bimanual_box expert has no phases to wait before" in capsys.readouterr().err

@@ -13,9 +13,14 @@ EXPERTS = {
 }
 
 
-def make_expert(task: str):
-    """A fresh expert for `task` (ValueError for a task without one)."""
+def expert_class(task: str) -> type:
+    """The expert class of `task` (ValueError for a task without one)."""
     if task not in EXPERTS:
         raise ValueError(f"no scripted expert for task {task!r}; experts: {', '.join(EXPERTS)}")
     module, _, cls = EXPERTS[task].partition(":")
-    return getattr(importlib.import_module(module), cls)()
+    return getattr(importlib.import_module(module), cls)
+
+
+def make_expert(task: str):
+    """A fresh expert for `task` (ValueError for a task without one)."""
+    return expert_class(task)()

@@ -216,6 +216,7 @@ def _add_collect(sub) -> None:
 
 def _collect(args) -> int:
     from brs_bringup.collect import collect
+    from brs_sim.experts import expert_class
     from brs_teleop.episode_video import episode_video
 
     check_count("--episodes", args.episodes)
@@ -223,6 +224,8 @@ def _collect(args) -> int:
         raise ValueError(f"--action-noise must be in [0, 0.3]; got {args.action_noise}")
     if not 0.0 <= args.max_wait <= 10.0:
         raise ValueError(f"--max-wait must be in [0, 10] s; got {args.max_wait}")
+    if args.max_wait > 0 and not expert_class(args.task).wait_before:
+        raise ValueError(f"--max-wait: the {args.task} expert has no phases to wait before")
     arguments = parse_launch_arguments(args.arguments)
     if args.max_wait > 0:
         arguments = {f"{graph.EXPERT.name}.max_wait": str(args.max_wait),
