@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 
+from checkpoint_errors import assert_rejects_garbage_and_missing
 from rl_agents.base_nav.apartment import Apartment
 from rl_agents.base_nav.data import DataConfig, generate, load, save
 
@@ -89,12 +90,8 @@ def test_vector_pldm_trained_briefly_is_not_collapsed_and_predicts_direction(sma
 def test_bad_checkpoints_raise_clear_errors(tmp_path):
     from rl_agents.base_nav.train import CheckpointError, load as load_ckpt
 
-    garbage = tmp_path / "garbage.pt"
-    garbage.write_bytes(b"not a checkpoint")
-    with pytest.raises(CheckpointError, match="not a readable torch checkpoint"):
-        load_ckpt(garbage)
-    with pytest.raises(CheckpointError, match="no such file"):
-        load_ckpt(tmp_path / "missing.pt")
+    assert_rejects_garbage_and_missing(tmp_path, CheckpointError, load_ckpt,
+                                       garbage="not a readable torch checkpoint", missing="no such file")
     other = tmp_path / "other.pt"
     torch.save({"model": {}, "config": {}}, other)
     with pytest.raises(CheckpointError, match="not a base-planner PLDM checkpoint"):

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import torch
 
+from checkpoint_errors import assert_rejects_garbage_and_missing
 from rl_agents.pldm.baselines import (GCIQL, GCAgent, GCConfig, GCTrainConfig, GoalSampler, expectile_loss,
                                       gciql_losses, goal_rewards, load_agent, read_checkpoint, train_gcbc,
                                       train_method)
@@ -148,10 +149,6 @@ def test_checkpoint_roundtrip_and_bad_files(tmp_path, method):
     if method != "pldm":
         ref = GCAgent(model if method == "gcbc" else model.actor, 0.08).act(obs, goal)
         np.testing.assert_allclose(a, ref, rtol=1e-5, atol=1e-7)
-    bad = tmp_path / "bad.pt"
-    bad.write_bytes(b"not a checkpoint")
-    with pytest.raises(ValueError, match="bad.pt"):
-        load_agent(bad)
-    with pytest.raises(ValueError, match="missing.pt"):
-        read_checkpoint(tmp_path / "missing.pt")
+    assert_rejects_garbage_and_missing(tmp_path, ValueError, load_agent, garbage="garbage.pt", missing="missing.pt",
+                                       load_missing=read_checkpoint)
 

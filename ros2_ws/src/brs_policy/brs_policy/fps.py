@@ -143,6 +143,22 @@ def _chunked(points: np.ndarray, candidates: np.ndarray, chunks: int):
     return ordered[bounds[:-1, None] + col], lengths
 
 
+def _pick_rounds(k: int, act, cur, advance) -> tuple[list, list]:
+    """The rounds of adaptive FPS, for either backend: each round every active row (`act`, 1-D)
+    picks its farthest point (`cur[act]`), until k picks in all; `advance(act, cur, n)`, with n
+    picked so far, updates the distances and returns the next round's (act, cur). Returns the
+    picked rows and columns of every round."""
+    picked_r, picked_c = [], []
+    n = 0
+    while True:
+        picked_r.append(act)
+        picked_c.append(cur[act])
+        n += len(act)
+        if n >= k:
+            return picked_r, picked_c
+        act, cur = advance(act, cur, n)
+
+
 def _adaptive_fps_numpy(xyz: np.ndarray, k: int, starts: np.ndarray, alpha: float) -> list:
     """FPS in every row of (C, L, 3) `xyz` at once, rows advanced only while their farthest point
     is within `alpha` of the farthest over all rows (so every row ends at about the same covering
@@ -159,15 +175,8 @@ def _adaptive_fps_numpy(xyz: np.ndarray, k: int, starts: np.ndarray, alpha: floa
     a2 = p.dtype.type(alpha * alpha)
     cur = np.asarray(starts, dtype=np.int64).copy()  # each row's next pick (its farthest point)
     m = np.empty(c, dtype=p.dtype)  # and that point's squared distance
-    act = rows
-    picked_r, picked_c = [], []
-    n = 0
-    while True:
-        picked_r.append(act)
-        picked_c.append(cur[act])
-        n += act.size
-        if n >= k:
-            break
+
+    def advance(act, cur, n):  # cur: updated in place
         full = act.size == c
         ra = rows if full else np.arange(act.size)
         pa = p if full else p[act]
@@ -190,6 +199,9 @@ def _adaptive_fps_numpy(xyz: np.ndarray, k: int, starts: np.ndarray, alpha: floa
         act = np.flatnonzero(m >= a2 * m.max())
         if n + act.size > k:  # the last step: the farthest rows only
             act = np.sort(np.argsort(-m, kind="stable")[: k - n])
+        return act, cur
+
+    picked_r, picked_c = _pick_rounds(k, rows, cur, advance)
     return np.concatenate(picked_r), np.concatenate(picked_c)
 
 
@@ -202,16 +214,8 @@ def _adaptive_fps_torch(xyz: np.ndarray, k: int, starts: np.ndarray, alpha: floa
     c = p.shape[0]
     rows = torch.arange(c, device=dev)
     dist = torch.full(p.shape[:2], float("inf"), dtype=p.dtype, device=dev)
-    cur = torch.as_tensor(starts, device=dev)
-    act = rows
-    picked_r, picked_c = [], []
-    n = 0
-    while True:
-        picked_r.append(act)
-        picked_c.append(cur[act])
-        n += int(act.numel())
-        if n >= k:
-            break
+
+    def advance(act, cur, n):
         ca = cur[act]
         d = ((p[act] - p[act, ca][:, None, :]) ** 2).sum(-1)
         dist[act] = torch.minimum(dist[act], d)
@@ -219,6 +223,9 @@ def _adaptive_fps_torch(xyz: np.ndarray, k: int, starts: np.ndarray, alpha: floa
         act = torch.nonzero(m >= alpha * alpha * m.max()).reshape(-1)
         if n + int(act.numel()) > k:
             act = torch.sort(torch.argsort(-m, stable=True)[: k - n]).values
+        return act, cur
+
+    picked_r, picked_c = _pick_rounds(k, rows, torch.as_tensor(starts, device=dev), advance)
     return torch.cat(picked_r).cpu().numpy(), torch.cat(picked_c).cpu().numpy()
 
 
