@@ -24,11 +24,12 @@ from brs_common import qos, topics
 from brs_common import robot_spec as spec
 from brs_common.convert import make_joint_state
 from brs_common.diagnostics import ERROR, OK, WARN, level_value
+from brs_control.dynamixel import control_table as ct
 from brs_control.emulators.dynamixel_emulator import DynamixelEmulator
 from brs_teleop import joycon as jc
 from brs_teleop import teleop_mapping as tm
 from brs_teleop.joylo_log import LogWriter, read_log
-from brs_teleop.joylo_node import JoyloCore
+from brs_teleop.joylo_node import JoyloCore, alignment_text
 from brs_teleop.leader_arms import ARM_JOINTS
 from rosutil import BIN, wait_for
 from test_leader_arms import HOME_ARM, IDS, leader_emulators, tick_of, write_cal  # noqa: F401 (fixture)
@@ -130,6 +131,7 @@ def test_core_engages_each_arm_only_once_its_leader_matches_the_robot():
     np.testing.assert_array_equal(targets[tm.ARMS][:6], home[:6])  # left held at the robot's pose
     assert targets[R1] == pytest.approx(leader[6])  # right followed
     assert core.worst_mismatch("left") == ("left_arm_joint2", pytest.approx(0.8))
+    assert core.arm_mismatch("left") == pytest.approx([0, 0.8, 0, 0, 0, 0]) and core.waiting() == ["left"]
     assert np.array_equal(core.preview(leader), targets)  # preview obeys the same rule
     leader[1] = home[1] + 0.15  # the operator brings the leader over
     targets, _ = core.step([], leader)
@@ -145,6 +147,12 @@ def test_core_engages_each_arm_only_once_its_leader_matches_the_robot():
     assert at_once.step([], home + 0.8)[0][J1] == pytest.approx(home[0] + MAX_STEP)  # the old behaviour
     with pytest.raises(ValueError, match="engage_tolerance must be >= 0"):
         JoyloCore(jc.load_config(), engage_tolerance=-1.0)
+
+
+def test_alignment_text_lists_each_joint_beyond_the_tolerance_with_its_sign():
+    mismatch = np.array([0.0, 0.42, 0.05, -0.31, -0.1, 0.0])  # leader - target
+    assert alignment_text("left", mismatch, 0.1) == "left waits for alignment: joint2 +0.42, joint4 -0.31 rad"
+    assert alignment_text("right", np.full(6, np.nan), 0.1) == "right waits for alignment: leader not read"
 
 
 def test_y_disengages_both_arms_and_engages_them_at_once():
@@ -496,8 +504,10 @@ def test_node_waits_for_the_leader_to_match_the_robot_before_following(ros, tmp_
         st = engage_status(ros)
         return st is not None and level_value(st.level) == level and text in st.message
 
-    wait_for(lambda: status_says(1, "left arm: move the leader to the robot's pose (left_arm_joint2 off by 0.80"),
-             5, message=f"engage WARN naming left_arm_joint2; saw {engage_status(ros)}")
+    wait_for(lambda: status_says(1, "left waits for alignment: joint2 +0.80 rad (tol 0.20)"),
+             5, message=lambda: f"engage WARN naming left joint2; saw {engage_status(ros)}")
+    values = {kv.key: kv.value for kv in engage_status(ros).values}
+    assert json.loads(values["left.mismatch_rad"]) == pytest.approx([0, 0.8, 0, 0, 0, 0], abs=2e-3), values
     assert np.all(np.abs(commands(ros)[:, J1 + 1] - HOME_ARM[1]) < 1e-9)  # never pulled toward the leader
     hold(left, 32, tick_of(HOME_ARM[1] + 0.1))  # the operator brings it over
     wait_for(lambda: status_says(OK, "both arms follow"), 5, message=f"engaged; saw {engage_status(ros)}")
@@ -507,6 +517,53 @@ def test_node_waits_for_the_leader_to_match_the_robot_before_following(ros, tmp_
     assert np.abs(np.diff(commands(ros)[:, tm.ARMS], axis=0)).max() <= MAX_STEP + 1e-9
     assert proc.stop() == 0
     assert "left arm engaged: the robot follows its leader" in proc.log()
+
+
+def test_haptics_guide_a_waiting_leader_to_the_robot_until_it_engages(ros, tmp_path, leaders):
+    """Haptics on: the left leader is held 0.6 rad off the robot on joint 2, then let go. While
+    the arm waits, the spring pulls the leader toward the robot's pose, the mismatch only shrinks,
+    and the arm engages by itself once within the tolerance (0.1 rad here, narrower than the lag
+    deadband of 0.15 rad, which alone would stop the pull short of it). The robot's arm is never
+    pulled toward where the leader started."""
+    Robot(ros)
+    ros.record(CMD, JointTrajectory, qos.COMMAND, keep=5000)
+    ros.record(topics.DIAGNOSTICS, DiagnosticArray, qos.DIAGNOSTICS, keep=500)
+    left, home, tol = leaders["left"], HOME_ARM[1], 0.1
+    hold(left, 32, tick_of(home + 0.6))
+    script = write_script(tmp_path / "script.jsonl", 6000, {})
+    proc = spawn_joylo(ros, tmp_path, leaders, replay_file=str(script), engage_tolerance=tol)
+
+    def seen() -> str:
+        return (f"motor 32 at {left.read(32, 'Present_Position')} (robot {tick_of(home):.0f}), goal "
+                f"{left.read(32, 'Goal_Position')}, current {left.read(32, 'Goal_Current')}; engage "
+                f"{engage_status(ros)}; log:\n{proc.log()[-1500:]}")
+
+    # held off: the waiting arm's spring pulls toward the robot's pose at the current cap
+    wait_for(lambda: left.read(32, "Goal_Position") == tick_of(home) and left.read(32, "Goal_Current") == 350,
+             20, message=lambda: f"the guiding spring on motor 32; saw {seen()}")
+    wait_for(lambda: (st := engage_status(ros)) is not None
+             and "left waits for alignment: joint2 +0.60 rad (tol 0.10)" in st.message,
+             5, message=lambda: f"engage WARN; saw {seen()}")
+    left.release(32)  # nobody holds the leader now
+    t0 = time.monotonic()
+    samples = []  # (s since the release, leader joint 2 - robot, rad)
+
+    def engaged():
+        off = float(left.positions()[1] - tick_of(home)) * ct.RAD_PER_TICK
+        samples.append((round(time.monotonic() - t0, 2), round(off, 3)))
+        st = engage_status(ros)
+        return st is not None and level_value(st.level) == OK and "both arms follow" in st.message
+
+    wait_for(engaged, 20, message=lambda: f"engaged by itself; samples {samples[::10]}; saw {seen()}")
+    took = time.monotonic() - t0
+    mismatch = [m for _, m in samples]
+    assert all(b <= a + ct.RAD_PER_TICK for a, b in zip(mismatch, mismatch[1:])), samples
+    assert mismatch[-1] <= tol + ct.RAD_PER_TICK, samples
+    arm = commands(ros)[:, J1 + 1]
+    assert arm.min() >= home - 1e-9 and arm.max() <= home + tol + ct.RAD_PER_TICK, (arm.min(), arm.max())
+    assert proc.stop() == 0
+    assert "left arm engaged: the robot follows its leader" in proc.log()
+    print(f"\nleader let go 0.60 rad off: engaged by itself after {took:.2f} s at {mismatch[-1]:+.3f} rad")
 
 
 def test_a_button_pressed_from_the_shell_acts_like_the_joycons(ros, tmp_path, leaders, capsys):

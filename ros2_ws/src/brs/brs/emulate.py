@@ -17,6 +17,7 @@ import shlex
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from brs_common.dds import configure_dds
@@ -179,8 +180,6 @@ def move(directory: Path, chain: str, targets: list[str], release: list[int] | N
     """Hold motors of a running emulated chain where a hand would put them; play a CSV trajectory
     (time_s, then a JOINT or ID column each) at real time, holding each point until the next and
     the last one after the end; or release them."""
-    import time
-
     if chain not in CHAINS + JOYLO_CHAINS:
         raise ValueError(f"unknown chain {chain!r}; chains: {', '.join(CHAINS + JOYLO_CHAINS)}")
     link = directory / f"brs_dxl_{chain}"
@@ -226,28 +225,72 @@ def move(directory: Path, chain: str, targets: list[str], release: list[int] | N
     return 0
 
 
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)  # Ctrl-C, kill, SSH drop, Ctrl-\
+
+
+def _catch_stop_signals(received: list[int]) -> dict:
+    """Append each stop signal to `received` instead of dying: SIGHUP's and SIGQUIT's default
+    would skip the cleanup and leave the emulators (their own sessions) holding their links.
+    Returns the previous handlers. The emulators get the defaults back when they exec."""
+    return {sig: signal.signal(sig, lambda signum, frame: received.append(signum)) for sig in STOP_SIGNALS}
+
+
+def _ended(returncode: int) -> str:
+    return f"was killed by {signal.Signals(-returncode).name}" if returncode < 0 else \
+        f"exited with code {returncode}"
+
+
+def _wait(procs: list[subprocess.Popen], links: list[Path], received: list[int], poll: float = 0.1) -> str:
+    """Until a stop signal arrives (''), or an emulator ends on its own: the line that says which."""
+    while not received:
+        for proc, link in zip(procs, links):
+            if proc.poll() is not None:
+                return (f"brs emulate: the emulator of {link.name} (pid {proc.pid}) {_ended(proc.returncode)}; "
+                        "stopped the others")
+        time.sleep(poll)
+    return ""
+
+
+def remove_links(links: list[Path]) -> None:
+    """Remove the links and control sockets of emulators that have all exited (a killed one
+    leaves its own behind)."""
+    for link in links:
+        for path in (link, _control(link)):
+            if path.is_symlink() or path.is_socket():
+                path.unlink(missing_ok=True)
+
+
 def main(directory: Path | None = None, joylo: bool = False) -> int:
+    """Run the emulators until a stop signal (0) or until one of them ends on its own (1); on
+    every way out the others are stopped and the links removed."""
     directory = directory or default_dir()
     created = not directory.exists()
     _, _, links = emulator_commands(directory, joylo)
     for path in clean_links(links):
         print(f"removed a stale {path} (left by an emulator that was killed)")
-    procs, overrides, links = start(directory, joylo=joylo)
-    args = ("mode:=teleop " if joylo else "") + " ".join(f"'{k}:={v}'" for k, v in overrides.items())
-    chains = len(CHAINS) + (len(JOYLO_CHAINS) if joylo else 0)
-    print(f"emulating {chains} Dynamixel chains and {len(WHEEL_BOARDS)} wheel boards under {directory}")
-    print(f"run the real-mode graph against them:\n  {brs_command()} bringup use_sim:=false {args}")
-    print("Ctrl-C stops the emulators.", flush=True)
-    signals = {signal.SIGINT, signal.SIGTERM}
-    signal.pthread_sigmask(signal.SIG_BLOCK, signals)
+    received: list[int] = []
+    previous = _catch_stop_signals(received)
+    procs: list[subprocess.Popen] = []
+    ours: list[Path] = []  # the links of the emulators started here
     try:
-        signal.sigwait(signals)
+        procs, overrides, ours = start(directory, joylo=joylo)
+        args = ("mode:=teleop " if joylo else "") + " ".join(f"'{k}:={v}'" for k, v in overrides.items())
+        chains = len(CHAINS) + (len(JOYLO_CHAINS) if joylo else 0)
+        print(f"emulating {chains} Dynamixel chains and {len(WHEEL_BOARDS)} wheel boards under {directory}")
+        print(f"run the real-mode graph against them:\n  {brs_command()} bringup use_sim:=false {args}")
+        print("Ctrl-C stops the emulators.", flush=True)
+        died = _wait(procs, ours, received)
     finally:
         stop(procs)
-        clean_links(links)
+        remove_links(ours)
         if created:  # our own default folder goes too (when nothing else was put there)
             try:
                 directory.rmdir()
             except OSError:
                 pass
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    if died:
+        print(died, file=sys.stderr)
+        return 1
     return 0

@@ -22,9 +22,11 @@ is read once per tick only.
 
 Engage step (`engage_tolerance`, 0.2 rad): an arm does not follow its leader until every leader
 joint is within the tolerance of the arm's current target (the robot's pose at start), as GELLO
-and BRS operators expect; meanwhile its targets hold, the haptics pull the leader toward the
-robot and /diagnostics (component `engage`) names the joint that is furthest off. Once engaged an
-arm stays engaged (an unplugged leader only holds). `engage_tolerance:=0` follows at once.
+and BRS operators expect; meanwhile its targets hold, the haptics pull the leader toward them
+(lag spring with a deadband of half the tolerance, so it brings the leader within it) and
+/diagnostics (component `engage`) lists each joint beyond the tolerance with its leader - target
+mismatch (values `<side>.mismatch_rad`: all six). Once engaged an arm stays engaged (an
+unplugged leader only holds). `engage_tolerance:=0` follows at once.
 The Y button (`toggle_engage`) disengages both arms (their targets hold, the leaders can be put
 down) and, pressed again, engages both at once whatever the mismatch (the arms then move to the
 leaders at `max_arm_speed`).
@@ -59,10 +61,11 @@ from brs_common.node_main import ConfigError
 from . import joycon as jc
 from . import teleop_mapping as tm
 from .joylo_log import JoyloLogError, LogWriter, read_log
-from .leader_arms import ARM_JOINTS, SIDES, HapticConfig, LeaderArms, LeaderCalibrationError
+from .leader_arms import ARM_JOINTS, SIDES, HapticConfig, LeaderArms, LeaderCalibrationError, arm_joints
 
 ARM_MAX_SPEED = float(spec.MAX_VELOCITY[tm.ARMS].min())
 ENGAGE_TOLERANCE = 0.2  # rad: an arm follows once every leader joint is this close to its target
+GUIDE_DEADBAND = 0.5  # of the engage tolerance: the haptic lag deadband while an arm waits for it
 
 
 class JoyloCore:
@@ -124,16 +127,28 @@ class JoyloCore:
         self.disengaged = False
         return self.targets
 
+    def arm_mismatch(self, side: str) -> np.ndarray:
+        """The `side` arm's leader - target per joint at the last step (6; NaN when unread)."""
+        k = SIDES.index(side)
+        n = len(tm.ARMS) // len(SIDES)
+        return self.mismatch[k * n:(k + 1) * n].copy()
+
     def worst_mismatch(self, side: str) -> tuple[str, float]:
         """(joint, |leader - target|) of the `side` arm's joint furthest from its target at the
         last step (NaN when unread)."""
-        k = SIDES.index(side)
-        n = len(tm.ARMS) // len(SIDES)
-        diff = np.abs(self.mismatch[k * n:(k + 1) * n])
+        first = SIDES.index(side) * (len(tm.ARMS) // len(SIDES))
+        diff = np.abs(self.arm_mismatch(side))
         if not np.isfinite(diff).any():
-            return ARM_JOINTS[k * n], float("nan")
+            return ARM_JOINTS[first], float("nan")
         j = int(np.nanargmax(diff))
-        return ARM_JOINTS[k * n + j], float(diff[j])
+        return ARM_JOINTS[first + j], float(diff[j])
+
+    def waiting(self) -> list[str]:
+        """The sides whose arm waits for its leader to come within the engage tolerance (not
+        engaged, and not disengaged by the operator)."""
+        if self.targets is None or self.disengaged:
+            return []
+        return [side for k, side in enumerate(SIDES) if not self.engaged[k]]
 
     def step(self, events, leader) -> tuple[np.ndarray, list[str]]:
         if self.targets is None:
@@ -161,6 +176,17 @@ class JoyloCore:
         out += [{"type": jc.BUTTON_UP, "button": i}
                 for i, down in sorted(self.state.raw_buttons.items()) if down]
         return out
+
+
+def alignment_text(side: str, mismatch, tolerance: float) -> str:
+    """What an arm waiting for alignment needs: each joint beyond `tolerance` with its leader -
+    target, e.g. 'left waits for alignment: joint2 +0.42, joint4 -0.31 rad'."""
+    mismatch = np.asarray(mismatch, dtype=float)
+    if not np.isfinite(mismatch).all():
+        return f"{side} waits for alignment: leader not read"
+    off = [f"{joint.removeprefix(side + '_arm_')} {m:+.2f}"
+           for joint, m in zip(arm_joints(side), mismatch) if abs(m) > tolerance]
+    return f"{side} waits for alignment: " + (", ".join(off) + " rad" if off else "within tolerance")
 
 
 class JoyConSource:
@@ -531,9 +557,23 @@ def _make_node():
                 self._diagnostics(now)
                 self.diag.publish()
             if self._reading is not None and self.joint_positions is not None:
-                robot = {s: np.array([self.joint_positions.get(j, np.nan) for j in
-                                      spec.GROUPS[f"{s}_arm"].joints]) for s in SIDES}
-                self.leader.apply_haptics(self._reading, robot)
+                self.leader.apply_haptics(self._reading, *self._haptic_references())
+
+        def _haptic_references(self) -> tuple[dict, dict]:
+            """(robot arm positions, lag deadband overrides) per side for the haptics. An engaged
+            arm: its measured joints, the configured deadband. An arm waiting for alignment: its
+            targets (what engaging compares the leader with) and a deadband of GUIDE_DEADBAND of
+            the engage tolerance, so the spring brings the leader within the tolerance, not just
+            within the deadband (the configured one may be wider)."""
+            robot = {s: np.array([self.joint_positions.get(j, np.nan) for j in
+                                  spec.GROUPS[f"{s}_arm"].joints]) for s in SIDES}
+            targets = self.core.targets[tm.ARMS].reshape(len(SIDES), -1)
+            deadband = {}
+            for side in self.core.waiting():
+                robot[side] = targets[SIDES.index(side)]
+                deadband[side] = min(self.leader.haptics.lag_deadband,
+                                     GUIDE_DEADBAND * self.core.engage_tolerance)
+            return robot, deadband
 
         # -------------------------------------------------------------- diagnostics
 
@@ -584,20 +624,17 @@ def _make_node():
             values = {f"{side}.engaged": bool(core.engaged[k]) for k, side in enumerate(SIDES)}
             values["engage_tolerance"] = core.engage_tolerance
             values["disengaged"] = core.disengaged
-            waiting = []
-            for k, side in enumerate(SIDES):
-                if core.disengaged:
-                    continue
-                joint, off = core.worst_mismatch(side)
-                values[f"{side}.max_mismatch_rad"] = round(off, 3)
-                if not core.engaged[k]:
-                    waiting.append(f"{side} arm: move the leader to the robot's pose "
-                                   f"({joint} off by {off:.2f} rad)")
+            for side in SIDES:  # leader - target per joint (6), and the largest
+                values[f"{side}.mismatch_rad"] = np.round(core.arm_mismatch(side), 3).tolist()
+                values[f"{side}.max_mismatch_rad"] = round(core.worst_mismatch(side)[1], 3)
+            waiting = core.waiting()
             if core.disengaged:
                 self.diag.set_status("engage", WARN, "disengaged by the operator: the arms hold; "
                                      "press Y to engage both", values)
             elif waiting:
-                self.diag.set_status("engage", WARN, "not following yet: " + "; ".join(waiting), values)
+                text = "; ".join(alignment_text(side, core.arm_mismatch(side), core.engage_tolerance)
+                                 for side in waiting)
+                self.diag.set_status("engage", WARN, f"{text} (tol {core.engage_tolerance:.2f})", values)
             else:
                 self.diag.set_status("engage", OK, "both arms follow their leaders", values)
             for k, side in enumerate(SIDES):

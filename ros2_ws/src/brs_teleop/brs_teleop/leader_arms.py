@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -333,8 +333,11 @@ class LeaderArms:
                 pos[side] = np.clip(result[0], self.arms[side].lower, self.arms[side].upper)
         return LeaderReading(pos, raw, vel)
 
-    def apply_haptics(self, reading: LeaderReading, robot: dict[str, np.ndarray | None]) -> None:
-        """Haptic goals for every readable arm; `robot[side]` = measured robot arm joints."""
+    def apply_haptics(self, reading: LeaderReading, robot: dict[str, np.ndarray | None],
+                      lag_deadband: dict[str, float] | None = None) -> None:
+        """Haptic goals for every readable arm; `robot[side]` = measured robot arm joints;
+        `lag_deadband[side]`: that arm's lag deadband instead of the configured one (the engage
+        step guides a leader closer than the deadband)."""
         if not self.haptics.enabled:
             return
         futures = []
@@ -344,7 +347,10 @@ class LeaderArms:
                 continue
             measured = robot.get(side)
             measured = np.full(6, np.nan) if measured is None else measured
-            goal, current, reason = haptic_command(q, measured, arm.lower, arm.upper, self.haptics)
+            config = self.haptics
+            if lag_deadband and side in lag_deadband:
+                config = replace(config, lag_deadband=lag_deadband[side])
+            goal, current, reason = haptic_command(q, measured, arm.lower, arm.upper, config)
             futures.append(self._pool.submit(self._write_one, arm, goal, current))
             self.last_reason[side], self.last_current[side] = reason, current
         for future in futures:
