@@ -72,11 +72,15 @@ def test_contract_topics_types_and_rates(graph):
     with h.lock:
         js = list(h.messages[topics.JOINT_STATES])
         js_wall = list(h.stamps[topics.JOINT_STATES])
-    stamps = np.array([stamp_to_sec(m.header.stamp) for m in js])
-    sim_span = stamps[-1] - stamps[0]
-    assert np.all(np.diff(stamps) > 0)
-    assert (len(js) - 1) / sim_span >= 99.0  # 100 Hz in sim time
-    assert (len(js) - 1) / (js_wall[-1] - js_wall[0]) >= 90.0  # and in wall time at speed 1
+    stamps_ns = np.array([m.header.stamp.sec * 10**9 + m.header.stamp.nanosec for m in js])
+    steps = np.diff(stamps_ns)
+    # one state per 10 ms control period, stamped on the sim's exact period grid; a subscriber
+    # starved on a loaded machine may lose a few from its keep-last queue (a gap of 2-3 periods)
+    assert np.all(steps > 0) and np.all(steps % 10_000_000 == 0), sorted(set(steps.tolist()))
+    assert np.mean(steps == 10_000_000) >= 0.9, np.unique(steps, return_counts=True)
+    # speed 1: sim time never runs ahead of wall time (behind it only when the CPU cannot keep up)
+    sim_span, wall_span = (stamps_ns[-1] - stamps_ns[0]) * 1e-9, js_wall[-1] - js_wall[0]
+    assert 0.3 <= sim_span / wall_span <= 1.1, (sim_span, wall_span)
     assert js[-1].name == list(spec.STATE_JOINTS)
     assert len(js[-1].position) == len(js[-1].velocity) == len(js[-1].effort) == len(spec.STATE_JOINTS)
 
