@@ -124,3 +124,16 @@ def test_the_planner_seed_sets_the_mppi_noise():
     a, b = first_plan(0), first_plan(0)
     np.testing.assert_array_equal(a, b)  # reproducible
     assert not np.array_equal(a, first_plan(1)), "seed 1 planned exactly what seed 0 did"
+
+
+@pytest.mark.skipif(not CHECKPOINT.is_file(), reason="no committed base-planner checkpoint")
+def test_in_process_evaluation_reports_each_goal(capsys):
+    from rl_agents.base_nav.evaluate import evaluate_in_process
+
+    torch.set_num_threads(1)
+    summary = evaluate_in_process(str(CHECKPOINT), goals=1, seed=0, time_limit=2.0, samples=32, iterations=1)
+    assert summary["goals"] == 1 and summary["mode"] == "in_process"
+    (outcome,) = summary["outcomes"]
+    assert 0.0 < outcome["sim_seconds"] <= 2.1 and outcome["final_distance"] > 0.0
+    assert 0.0 <= outcome["final_yaw_error"] <= np.pi
+    assert '"goal":' in capsys.readouterr().out  # one JSON line per goal as it ends

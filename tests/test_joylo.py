@@ -632,7 +632,7 @@ def test_a_shell_press_reaches_joy_readers_without_a_joycon(ros, tmp_path, leade
     ros.record(topics.JOY, Joy, qos.SENSOR, keep=100)
     ros.record(topics.DIAGNOSTICS, DiagnosticArray, qos.DIAGNOSTICS, keep=500)
     proc = spawn_joylo(ros, tmp_path, leaders, input="joycon")
-    wait_for(lambda: (s := ros.diagnostic_status("joylo: joycon")) is not None, 20,
+    wait_for(lambda: ros.diagnostic_status("joylo: joycon") is not None, 20,
              message=f"joylo's joycon status; log:\n{proc.log()}")
     assert ros.diagnostic_status("joylo: joycon")[1].get("connected") == "False"
     assert joylo_cli.main(["press", "+", "--timeout", "20"]) == 0, capsys.readouterr().err

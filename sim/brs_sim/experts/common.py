@@ -17,6 +17,7 @@ import mujoco
 import numpy as np
 
 from brs_common import robot_spec as spec
+from brs_common.planar import wrap_angle
 
 from .cartesian_path import PhaseClock, PoseMove
 
@@ -212,10 +213,6 @@ class OneHandExpert(PhasedExpert):
             self.finish(obs)
         else:
             self.enter("pre_grasp", obs)
-
-
-def wrap_angle(a):
-    return (np.asarray(a) + np.pi) % (2 * np.pi) - np.pi
 
 
 def base_velocity_to(obs: Observation, goal_xy, goal_yaw: float | None = None, gain: float = 1.5,

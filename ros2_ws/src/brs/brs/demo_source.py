@@ -26,7 +26,7 @@ from trajectory_msgs.msg import JointTrajectory
 from brs_common import params, qos, topics
 from brs_common.node_main import run_node
 from brs_common import robot_spec as spec
-from brs_common.convert import make_trajectory
+from brs_common.convert import base_command_msg, make_trajectory
 
 DEMO_DURATION = 14.0  # s at duration_scale 1
 START_BLEND = 2.0  # s, from the measured pose into the script
@@ -117,9 +117,7 @@ class WholeBodyCommandPublisher:
                                          velocities=targets[None], stamp=self.node.get_clock().now()))
 
     def publish_base(self, v) -> None:
-        v = np.asarray(v, dtype=float)[None]
-        self.pub.publish(make_trajectory(spec.BASE_JOINTS, np.zeros_like(v), [self.period], velocities=v,
-                                         stamp=self.node.get_clock().now()))
+        self.pub.publish(base_command_msg(v, self.period, stamp=self.node.get_clock().now()))
 
     def flush(self, timeout: float = 1.0) -> None:
         """Wait until reliable subscribers acknowledged what was sent."""

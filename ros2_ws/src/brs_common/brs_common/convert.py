@@ -204,6 +204,15 @@ def whole_body_command_msg(targets, period: float) -> JointTrajectory:
     return make_trajectory(ACTION_JOINTS, row, [period], velocities=row)
 
 
+def base_command_msg(v_base, period: float, stamp=None) -> JointTrajectory:
+    """A one-point command naming only the base joints: velocities = (vx, vy, wz) in base_link,
+    time_from_start = `period`; every other joint keeps its target in the controller."""
+    from .robot_spec import BASE_JOINTS
+
+    row = np.asarray(v_base, dtype=np.float64)[None]
+    return make_trajectory(BASE_JOINTS, np.zeros_like(row), [period], velocities=row, stamp=stamp)
+
+
 def trajectory_to_arrays(msg: JointTrajectory):
     """(names, positions (T, N), velocities (T, N) or None, times (T,)) of a JointTrajectory.
 

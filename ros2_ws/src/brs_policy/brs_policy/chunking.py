@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from brs_common import robot_spec as spec
+
 DEFAULT_ACTION_PERIOD = 1.0 / 10.0  # the episode recorder's default rate (config/recorder.yaml)
 
 
@@ -36,3 +38,14 @@ def chunk_from_now(chunk: np.ndarray, period: float, age: float):
     s = -t[i] / period
     now_value = chunk[i] + s * (chunk[i + 1] - chunk[i])
     return np.vstack([now_value[None], chunk[future]]), np.concatenate([[0.0], t[future]])
+
+
+def timed_chunk(chunk, period: float, age: float):
+    """A predicted chunk made ready for the controller: checked ((Ta, ACTION_DIM), finite; else
+    ValueError), within the spec's limits (positions in [LOWER, UPPER], base velocities within
+    MAX_VELOCITY; the controller clamps too, but never counts a policy's action as a violation),
+    and re-timed from now (`chunk_from_now`)."""
+    chunk = np.asarray(chunk, dtype=np.float64)
+    if chunk.ndim != 2 or chunk.shape[1] != spec.ACTION_DIM or not np.all(np.isfinite(chunk)):
+        raise ValueError(f"shape {chunk.shape} or non-finite values")
+    return chunk_from_now(np.clip(chunk, spec.ACTION_LOWER, spec.ACTION_UPPER), period, age)

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
+from brs_common.planar import wrap_angle
+
 MOVING = 0.03  # |base command| (m/s + rad/s) above which the base is driving
 STILL = 0.005  # ... and below which it has stopped
 STILL_FRAMES = 5  # frames below STILL that count as having arrived
@@ -39,7 +41,7 @@ def object_in_base(start_xyz_yaw, base_pose: np.ndarray) -> np.ndarray:
     x, y, yaw = np.asarray(base_pose, float).T
     c, s = np.cos(yaw), np.sin(yaw)
     dx, dy = ox - x, oy - y
-    rel_yaw = (oyaw - yaw + np.pi) % (2 * np.pi) - np.pi
+    rel_yaw = wrap_angle(oyaw - yaw)
     return np.stack([c * dx + s * dy, -s * dx + c * dy, rel_yaw], axis=1)
 
 

@@ -5,6 +5,7 @@ perception_node match stamps against."""
 from __future__ import annotations
 
 import numpy as np
+from nav_msgs.msg import Odometry
 from sensor_msgs.msg import JointState, PointCloud2
 
 from brs_common.convert import cloud_to_points, stamp_to_sec, state_positions
@@ -46,3 +47,23 @@ def add_joint_state(history: StampedHistory, msg: JointState, diag) -> None:
         diag.reject("bad_joint_state", str(exc))
         return
     history.add(stamp_to_sec(msg.header.stamp), pos)
+
+
+def add_base_velocity(history: StampedHistory, msg: Odometry, diag) -> None:
+    """Add the base twist (vx, vy, wz in base_link) of an /odom message to `history` at its stamp;
+    a non-finite one is counted as `bad_odom` on `diag`."""
+    tw = msg.twist.twist
+    v = np.array([tw.linear.x, tw.linear.y, tw.angular.z])
+    if not np.all(np.isfinite(v)):
+        diag.reject("bad_odom", "NaN/inf twist")
+        return
+    history.add(stamp_to_sec(msg.header.stamp), v)
+
+
+def window_observation(frames, obs_window: int) -> tuple[float, dict]:
+    """(stamp of the newest, model input) from the last (stamp, points, proprio) frames: To of
+    them, the first repeated while there are fewer (as the dataset pads the start)."""
+    window = list(frames)
+    window = [window[0]] * (obs_window - len(window)) + window
+    return window[-1][0], {"points": np.stack([w[1] for w in window]),
+                           "proprio": np.stack([w[2] for w in window])}

@@ -30,8 +30,9 @@ from brs_common.convert import make_trajectory, stamp_to_sec, whole_body_command
 from brs_common.node_main import ConfigError, run_node
 from brs_common.stamped_history import StampedHistory
 
-from .chunking import action_period_of, chunk_from_now
-from .observation import add_joint_state, cloud_points, value_near, value_of
+from .chunking import action_period_of, timed_chunk
+from .observation import (add_base_velocity, add_joint_state, cloud_points, value_near, value_of,
+                          window_observation)
 
 NODE_NAME = "policy"
 HOME_TOLERANCE = 0.02  # rad / m, every position joint
@@ -123,12 +124,7 @@ class PolicyNode(CommandSource):
         add_joint_state(self.joints, msg, self.diag)
 
     def _on_odom(self, msg: Odometry):
-        tw = msg.twist.twist
-        v = np.array([tw.linear.x, tw.linear.y, tw.angular.z])
-        if not np.all(np.isfinite(v)):
-            self.diag.reject("bad_odom", "NaN/inf twist")
-            return
-        self.base_vel.add(stamp_to_sec(msg.header.stamp), v)
+        add_base_velocity(self.base_vel, msg, self.diag)
 
     def _on_cloud(self, msg: PointCloud2):
         try:
@@ -181,30 +177,23 @@ class PolicyNode(CommandSource):
     def _step(self, now: float):
         if not self.clouds or (self.next_inference is not None and now < self.next_inference):
             return
-        window = list(self.clouds)
-        while len(window) < self.obs_window:  # the first frame repeats at the start (dataset)
-            window.insert(0, window[0])
-        stamp = window[-1][0]
-        obs = {"points": np.stack([w[1] for w in window]), "proprio": np.stack([w[2] for w in window])}
+        stamp, obs = window_observation(self.clouds, self.obs_window)
         try:
             chunk = self._act(obs)
         except Exception as exc:  # never take the node down; count, report and hold
             self.get_logger().error(f"inference failed: {exc!r}")
             self.diag.reject("inference_error", repr(exc)[:200])
             return
-        chunk = np.asarray(chunk, dtype=np.float64)
-        if chunk.ndim != 2 or chunk.shape[1] != spec.ACTION_DIM or not np.all(np.isfinite(chunk)):
-            self.diag.reject("bad_chunk", f"shape {chunk.shape} or non-finite values")
-            return
-        # within the spec's limits (the controller clamps too, but never counts a policy's action
-        # as a violation): positions in [LOWER, UPPER], base velocities within MAX_VELOCITY
-        chunk = np.clip(chunk, spec.ACTION_LOWER, spec.ACTION_UPPER)
         # action k is due at observation time + k * period. Stamped now, the chunk starts with
         # the action interpolated at now; the part that perception + inference latency already
         # ate is dropped (so no stamp is ever stale for the controller, whatever the latency)
         now = self._now()
         age = max(0.0, now - stamp) if stamp > 0 else 0.0
-        points, times = chunk_from_now(chunk, self.action_period, age)
+        try:
+            points, times = timed_chunk(chunk, self.action_period, age)
+        except ValueError as exc:
+            self.diag.reject("bad_chunk", str(exc))
+            return
         if age > self.max_observation_age or points is None:
             self.diag.reject("late_observation", f"observation {age:.2f} s old > max_observation_age "
                              f"{self.max_observation_age:g} s (inference {self.act_ms[-1]:.0f} ms)")

@@ -27,19 +27,14 @@ from std_srvs.srv import Trigger
 from brs_common import params, qos, topics
 from brs_common import robot_spec as spec
 from brs_common.command_source import IDLE, STALE, CommandSource, latency_stats, load_checkpoint
-from brs_common.convert import make_trajectory, quaternion_yaw
+from brs_common.convert import base_command_msg, odom_pose, quaternion_yaw
 from brs_common.node_main import ConfigError, run_node
+from brs_common.planar import to_base_frame, wrap_angle
 
 MOVING, REACHED, TIMEOUT = "moving", "reached", "timeout"
 
 # m/s: after "reached" the base is still braking (controller acceleration limit) above this speed
 BRAKING_SPEED = 0.02
-
-
-def base_command_msg(v_base, period: float):
-    """JointTrajectory naming only the base joints: one point, velocities = (vx, vy, wz) in base_link."""
-    row = np.asarray(v_base, dtype=np.float64)[None]
-    return make_trajectory(spec.BASE_JOINTS, np.zeros_like(row), [period], velocities=row)
 
 
 class PlannerNode(CommandSource):
@@ -76,7 +71,7 @@ class PlannerNode(CommandSource):
         from rl_agents.base_nav.agent import Tolerance
 
         self.tol = Tolerance(float(p["position_tolerance"]), float(p["yaw_tolerance"]))
-        self.v_max = np.array([spec.MAX_VELOCITY[spec.ACTION_JOINTS.index(j)] for j in spec.BASE_JOINTS])
+        self.v_max = spec.MAX_VELOCITY[spec.group_slice("base")]
 
         self.pose: np.ndarray | None = None
         self.speed = 0.0  # base speed from /odom (m/s)
@@ -128,8 +123,7 @@ class PlannerNode(CommandSource):
 
     # ------------------------------------------------------------------ inputs
     def _on_odom(self, msg: Odometry):
-        pp = msg.pose.pose
-        pose = np.array([pp.position.x, pp.position.y, quaternion_yaw(pp.orientation)])
+        pose = odom_pose(msg)
         if not np.all(np.isfinite(pose)):
             self.diag.reject("bad_odom", "NaN/inf pose")
             return
@@ -182,10 +176,8 @@ class PlannerNode(CommandSource):
     def _distance(self) -> tuple[float, float]:
         if self.pose is None or self.goal is None:
             return math.nan, math.nan
-        from rl_agents.base_nav.agent import wrap
-
         d = self.pose[:2] - self.goal[:2]
-        return float(math.hypot(*d)), float(abs(wrap(self.pose[2] - self.goal[2])))
+        return float(math.hypot(*d)), float(abs(wrap_angle(self.pose[2] - self.goal[2])))
 
     def _plan(self):
         """Replanning tick: state transitions; when moving, one MPPI plan for the worker thread."""
@@ -244,9 +236,7 @@ class PlannerNode(CommandSource):
                 self.v_world = v
 
     def _publish_velocity(self, v_world: np.ndarray):
-        yaw = self.pose[2] if self.pose is not None else 0.0
-        c, s = math.cos(yaw), math.sin(yaw)
-        v = np.array([c * v_world[0] + s * v_world[1], -s * v_world[0] + c * v_world[1], v_world[2]])
+        v = to_base_frame(v_world, self.pose[2] if self.pose is not None else 0.0)
         v = np.clip(v, -self.v_max, self.v_max)
         self.pub.publish(base_command_msg(v, 1.0 / self.publish_rate_hz))
         self.commands += 1

@@ -38,6 +38,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from brs_common import robot_spec as spec
+from brs_common.planar import wrap_angle
 
 # Defaults come from the robot spec (the MuJoCo model draws the same geometry).
 DEFAULT_BASE_RADIUS = spec.WHEEL_BASE_RADIUS  # m
@@ -146,9 +147,6 @@ def body_to_world_increment(displacement, yaw) -> np.ndarray:
     return np.stack([cy * bx - sy * by, sy * bx + cy * by, th], axis=-1)
 
 
-def wrap_angle(a):
-    """Angle(s) wrapped to [-pi, pi)."""
-    return (np.asarray(a) + np.pi) % (2.0 * np.pi) - np.pi
 
 
 def integrate_poses(pose0, twists, dts) -> np.ndarray:

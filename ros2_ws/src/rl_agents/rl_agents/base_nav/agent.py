@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from brs_common.planar import wrap_angle
 from rl_agents.pldm.planner import MPPI, MPPIConfig
 
 
@@ -25,8 +26,6 @@ def base_mppi_config(**kw) -> MPPIConfig:
     return MPPIConfig(**cfg)
 
 
-def wrap(a):
-    return (np.asarray(a) + np.pi) % (2 * np.pi) - np.pi
 
 
 @dataclass
@@ -36,7 +35,7 @@ class Tolerance:
 
     def reached(self, pose, goal) -> bool:
         return bool(np.hypot(pose[0] - goal[0], pose[1] - goal[1]) <= self.position
-                    and abs(wrap(pose[2] - goal[2])) <= self.yaw)
+                    and abs(wrap_angle(pose[2] - goal[2])) <= self.yaw)
 
 
 @dataclass
@@ -81,7 +80,7 @@ class BasePlanner:
         t0 = time.perf_counter()
         seq = self.planner.plan(self.encode(pose), self._zg).cpu().numpy().astype(np.float64)
         if seq.shape[1] == 2:
-            wz = self.heading_gain * float(wrap(self.goal[2] - pose[2])) / self.motion["w_max"]
+            wz = self.heading_gain * float(wrap_angle(self.goal[2] - pose[2])) / self.motion["w_max"]
             seq = np.column_stack([seq, np.full(len(seq), np.clip(wz, -1.0, 1.0))])
         self.plan_ms.append((time.perf_counter() - t0) * 1e3)
         return seq

@@ -26,6 +26,7 @@ import numpy as np
 from tqdm import tqdm
 
 from brs_common import robot_spec as spec
+from brs_common.planar import to_base_frame
 from rl_agents.files import load_npz_json as load  # noqa: F401 - rl_agents.base_nav.data.load
 from rl_agents.files import save_npz_json
 
@@ -47,13 +48,6 @@ class DataConfig:
     rho: float = 0.9  # AR(1) correlation of the random command between steps (~2 s at dt 0.2)
     near_door: float = 0.3  # fraction of episodes that start within 1.2 m of the doorway
     yaw_scale: float = 0.5  # std of the angular command relative to the linear one
-
-
-def to_base_frame(v_world: np.ndarray, yaw: float) -> np.ndarray:
-    """World (odom) frame (vx, vy, wz) -> base_link frame twist."""
-    c, s = np.cos(yaw), np.sin(yaw)
-    vx, vy, wz = v_world
-    return np.array([c * vx + s * vy, -s * vx + c * vy, wz])
 
 
 def action_to_world_velocity(a: np.ndarray, motion: BaseMotionConfig) -> np.ndarray:

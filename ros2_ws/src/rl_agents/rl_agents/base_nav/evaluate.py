@@ -104,7 +104,7 @@ class GoalDriver:
     def run_episode(self, index: int, seed: int) -> GoalOutcome:
         from std_srvs.srv import Trigger
 
-        from rl_agents.base_nav.agent import wrap
+        from brs_common.planar import wrap_angle
 
         t0, start = self.now()
         goal = goal_in_other_room(self.apt, self.rng, start)
@@ -132,7 +132,7 @@ class GoalDriver:
         t, pose = self.now()
         st = self.client.status(STATUS)
         out = GoalOutcome(index, start.round(3).tolist(), goal.round(3).tolist(), success, round(t - t0, 2),
-                          float(np.hypot(*(pose[:2] - goal[:2]))), float(abs(wrap(pose[2] - goal[2]))),
+                          float(np.hypot(*(pose[:2] - goal[:2]))), float(abs(wrap_angle(pose[2] - goal[2]))),
                           float(st[1].get("plan_ms_p50", "nan")) if st else float("nan"))
         if not success:  # stop, and start the next goal from a known state (robot at the origin)
             self.client.call(Trigger, f"/{self.topics.PLANNER_NODE}/cancel", Trigger.Request())
@@ -166,7 +166,8 @@ def evaluate_graph(checkpoint: str, goals: int, seed: int, time_limit: float, ou
 
 
 def evaluate_in_process(checkpoint: str, goals: int, seed: int, time_limit: float, **mppi) -> dict:
-    from rl_agents.base_nav.agent import BasePlanner, Tolerance, rollout, wrap
+    from brs_common.planar import wrap_angle
+    from rl_agents.base_nav.agent import BasePlanner, Tolerance, rollout
     from rl_agents.base_nav.apartment import Apartment
     from rl_agents.base_nav.data import BaseMotionConfig, BaseSim
 
@@ -185,7 +186,7 @@ def evaluate_in_process(checkpoint: str, goals: int, seed: int, time_limit: floa
         r = rollout(planner, start, goal, time_limit, tol, seed=i, sim=env)
         end = r["path"][-1]
         outcomes.append(GoalOutcome(i, np.round(start, 3).tolist(), goal.round(3).tolist(), r["success"],
-                                    round(r["time"], 2), r["final_distance"], float(abs(wrap(end[2] - goal[2]))),
+                                    round(r["time"], 2), r["final_distance"], float(abs(wrap_angle(end[2] - goal[2]))),
                                     float(np.median(planner.plan_ms))))
         print(json.dumps(asdict(outcomes[-1])), flush=True)
         start = end if r["success"] else np.zeros(3)
