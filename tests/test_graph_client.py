@@ -108,3 +108,49 @@ def test_graph_client_summary_uses_the_levels(ros):
         assert client.operator_summary().startswith("recorder: ERROR writing episode_000000.h5.partial failed")
     finally:
         client.close()
+
+
+def test_operator_summary_counts_bus_reconnects():
+    """Bus reconnects reach the operator line once there is one: JoyLo's leader arms per side,
+    the wheel boards and the Dynamixel drivers per node (from every status name given)."""
+    from brs_bringup.graph_client import operator_summary
+
+    controller = ("in control: teleop", {"active_source": "teleop", "controlling_source": "teleop",
+                                         "estop_latched": "False"})
+    leader = ("both leader arms read", {"left.bus.reconnects": "0", "right.bus.reconnects": "0",
+                                        "left.bus.timeouts": "3"})
+    statuses = {"whole_body_controller: state": controller, "joylo: leader": leader,
+                "wheel_driver: board /tmp/a": ("ready: ok", {"reconnects": "0"}),
+                "torso_driver: bus": ("active: torque on", {"bus.reconnects": "0", "bus.opens": "1"})}
+    names = list(statuses)
+    plain = "command source: teleop (in control) | e-stop: off"
+    assert operator_summary(statuses.get, names=names) == plain  # none yet: no part
+    leader[1]["left.bus.reconnects"] = "2"
+    assert operator_summary(statuses.get, names=names) == f"{plain} | bus reconnects: leader L2 R0"
+    assert operator_summary(statuses.get) == f"{plain} | bus reconnects: leader L2 R0"  # no names: the leader still
+    statuses["wheel_driver: board /tmp/b"] = ("ready: ok", {"reconnects": "1"})
+    statuses["wheel_driver: board /tmp/a"][1]["reconnects"] = "2"
+    statuses["torso_driver: bus"][1]["bus.reconnects"] = "1"
+    assert operator_summary(statuses.get, names=list(statuses)) == (
+        f"{plain} | bus reconnects: leader L2 R0, torso_driver 1, wheel_driver 3")
+    statuses["joylo: leader"] = ("left arm unreadable", {"left.bus.reconnects": "?"})  # not a number: 0
+    assert operator_summary(statuses.get, names=list(statuses)).endswith("bus reconnects: torso_driver 1, wheel_driver 3")
+
+
+def test_graph_client_summary_shows_leader_reconnects(ros):
+    """Over DDS: JoyLo's `left.bus.reconnects` on /diagnostics reaches GraphClient.operator_summary."""
+    pub = ros.node.create_publisher(DiagnosticArray, topics.DIAGNOSTICS, qos.DIAGNOSTICS)
+    client = GraphClient("reconnect_probe")
+    try:
+        wait_for(lambda: pub.get_subscription_count() > 0, 15, message="the client subscribed")
+        status = _status("joylo: leader", 0, "both leader arms read")
+        status.values = [KeyValue(key="left.bus.reconnects", value="0"), KeyValue(key="right.bus.reconnects", value="3")]
+
+        def arrived():
+            pub.publish(DiagnosticArray(status=[status]))
+            return client.status("joylo: leader") is not None
+
+        wait_for(arrived, 10, interval=0.2, message="the status")
+        assert client.operator_summary() == "bus reconnects: leader L0 R3", client.operator_summary()
+    finally:
+        client.close()

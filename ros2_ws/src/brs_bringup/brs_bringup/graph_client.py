@@ -9,12 +9,24 @@ import time
 from typing import Any
 
 from diagnostic_msgs.msg import DiagnosticArray
-from rclpy.parameter import Parameter
-from rclpy.parameter_client import AsyncParameterClient
 
 from brs_common import qos, topics
 from brs_common.background import BackgroundNode
 from brs_common.diagnostics import ERROR, WARN, level_value
+
+# s between looks for a service to appear (rclpy's wait_for_service looks every 0.25 s: a CLI
+# call like `brs record start` lost ~0.25 s per wait)
+SERVICE_POLL = 0.01
+
+
+def _wait_ready(ready, timeout: float) -> bool:
+    """Poll `ready()` every SERVICE_POLL s until it is true (True) or `timeout` s passed (False)."""
+    deadline = time.monotonic() + timeout
+    while not ready():
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(SERVICE_POLL)
+    return True
 
 
 class GraphClient(BackgroundNode):
@@ -52,7 +64,9 @@ class GraphClient(BackgroundNode):
 
     def operator_summary(self) -> str:
         """One line for the operator: see `operator_summary`, from the latest statuses."""
-        return operator_summary(self.status, self.level)
+        with self._lock:
+            names = list(self._status)
+        return operator_summary(self.status, self.level, names)
 
     def status(self, name: str) -> tuple[str, dict[str, str]] | None:
         """(message, values) of the latest /diagnostics status called `name` ("node: component")."""
@@ -84,7 +98,7 @@ class GraphClient(BackgroundNode):
         if client is None:
             client = self._clients[service] = self.node.create_client(srv_type, service)
         deadline, start = time.monotonic() + timeout, time.monotonic()
-        while not client.wait_for_service(timeout_sec=min(0.5, max(0.0, deadline - time.monotonic()))):
+        while not _wait_ready(client.service_is_ready, min(0.5, max(0.0, deadline - time.monotonic()))):
             waited = time.monotonic() - start
             if time.monotonic() >= deadline:
                 raise RuntimeError(f"service {service} is not available after {timeout:g} s "
@@ -113,8 +127,11 @@ class GraphClient(BackgroundNode):
         return f"{len(nodes)} nodes run: " + ", ".join(nodes[:8]) + (" ..." if len(nodes) > 8 else "")
 
     def set_parameters(self, node_name: str, values: dict[str, Any], timeout: float = 10.0) -> None:
+        from rclpy.parameter import Parameter
+        from rclpy.parameter_client import AsyncParameterClient
+
         client = AsyncParameterClient(self.node, node_name)
-        if not client.wait_for_services(timeout_sec=timeout):
+        if not _wait_ready(client.services_are_ready, timeout):
             raise RuntimeError(f"node {node_name} is not running (no parameter services)")
         future = client.set_parameters([Parameter(k, value=v) for k, v in values.items()])
         done = threading.Event()
@@ -126,13 +143,15 @@ class GraphClient(BackgroundNode):
                 raise RuntimeError(f"{node_name} refused {key}: {result.reason}")
 
 
-def operator_summary(status, level=lambda name: None) -> str:
+def operator_summary(status, level=lambda name: None, names=()) -> str:
     """"command source: teleop (in control) | e-stop: off | recorder: recording episode_000003 |
-    saved: 2" from `status(name) -> (message, values) | None` (GraphClient.status); a part whose
-    node has not reported is left out ("" when none has). With `level(name)` (GraphClient.level),
-    a recorder in ERROR shows its message instead ("recorder: ERROR writing ... failed: ..."), and
-    so does an idle one in WARN (why the recorder stopped the last episode itself). The WARN of
-    dropped frames while recording is not shown: its message changes with every report."""
+    saved: 2 | bus reconnects: leader L2 R0" from `status(name) -> (message, values) | None`
+    (GraphClient.status); a part whose node has not reported is left out ("" when none has). With
+    `level(name)` (GraphClient.level), a recorder in ERROR shows its message instead ("recorder:
+    ERROR writing ... failed: ..."), and so does an idle one in WARN (why the recorder stopped the
+    last episode itself). The WARN of dropped frames while recording is not shown: its message
+    changes with every report. The reconnects part (see `bus_reconnects`; `names`: every status
+    name, for the drivers' counters) is there once a bus has reconnected."""
     parts = []
     controller = status(f"{topics.WHOLE_BODY_CONTROLLER_NODE}: state")
     if controller is not None:
@@ -151,4 +170,42 @@ def operator_summary(status, level=lambda name: None) -> str:
         else:
             parts.append(f"recorder: recording {v.get('episode', '')}" if recording else "recorder: idle")
         parts.append(f"saved: {v.get('saved_episodes', 0)}")
+    reconnects = bus_reconnects(status, names)
+    if reconnects:
+        parts.append(f"bus reconnects: {reconnects}")
     return " | ".join(parts)
+
+
+LEADER_STATUS = "joylo: leader"  # JoyLo's leader arms (node "joylo" in brs_bringup.graph)
+
+
+def bus_reconnects(status, names=()) -> str:
+    """"leader L2 R0, wheel_driver 1": how often each bus reconnected since its node started, ""
+    while none did. The leader arms per side (`left.bus.reconnects`, `right.bus.reconnects` of
+    LEADER_STATUS); every other status in `names` with a `reconnects` or `*.reconnects` value
+    (the wheel boards'; a Dynamixel driver's `bus.reconnects`, which its reopens do not count yet)
+    summed per node."""
+    out = []
+    leader = status(LEADER_STATUS)
+    if leader is not None:
+        left, right = (_count(leader[1].get(f"{side}.bus.reconnects")) for side in ("left", "right"))
+        if left or right:
+            out.append(f"leader L{left} R{right}")
+    per_node: dict[str, int] = {}
+    for name in sorted(names):
+        entry = status(name) if name != LEADER_STATUS else None
+        if entry is None:
+            continue
+        n = sum(_count(v) for k, v in entry[1].items() if k == "reconnects" or k.endswith(".reconnects"))
+        if n:
+            node = name.partition(": ")[0]
+            per_node[node] = per_node.get(node, 0) + n
+    out += [f"{node} {n}" for node, n in per_node.items()]
+    return ", ".join(out)
+
+
+def _count(value) -> int:
+    try:
+        return max(0, int(value))
+    except (TypeError, ValueError):
+        return 0

@@ -40,9 +40,12 @@ _LIBC = ctypes.CDLL(None, use_errno=True) if sys.platform.startswith("linux") el
 _STOPPED_CODES = (0, -signal.SIGINT, -signal.SIGTERM, -signal.SIGKILL)
 HEALTH_PERIOD = 0.2  # s between looks at the nodes' diagnostics
 STARTUP_GRACE = 5.0  # s after a node starts in which its WARNs (waiting for inputs) are not printed
-# s: a component's WARN <-> OK changes (and new texts of a lasting ERROR) within this of its last
-# console line are folded into one line with a count; entering or leaving ERROR is printed at once
+# s: a component's WARN <-> OK changes within this of its last console line are folded into one
+# line with a count; entering or leaving ERROR (or STALE) is printed at once
 CONSOLE_WINDOW = 2.0
+# s: new messages of a lasting ERROR (or STALE) within this of its last line are folded (a driver's
+# reconnect countdown: <= 2 lines/s); with the HEALTH_PERIOD look every ERROR text shows within 1 s
+ERROR_WINDOW = 0.5
 LEVEL_NAMES = {0: "OK", 1: "WARN", 2: "ERROR", 3: "STALE"}
 # brs_common.diagnostics' levels, not imported from there: it pulls in rclpy, which the runner
 # module does not need
@@ -179,9 +182,10 @@ class Runner:
         self.summary = summary
         self._summary = ""
         self._health: dict[str, tuple[int, str]] = {}
-        # console lines per stream (a component, or a node without `components`): its state is
-        # (level, message of an ERROR) so a lasting ERROR's new message is a change too
+        # console lines per stream (a component, or a node without `components`): its level ...
         self._lines = ChangeLimiter(CONSOLE_WINDOW)
+        # ... and, while it is ERROR or STALE, its message (else None), folded over ERROR_WINDOW only
+        self._errors = ChangeLimiter(ERROR_WINDOW)
         self._nodes: dict[str, str] = {}  # stream -> its node
         self._texts: dict[tuple[str, int], str] = {}  # (stream, level) -> its latest "component: message"
         self.log_dir = Path(log_dir) if log_dir else None
@@ -402,9 +406,11 @@ class Runner:
           merger's "no message yet") is not news, so neither it nor the OK after it is printed.
         - Entering ERROR (or STALE) and leaving it are printed at once, also when another
           component of the node is still WARN (a leader that is read again says so).
-        - WARN <-> OK changes, and new messages of a lasting ERROR, within CONSOLE_WINDOW s of the
-          component's last line are folded: where the component ended up is printed when the
-          window runs out, with the number of changes (a flapping component: one line per window).
+        - WARN <-> OK changes within CONSOLE_WINDOW s of the component's last line are folded:
+          where the component ended up is printed when the window runs out, with the number of
+          changes (a flapping component: one line per window).
+        - New messages of a lasting ERROR are folded the same way over ERROR_WINDOW s only, so
+          each reaches the console within 1 s of its arrival.
         """
         procs = {p.node.name: p for p in self.procs}
         health = self._ask("health", "diagnostics")
@@ -425,22 +431,32 @@ class Runner:
             if proc is None:
                 continue
             self._nodes[key], self._texts[key, level] = node, text
-            before = self._lines.state(key, (OK_LEVEL, ""))[0]
+            before = self._lines.state(key, OK_LEVEL)
             if level in (WARN_LEVEL, STALE_LEVEL) and before == OK_LEVEL and now - proc.started < STARTUP_GRACE:
                 continue
             urgent = level != before and max(level, before) >= ERROR_LEVEL
-            state = (level, text if level >= ERROR_LEVEL else "")
-            report = self._lines.offer(key, state, now, initial=(OK_LEVEL, ""), force=urgent)
+            error = text if level >= ERROR_LEVEL else None
+            report = self._lines.offer(key, level, now, initial=OK_LEVEL, force=urgent)
             if report is not None:
                 self._print_level(node, level, text + report.suffix())
+                self._errors.offer(key, error, now, force=True)  # the message said is the one to fold from
+            elif error is not None:  # a lasting ERROR (entering one is urgent): a new message?
+                report = self._errors.offer(key, error, now)
+                if report is not None:
+                    self._print_level(node, level, text + report.suffix())
 
     def _say_folded(self) -> None:
         """Where a folded component (or the operator line) ended up, once its window ran out."""
-        for key, state, report in self._lines.due(time.monotonic()):
+        now = time.monotonic()
+        for key, state, report in self._lines.due(now):
             if key == _SUMMARY:
                 self._say(state + report.suffix())
             else:
-                self._print_level(self._nodes[key], state[0], self._texts[key, state[0]] + report.suffix())
+                self._print_level(self._nodes[key], state, self._texts[key, state] + report.suffix())
+        for key, text, report in self._errors.due(now):
+            level = self._lines.state(key, OK_LEVEL)
+            if text is not None and level >= ERROR_LEVEL:
+                self._print_level(self._nodes[key], level, text + report.suffix())
 
     def _print_level(self, node: str, level: int, text: str) -> None:
         self._emit(node, f"{LEVEL_NAMES.get(level, str(level))}: {text}",
