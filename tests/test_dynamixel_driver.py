@@ -340,7 +340,8 @@ def test_vanish_and_come_back_never_executes_a_stale_command(ros, emulator, tmp_
     emulator.reappear()  # plugged back in
 
     wait_for(lambda: emulator.read_all("Torque_Enable").all(), 15, message=f"torque back on; log:\n{proc.log()}")
-    wait_status(ros, "bus", lambda s: values(s)["state"] == "active", message="driver active again")
+    back = wait_status(ros, "bus", lambda s: values(s)["state"] == "active", message="driver active again")
+    assert values(back)["bus.reconnects"] == "1", values(back)  # what the operator console counts
     present = emulator.read_all("Present_Position")
     goals = emulator.goals()
     assert np.array_equal(goals, present)  # goal = re-read present position

@@ -183,8 +183,7 @@ def bus_reconnects(status, names=()) -> str:
     """"leader L2 R0, wheel_driver 1": how often each bus reconnected since its node started, ""
     while none did. The leader arms per side (`left.bus.reconnects`, `right.bus.reconnects` of
     LEADER_STATUS); every other status in `names` with a `reconnects` or `*.reconnects` value
-    (the wheel boards'; a Dynamixel driver's `bus.reconnects`, which its reopens do not count yet)
-    summed per node."""
+    (the wheel boards', a Dynamixel driver's `bus.reconnects`) summed per node."""
     out = []
     leader = status(LEADER_STATUS)
     if leader is not None:

@@ -344,6 +344,8 @@ class DynamixelBus:
             for dxl_id in self.ids:
                 self._state_read.addParam(dxl_id)
             self._writers.clear()
+            if self.stats["opens"]:  # every open after the first brings a lost bus back
+                self.stats["reconnects"] += 1
             self.stats["opens"] += 1
 
     def close(self) -> None:
@@ -358,7 +360,6 @@ class DynamixelBus:
     def reconnect(self) -> dict[int, int]:
         """Close, reopen and ping every motor; returns the model numbers."""
         with self._lock:
-            self.stats["reconnects"] += 1
             self.open()
             return self.ping_all()
 
