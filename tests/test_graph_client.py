@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 
 from brs_bringup.graph_client import GraphClient
@@ -89,25 +91,34 @@ def test_operator_summary_shows_a_recorder_error_instead_of_recording():
     assert operator_summary(statuses.get) == "recorder: recording episode_000001 | saved: 1"  # no levels
 
 
-def test_graph_client_summary_uses_the_levels(ros):
-    """GraphClient.operator_summary passes the received levels: an ERROR recorder status on
-    /diagnostics shows on the line."""
+@contextmanager
+def client_with_status(ros, client_name: str, name: str, level: int, message: str, values: dict):
+    """A GraphClient that has received the /diagnostics status `name` (published until it came)."""
     pub = ros.node.create_publisher(DiagnosticArray, topics.DIAGNOSTICS, qos.DIAGNOSTICS)
-    client = GraphClient("summary_probe")
+    client = GraphClient(client_name)
     try:
         wait_for(lambda: pub.get_subscription_count() > 0, 15, message="the client subscribed")
-        status = _status("episode_recorder: recorder", 2, "writing episode_000000.h5.partial failed")
-        status.values = [KeyValue(key="recording", value="true"), KeyValue(key="episode", value="episode_000000")]
+        status = _status(name, level, message)
+        status.values = [KeyValue(key=k, value=v) for k, v in values.items()]
 
         def arrived():
             pub.publish(DiagnosticArray(status=[status]))
-            return client.level("episode_recorder: recorder") is not None
+            return client.status(name) is not None
 
         wait_for(arrived, 10, interval=0.2, message="the status")
-        assert client.level("episode_recorder: recorder") == 2
-        assert client.operator_summary().startswith("recorder: ERROR writing episode_000000.h5.partial failed")
+        yield client
     finally:
         client.close()
+
+
+def test_graph_client_summary_uses_the_levels(ros):
+    """GraphClient.operator_summary passes the received levels: an ERROR recorder status on
+    /diagnostics shows on the line."""
+    with client_with_status(ros, "summary_probe", "episode_recorder: recorder", 2,
+                            "writing episode_000000.h5.partial failed",
+                            {"recording": "true", "episode": "episode_000000"}) as client:
+        assert client.level("episode_recorder: recorder") == 2
+        assert client.operator_summary().startswith("recorder: ERROR writing episode_000000.h5.partial failed")
 
 
 def test_operator_summary_counts_bus_reconnects():
@@ -139,18 +150,6 @@ def test_operator_summary_counts_bus_reconnects():
 
 def test_graph_client_summary_shows_leader_reconnects(ros):
     """Over DDS: JoyLo's `left.bus.reconnects` on /diagnostics reaches GraphClient.operator_summary."""
-    pub = ros.node.create_publisher(DiagnosticArray, topics.DIAGNOSTICS, qos.DIAGNOSTICS)
-    client = GraphClient("reconnect_probe")
-    try:
-        wait_for(lambda: pub.get_subscription_count() > 0, 15, message="the client subscribed")
-        status = _status("joylo: leader", 0, "both leader arms read")
-        status.values = [KeyValue(key="left.bus.reconnects", value="0"), KeyValue(key="right.bus.reconnects", value="3")]
-
-        def arrived():
-            pub.publish(DiagnosticArray(status=[status]))
-            return client.status("joylo: leader") is not None
-
-        wait_for(arrived, 10, interval=0.2, message="the status")
+    with client_with_status(ros, "reconnect_probe", "joylo: leader", 0, "both leader arms read",
+                            {"left.bus.reconnects": "0", "right.bus.reconnects": "3"}) as client:
         assert client.operator_summary() == "bus reconnects: leader L0 R3", client.operator_summary()
-    finally:
-        client.close()
