@@ -52,7 +52,8 @@ def _node_rtf(cameras: bool, baseline_renderer: bool = False) -> float:
     from brs_sim.sim_node import SimNode
 
     context = Context()
-    rclpy.init(context=context, domain_id=domains.claim(domains.JOBS))
+    domain = domains.claim(domains.JOBS)
+    rclpy.init(context=context, domain_id=domain)
     node = SimNode(context=context, parameter_overrides=[
         Parameter("speed_factor", value=0.0), Parameter("cameras_enabled", value=cameras)])
     try:
@@ -70,6 +71,7 @@ def _node_rtf(cameras: bool, baseline_renderer: bool = False) -> float:
         node.close()
         node.destroy_node()
         rclpy.shutdown(context=context)
+        domains.release(domain)
 
 
 def _physics_rtf() -> float:
