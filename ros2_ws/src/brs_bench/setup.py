@@ -1,7 +1,7 @@
 from setuptools import find_packages, setup
 
 package_name = "brs_bench"
-MODULES = ("sim", "dynamixel_bus", "controller", "teleop_latency", "recorder", "perception", "wbvima",
+MODULES = ("sim", "dynamixel_bus", "controller", "teleop_latency", "recorder", "recorder_640", "perception", "viz", "wbvima",
            "wbvima_dataset", "task_success", "pldm", "mrq", "lmact")
 
 setup(

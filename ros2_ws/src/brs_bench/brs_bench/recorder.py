@@ -32,6 +32,8 @@ from pathlib import Path
 
 from brs_common import domains
 
+from .procs import check_alive, spawn, stop_graph, use_domain
+
 RECORD_SECONDS = 10.0  # sim seconds per repeat
 DOMAIN_ID = domains.claim(domains.JOBS)  # held while this process runs: no other graph on it
 GRAPH_NODES = ("sim", "whole_body_controller", "episode_recorder")
@@ -41,16 +43,7 @@ def _spawn(node, log: Path) -> subprocess.Popen:
     from brs_bringup.runner import command_line
 
     executable = str(Path(sys.executable).parent / node.executable)  # this venv's console script
-    env = {**os.environ, "MUJOCO_GL": os.environ.get("MUJOCO_GL", "egl")}  # headless cameras
-    return subprocess.Popen(command_line(node, executable), stdout=open(log, "wb"),
-                            stderr=subprocess.STDOUT, start_new_session=True, env=env)
-
-
-def _check_alive(procs: dict, logs: Path) -> None:
-    for name, proc in procs.items():
-        if proc.poll() is not None:
-            tail = (logs / f"{name}.log").read_text(errors="replace")[-2000:]
-            raise RuntimeError(f"{name} exited with code {proc.returncode}:\n{tail}")
+    return spawn(command_line(node, executable), log)
 
 
 def _record_once(client, seconds: float, arrivals: list, lock, check) -> dict:
@@ -141,10 +134,8 @@ def run(repeats: int = 3):
     from brs_common import qos, topics
     from brs_bench.result import Result
     from brs_common.convert import stamp_to_sec
-    from brs_common.process import stop_process
 
-    saved_domain = os.environ.get("ROS_DOMAIN_ID")
-    os.environ["ROS_DOMAIN_ID"] = str(DOMAIN_ID)
+    saved_domain = use_domain(DOMAIN_ID)
     procs, client = {}, None
     with tempfile.TemporaryDirectory(prefix="bench_recorder_") as tmp:
         try:
@@ -161,7 +152,7 @@ def run(repeats: int = 3):
             client.node.create_subscription(Image, topics.camera_topic("head", "color"), on_image, qos.SENSOR)
             recorder = psutil.Process(procs["episode_recorder"].pid)
             cpu0, wall0 = sum(recorder.cpu_times()[:2]), time.monotonic()
-            check = lambda: _check_alive(procs, Path(tmp))  # noqa: E731
+            check = lambda: check_alive(procs, Path(tmp))  # noqa: E731
             runs = [_record_once(client, RECORD_SECONDS, arrivals, lock, check) for _ in range(repeats)]
             cpu = (sum(recorder.cpu_times()[:2]) - cpu0) / (time.monotonic() - wall0)
             cli, cli_failures = [], []
@@ -177,12 +168,7 @@ def run(repeats: int = 3):
         finally:
             if client is not None:
                 client.close()
-            for p in reversed(procs.values()):
-                stop_process(p, 30)
-            if saved_domain is None:
-                os.environ.pop("ROS_DOMAIN_ID", None)
-            else:
-                os.environ["ROS_DOMAIN_ID"] = saved_domain
+            stop_graph(reversed(procs.values()), saved_domain)
     frames = sum(r["frames"] for r in runs)
     dropped = sum(r["dropped"] for r in runs)
     expected = sum(r["camera_expected"] for r in runs)
