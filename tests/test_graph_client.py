@@ -153,3 +153,19 @@ def test_graph_client_summary_shows_leader_reconnects(ros):
     with client_with_status(ros, "reconnect_probe", "joylo: leader", 0, "both leader arms read",
                             {"left.bus.reconnects": "0", "right.bus.reconnects": "3"}) as client:
         assert client.operator_summary() == "bus reconnects: leader L0 R3", client.operator_summary()
+
+
+def test_service_wait_summary_says_discovery_is_partial():
+    """While a CLI waits for a service it lists the nodes discovery has found so far; the
+    wording must not read as if only those run (before: '1 nodes run: brs_bringup_console')."""
+    from types import SimpleNamespace
+
+    def summary(names):
+        fake = SimpleNamespace(_other_nodes=lambda: names)
+        return GraphClient._graph_summary(fake)
+
+    assert summary([]) == "no other ROS 2 node seen yet"
+    assert summary(["brs_bringup_console"]) == "1 node(s) discovered so far: brs_bringup_console"
+    many = summary([f"n{i}" for i in range(10)])
+    assert many.startswith("10 node(s) discovered so far: n0, ") and many.endswith(" ...")
+    assert "nodes run" not in many

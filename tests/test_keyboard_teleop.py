@@ -21,6 +21,28 @@ from brs_teleop.keyboard_teleop import (BlockedBase, KeyboardState, keys_to_targ
 from rosutil import BIN, wait_for
 
 
+def test_help_prints_usage_and_exits_without_ros():
+    """`keyboard_teleop --help` prints the usage and exits 0 (before: it started the node in
+    silence); a stray plain argument is a one-line error with exit 2."""
+    for flag in ("--help", "-h"):
+        out = subprocess.run([str(BIN / "keyboard_teleop"), flag], capture_output=True, text=True,
+                             timeout=30, stdin=subprocess.DEVNULL)
+        assert out.returncode == 0, out
+        assert out.stdout.startswith("usage: keyboard_teleop") and "--ros-args -p" in out.stdout, out.stdout
+        assert "R / F / Backspace" in out.stdout and "docs/teleop.md" in out.stdout
+    bad = subprocess.run([str(BIN / "keyboard_teleop"), "hold_s:=0.3"], capture_output=True, text=True,
+                         timeout=30, stdin=subprocess.DEVNULL)
+    assert bad.returncode == 2 and bad.stdout == "", bad
+    assert bad.stderr.strip().count("\n") == 0 and "unknown argument 'hold_s:=0.3'" in bad.stderr, bad.stderr
+
+
+def test_plain_args_skip_ros_args():
+    from brs_teleop.keyboard_teleop import plain_args
+
+    assert plain_args(["--ros-args", "-p", "hold_s:=0.3"]) == []
+    assert plain_args(["-h", "--ros-args", "-r", "__node:=kb", "--", "x"]) == ["-h", "x"]
+
+
 def test_parse_keys():
     keys, rest = parse_keys(b"wA \x1b[A\x1b[D=-\x03\x1b[")
     assert keys == ["w", "a", "space", "up", "left", "+", "-", "quit"]

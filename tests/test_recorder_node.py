@@ -313,6 +313,16 @@ def test_recording_without_cameras(graph_recorders_stopped, tmp_path):
     with ep.read_episode(path) as e:
         assert e.cameras == {} and np.all(np.isfinite(e.joint_position))
     assert "cameras []" in proc.log()
+    assert "start with the Joy-Con + button or `brs record start`" in proc.log()  # source teleop
+
+
+def test_ready_line_names_the_sources_start_trigger():
+    """teleop:=keyboard sets source=keyboard: the ready line names R, not the Joy-Con + button."""
+    from brs_teleop.recorder_node import start_hint
+
+    assert start_hint("keyboard") == "R in keyboard_teleop (F saves, Backspace discards) or `brs record start`"
+    assert start_hint("teleop") == "the Joy-Con + button or `brs record start`"
+    assert start_hint("scripted") == "`brs record start`"
 
 
 def test_start_needs_a_task_label_and_the_cli_gives_one(graph_recorders_stopped, tmp_path):

@@ -124,7 +124,9 @@ class GraphClient(BackgroundNode):
         nodes = self._other_nodes()
         if not nodes:
             return "no other ROS 2 node seen yet"
-        return f"{len(nodes)} nodes run: " + ", ".join(nodes[:8]) + (" ..." if len(nodes) > 8 else "")
+        # Discovery is gradual: this is what has been seen so far, not all that runs.
+        return (f"{len(nodes)} node(s) discovered so far: " + ", ".join(nodes[:8])
+                + (" ..." if len(nodes) > 8 else ""))
 
     def set_parameters(self, node_name: str, values: dict[str, Any], timeout: float = 10.0) -> None:
         from rclpy.parameter import Parameter

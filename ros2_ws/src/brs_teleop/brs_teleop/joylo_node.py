@@ -178,6 +178,28 @@ class JoyloCore:
         return out
 
 
+class RateAlarm:
+    """Loop-rate WARN with hysteresis (pure): WARN once the rate has stayed below `threshold` for
+    `hold_s`, OK again once it has stayed at or above `threshold + margin` for `hold_s`, so a
+    rate hovering at the threshold under load (88-92 Hz against 90) does not flip the level."""
+
+    def __init__(self, threshold: float, margin: float, hold_s: float = 3.0):
+        self.threshold, self.margin, self.hold_s = threshold, margin, hold_s
+        self.warn = False
+        self._since: float | None = None  # when the rate started to argue for the other state
+
+    def update(self, now: float, rate: float) -> bool:
+        """The rate measured at `now` (s, monotonic); returns whether the loop is slow (WARN)."""
+        other = rate >= self.threshold + self.margin if self.warn else rate < self.threshold
+        if not other:
+            self._since = None
+        elif self._since is None:
+            self._since = now
+        if other and now - self._since >= self.hold_s:
+            self.warn, self._since = not self.warn, None
+        return self.warn
+
+
 def alignment_text(side: str, mismatch, tolerance: float) -> str:
     """What an arm waiting for alignment needs: each joint beyond `tolerance` with its leader -
     target, e.g. 'left waits for alignment: joint2 +0.42, joint4 -0.31 rad'."""
@@ -375,6 +397,8 @@ def _make_node():
             self.replay_done = False
             self._announced = [False] * len(SIDES)
             self._last_diag = 0.0
+            # WARN below 90 % of the rate for 3 s, OK again at >= 93 % for 3 s (3 Hz at 100 Hz)
+            self.rate_alarm = RateAlarm(0.9 * self.rate_hz, 0.03 * self.rate_hz)
             self._stop = threading.Event()
             self._thread = threading.Thread(target=self._loop, name="joylo_loop", daemon=True)
             self._thread.start()
@@ -586,7 +610,7 @@ def _make_node():
                     "event_driven": self.event_driven, "event_commands": self.event_commands,
                     "event_reads": self.event_reads}
             self.max_period = 0.0
-            level = OK if rate >= 0.9 * self.rate_hz else WARN
+            level = WARN if self.rate_alarm.update(now, rate) else OK
             self.diag.set_status("loop", level, f"{rate} Hz (target {self.rate_hz:.0f})"
                                  + ("" if self.publishing else "; waiting for /joint_states or the leader"),
                                  loop)

@@ -336,7 +336,37 @@ def _make_node():
     return KeyboardTeleop()
 
 
+USAGE = """usage: keyboard_teleop [-h] [--ros-args -p NAME:=VALUE ...]
+
+Drive the robot (sim) from this terminal's keys: W/S A/D Q/E base, X stop the base, arrows torso,
+[ / ] arm, 1-6 joint, + / - move it, G / H gripper, SPACE e-stop, R / F / Backspace start / save /
+discard an episode (mode:=record), Ctrl-C quit (all keys: docs/teleop.md, "Keyboard").
+Parameters: rate_hz (50), hold_s (0.5), base_max ([0.3, 0.3, 0.4]), e.g.
+  keyboard_teleop --ros-args -p hold_s:=0.3"""
+
+
+def plain_args(argv: list[str]) -> list[str]:
+    """The arguments outside `--ros-args ... [--]` (those are rclpy's)."""
+    plain, in_ros = [], False
+    for arg in argv:
+        if arg == "--ros-args":
+            in_ros = True
+        elif in_ros and arg == "--":
+            in_ros = False
+        elif not in_ros:
+            plain.append(arg)
+    return plain
+
+
 def main(args=None):
+    plain = plain_args(list(sys.argv if args is None else args)[1:])
+    if any(a in ("-h", "--help") for a in plain):
+        print(USAGE)
+        return 0
+    if plain:
+        print(f"keyboard_teleop: unknown argument {plain[0]!r} (parameters go after --ros-args; "
+              "see --help)", file=sys.stderr)
+        return 2
     from brs_common.node_main import run_node
 
     return run_node(_make_node, args, on_stop=lambda node: node.stop(),

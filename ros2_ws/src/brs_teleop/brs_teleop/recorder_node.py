@@ -120,6 +120,16 @@ def joy_state(msg: Joy, config: joycon.JoyConConfig) -> joycon.JoyConState:
     return joycon.JoyConState(**axes, buttons=buttons)
 
 
+def start_hint(source: str) -> str:
+    """How the operator starts an episode, for the ready line: the trigger of the `source` that
+    drives it (keyboard_teleop's R, JoyLo's Joy-Con +), or the CLI."""
+    if source == "keyboard":
+        return "R in keyboard_teleop (F saves, Backspace discards) or `brs record start`"
+    if source in ("teleop", "joylo"):
+        return "the Joy-Con + button or `brs record start`"
+    return "`brs record start`"
+
+
 # ---- the writer thread -------------------------------------------------------------------------
 
 class EpisodeWriterThread:
@@ -344,7 +354,7 @@ class EpisodeRecorder(Node):
         self._update_status()
         self.get_logger().info(
             f"episode recorder ready: {self.rate_hz:g} Hz, cameras {list(cameras)}, "
-            f"writing to {self.output_dir}; start with {topics.RECORDER_START} or the Joy-Con + button")
+            f"writing to {self.output_dir}; start with {start_hint(str(self.get_parameter('source').value))}")
 
     # --- inputs (executor threads) ---------------------------------------------------------------
     def _on_message(self, key: str, msg):
