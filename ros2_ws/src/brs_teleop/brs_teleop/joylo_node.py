@@ -185,19 +185,19 @@ class RateAlarm:
 
     def __init__(self, threshold: float, margin: float, hold_s: float = 3.0):
         self.threshold, self.margin, self.hold_s = threshold, margin, hold_s
-        self.warn = False
+        self.slow = False  # the loop is slow: WARN
         self._since: float | None = None  # when the rate started to argue for the other state
 
     def update(self, now: float, rate: float) -> bool:
         """The rate measured at `now` (s, monotonic); returns whether the loop is slow (WARN)."""
-        other = rate >= self.threshold + self.margin if self.warn else rate < self.threshold
+        other = rate >= self.threshold + self.margin if self.slow else rate < self.threshold
         if not other:
             self._since = None
         elif self._since is None:
             self._since = now
         if other and now - self._since >= self.hold_s:
-            self.warn, self._since = not self.warn, None
-        return self.warn
+            self.slow, self._since = not self.slow, None
+        return self.slow
 
 
 def alignment_text(side: str, mismatch, tolerance: float) -> str:
