@@ -163,6 +163,27 @@ def test_bimanual_box_is_in_view_from_the_start_pose(scene):
         assert counts[0] >= 30 and counts[0] >= 3 * counts[1], counts
 
 
+def test_floor_to_top_shelf_block_is_in_view_from_the_start_pose(scene):
+    """The 5 cm block: from the task's start pose (facing it, ~1 m behind) the first 4096 points
+    hold >= 8 on it and the CPU model's 512 at least one (FPS keeps a lone point above the cropped
+    floor); from the origin, where earlier demos started, it is 1.2 m to the side and gets none."""
+    sim, renderer, fuser = scene
+    task = get_task("floor_to_top_shelf")
+    home = np.asarray(spec.HOME)[[not j.velocity_controlled for j in spec.JOINTS]]
+    for seed in (0, 7, 13):
+        counts = {}
+        for name, start in (("start", task.robot_start), ("origin", (0.0, 0.0, 0.0))):
+            task.reset(sim, seed)
+            sim.data.qpos[sim.joints.base_qpos] = start
+            images, q, _ = render_sim_images(q=home, renderer=renderer, sim=sim)
+            cloud = fuse_point_cloud(images, q, crop="floor_to_top_shelf", fuser=fuser)
+            counts[name] = (_points_on(cloud[:512], sim.model, sim.data, "block_2"),
+                            _points_on(cloud, sim.model, sim.data, "block_2"))
+        print(f"seed {seed}: block points (of 512, of 4096): {counts}")
+        assert counts["start"][0] >= 1 and counts["start"][1] >= 8, counts
+        assert counts["origin"] == (0, 0), counts
+
+
 def test_own_intrinsics_back_project_a_bigger_image_to_the_same_points(scene):
     """A camera at 640x480 (the sim's 320x240 render upsampled, K scaled x2 about pixel centres):
     with `set_intrinsics` from its camera_info, every pixel lands within a quarter pixel's
