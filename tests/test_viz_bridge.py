@@ -10,6 +10,7 @@ import base64
 import json
 import socket
 import struct
+import time
 
 import numpy as np
 import pytest
@@ -88,18 +89,23 @@ async def _session(url: str, want: list[str], n_each: int, timeout: float):
 def test_a_foxglove_client_gets_frames_cloud_images_and_the_urdf(ros, tmp_path):
     h = ros
     port = _free_port()
-    bridge = h.spawn("viz_bridge", {"port": port, "tf_rate_hz": 0.0, "cloud_rate_hz": 0.0, "image_rate_hz": 0.0},
+    bridge = h.spawn("viz_bridge", {"port": port, "tf_rate_hz": 50.0, "cloud_rate_hz": 0.0, "image_rate_hz": 0.0},
                      log_path=tmp_path / "viz.log")
     pubs = {
         "js": h.node.create_publisher(JointState, topics.JOINT_STATES, qos.STATE),
         "odom": h.node.create_publisher(Odometry, topics.ODOM, qos.STATE),
         "points": h.node.create_publisher(PointCloud2, topics.POINTS, qos.SENSOR),
         "head": h.node.create_publisher(Image, topics.camera_topic("head", "color"), qos.SENSOR),
+        "wrist": h.node.create_publisher(Image, topics.camera_topic("left_wrist", "color"), qos.SENSOR),
     }
-    wait_for(lambda: all(p.get_subscription_count() > 0 for p in pubs.values()) or bridge.proc.poll() is not None,
-             30, message="viz_bridge subscribed")
+    wait_for(lambda: "Foxglove WebSocket on" in bridge.log() or bridge.proc.poll() is not None,
+             30, message="viz_bridge serving")
     assert bridge.proc.poll() is None, bridge.log()
     h.assert_parameters_described("/viz_bridge")
+    # no client yet: the bridge takes no ROS message at all
+    time.sleep(1.0)  # longer than the bridge's subscription check
+    idle = {name: p.get_subscription_count() for name, p in pubs.items()}
+    assert not any(idle.values()), f"subscriptions before any client: {idle}"
     rng = np.random.default_rng(0)
     xyz = rng.uniform(-1, 1, (500, 3)).astype(np.float32)
     rgb = rng.integers(0, 256, (500, 3), dtype=np.uint8)
@@ -111,9 +117,12 @@ def test_a_foxglove_client_gets_frames_cloud_images_and_the_urdf(ros, tmp_path):
     odom.pose.pose.position.x, odom.pose.pose.position.y = 1.0, -0.5
     odom.pose.pose.orientation.z, odom.pose.pose.orientation.w = np.sin(0.3), np.cos(0.3)  # yaw 0.6
     stamp = [100.0]
+    seen = dict.fromkeys(pubs, 0)  # the most subscriptions each topic had while the client was there
 
     def publish():
         stamp[0] += 0.05
+        for name, p in pubs.items():
+            seen[name] = max(seen[name], p.get_subscription_count())
         pubs["odom"].publish(odom)
         pubs["js"].publish(make_joint_state(spec.STATE_JOINTS, q, stamp=stamp[0]))
         pubs["points"].publish(points_to_cloud(xyz, rgb, spec.FRAMES["base"], stamp[0]))
@@ -127,6 +136,12 @@ def test_a_foxglove_client_gets_frames_cloud_images_and_the_urdf(ros, tmp_path):
         h.node.destroy_timer(timer)
     counts = {t: len(v) for t, v in got.items()}
     assert all(n >= 3 for n in counts.values()), f"decoded messages per topic {counts}; log:\n{bridge.log()[-2000:]}"
+    # subscribed to what the client's channels need (joint states twice: their channel, and /tf's
+    # polled input with odometry), never to the wrist camera nobody watched; dropped once it left
+    assert seen == {"js": 2, "odom": 1, "points": 1, "head": 1, "wrist": 0}, seen
+    wait_for(lambda: not any(p.get_subscription_count() for p in pubs.values()), 10,
+             message=lambda: f"subscriptions after the client left: "
+                             f"{ {n: p.get_subscription_count() for n, p in pubs.items()} }")
     assert channels[topics.POINTS]["schemaName"] == "foxglove.PointCloud"
 
     # the cloud: 500 points, xyz + rgba at a 16-byte stride, exactly what was published

@@ -9,7 +9,7 @@ ws://<host>:8765 (docs/viz.md: panels to add).
 
 | channel | schema (protobuf) | from |
 |---|---|---|
-| /tf | foxglove.FrameTransforms | odom -> base_link (/odom) and every joint of the robot's URDF (/joint_states, `brs_sim.urdf`), at most `tf_rate_hz` |
+| /tf | foxglove.FrameTransforms | odom -> base_link (/odom) and every joint of the robot's URDF (/joint_states, `brs_sim.urdf`), at `tf_rate_hz` |
 | /joint_states | foxglove.JointStates | measured joints |
 | /whole_body_controller/commanded | foxglove.JointStates | the controller's command (position targets; base twist as velocity) |
 | /odom | foxglove.Odometry | base pose in odom, twist in base_link |
@@ -18,8 +18,13 @@ ws://<host>:8765 (docs/viz.md: panels to add).
 | /cameras/<camera>/color/camera_info | foxglove.CameraCalibration | K, D, P of that camera |
 
 The URDF is served as an asset: in the 3D panel add a URDF layer with the URL
-`package://brs_sim/models/robot.urdf`. Messages are only converted while a client subscribes to
-their channel, so an idle bridge costs next to nothing.
+`package://brs_sim/models/robot.urdf`. The bridge subscribes to a ROS topic only while some client
+subscribes to a channel that needs it (checked every 1 / SUBSCRIPTION_CHECK_HZ s), so an idle
+bridge takes no messages at all. /tf does not run a callback per joint state and odometry
+message (100 Hz each in the sim): a timer at `tf_rate_hz` takes the newest of each from
+subscriptions that keep one message and are on a node no executor spins. The node spins rclpy's
+EventsExecutor, about half of the SingleThreadedExecutor's CPU per message (`make bench`,
+viz_bridge_cpu_overhead_pct).
 """
 
 from __future__ import annotations
@@ -27,7 +32,10 @@ from __future__ import annotations
 import time
 
 import numpy as np
+import rclpy
 from rclpy.node import Node
+from rclpy.qos import QoSProfile
+from rclpy.serialization import deserialize_message
 from sensor_msgs.msg import CameraInfo, Image, JointState, PointCloud2
 
 from brs_common import params, qos, topics
@@ -37,6 +45,7 @@ from brs_common.node_main import ConfigError, run_node
 
 URDF_URI = "package://brs_sim/models/robot.urdf"
 NODE_NAME = "viz_bridge"
+SUBSCRIPTION_CHECK_HZ = 4.0  # how often the ROS subscriptions follow the clients' subscriptions
 
 
 def _stamp(msg) -> int:
@@ -70,7 +79,8 @@ class VizBridge(Node):
         p = params.declare(self, [
             ("host", "127.0.0.1", "address the Foxglove WebSocket server listens on"),
             ("port", 8765, "WebSocket port, 0-65535", (0, 65535)),
-            ("tf_rate_hz", 30.0, "most /tf updates per second, Hz (wall time); 0: no limit"),
+            ("tf_rate_hz", 15.0, "/tf updates per second, Hz (wall time), 0.1-100: the newest joint state "
+                                 "and odometry at each", (0.1, 100.0)),
             ("cloud_rate_hz", 10.0, "most point clouds per second, Hz (wall time); 0: no limit"),
             ("image_rate_hz", 5.0, "most images per second per camera, Hz (wall time); 0: no limit"),
             ("cameras", list(spec.CAMERAS), f"cameras whose colour images are bridged, of "
@@ -84,7 +94,9 @@ class VizBridge(Node):
             raise ConfigError(f"port must be in 0..65535, got {p['port']}")
         self.urdf_text = URDF_PATH.read_bytes()
         self.kin = UrdfKinematics(URDF_PATH)
-        self.tf_limit, self.cloud_limit = Throttle(p["tf_rate_hz"]), Throttle(p["cloud_rate_hz"])
+        if not 0.1 <= float(p["tf_rate_hz"]) <= 100.0:
+            raise ConfigError(f"tf_rate_hz must be in 0.1..100, got {p['tf_rate_hz']}")
+        self.cloud_limit = Throttle(p["cloud_rate_hz"])
         self.image_limit = Throttle(p["image_rate_hz"])
         self.odom = np.zeros(3)
         self.counts = dict.fromkeys(("tf", "joint_states", "commanded", "odom", "points", "images"), 0)
@@ -104,15 +116,29 @@ class VizBridge(Node):
         }
         from nav_msgs.msg import Odometry
 
-        self.create_subscription(JointState, topics.JOINT_STATES, self._on_joint_states, qos.STATE)
-        self.create_subscription(JointState, topics.CONTROLLER_STATE, self._on_commanded, qos.STATE)
-        self.create_subscription(Odometry, topics.ODOM, self._on_odom, qos.STATE)
-        self.create_subscription(PointCloud2, topics.POINTS, self._on_points, qos.SENSOR)
-        for c in self.cameras:
-            self.create_subscription(Image, topics.camera_topic(c, "color"),
-                                     lambda msg, c=c: self._on_image(c, msg), qos.SENSOR)
-            self.create_subscription(CameraInfo, topics.camera_topic(c, "color_info"),
-                                     lambda msg, c=c: self._on_camera_info(c, msg), qos.SENSOR)
+        # ROS inputs: (type, topic, callback, qos, raw) and which of them each channel needs
+        self.inputs = {
+            "joint_states": (JointState, topics.JOINT_STATES, self._on_joint_states, qos.STATE, False),
+            "commanded": (JointState, topics.CONTROLLER_STATE, self._on_commanded, qos.STATE, False),
+            "odom": (Odometry, topics.ODOM, self._on_odom, qos.STATE, False),
+            "points": (PointCloud2, topics.POINTS, self._on_points, qos.SENSOR, False),
+            **{("image", c): (Image, topics.camera_topic(c, "color"),
+                              lambda msg, c=c: self._on_image(c, msg), qos.SENSOR, False) for c in self.cameras},
+            **{("info", c): (CameraInfo, topics.camera_topic(c, "color_info"),
+                             lambda msg, c=c: self._on_camera_info(c, msg), qos.SENSOR, False) for c in self.cameras},
+        }
+        # /tf's inputs: polled by its timer, never spun (one message kept: the newest)
+        newest = QoSProfile(depth=1, reliability=qos.STATE.reliability, durability=qos.STATE.durability)
+        self.poll_node = rclpy.create_node(f"{NODE_NAME}_tf_inputs", context=self.context)
+        self.inputs.update({
+            "tf_joints": (JointState, topics.JOINT_STATES, None, newest, True),
+            "tf_odom": (Odometry, topics.ODOM, None, newest, True),
+        })
+        self.needs = {key: (key,) for key in self.ch}
+        self.needs["tf"] = ("tf_joints", "tf_odom")
+        self.subscriptions_now: dict = {}
+        self.create_timer(1.0 / SUBSCRIPTION_CHECK_HZ, self._follow_clients)
+        self.create_timer(1.0 / float(p["tf_rate_hz"]), self._publish_tf)
         self.get_logger().info(
             f"Foxglove WebSocket on ws://{p['host']}:{self.server.port}: open it in https://app.foxglove.dev "
             f"(Open connection -> Foxglove WebSocket); robot model: URDF layer {URDF_URI}")
@@ -144,13 +170,42 @@ class VizBridge(Node):
                           effort=at(msg.effort, i)) for i, n in enumerate(msg.name)]
         return JointStates(timestamp=self._time(_stamp(msg)), joints=joints)
 
+    def _follow_clients(self) -> None:
+        """Subscribe to the ROS topics the clients' channels need now, drop the others."""
+        wanted = {src for key, sources in self.needs.items() if self._live(key) for src in sources}
+        for key in wanted - set(self.subscriptions_now):
+            msg_type, topic, callback, profile, raw = self.inputs[key]
+            node = self if callback else self.poll_node
+            self.subscriptions_now[key] = (node, node.create_subscription(
+                msg_type, topic, callback or (lambda _msg: None), profile, raw=raw))
+        for key in set(self.subscriptions_now) - wanted:
+            node, sub = self.subscriptions_now.pop(key)
+            node.destroy_subscription(sub)
+
+    def _newest(self, key):
+        """The newest message of a polled input since the last call (decoded), or None."""
+        if key not in self.subscriptions_now:
+            return None
+        sub, raw = self.subscriptions_now[key][1], None
+        while (taken := sub.handle.take_message(sub.msg_type, True)) is not None:
+            raw = taken[0]
+        return None if raw is None else deserialize_message(raw, sub.msg_type)
+
+    def _publish_tf(self) -> None:
+        if not self._live("tf"):
+            return
+        odom = self._newest("tf_odom")
+        if odom is not None:
+            self.odom = odom_pose(odom)
+        joints = self._newest("tf_joints")
+        if joints is not None:  # a new robot state
+            ns = _stamp(joints)
+            self._log("tf", self._transforms(dict(zip(joints.name, joints.position)), ns), ns, "tf")
+
     # ------------------------------------------------------------------ callbacks
     def _on_joint_states(self, msg: JointState):
-        ns = _stamp(msg)
         if self._live("joint_states"):
-            self._log("joint_states", self._joint_states(msg), ns, "joint_states")
-        if self._live("tf") and self.tf_limit("tf"):
-            self._log("tf", self._transforms(dict(zip(msg.name, msg.position)), ns), ns, "tf")
+            self._log("joint_states", self._joint_states(msg), _stamp(msg), "joint_states")
 
     def _on_commanded(self, msg: JointState):
         if self._live("commanded"):
@@ -170,7 +225,6 @@ class VizBridge(Node):
             for (parent, child, M), q in zip(edges, quats)])
 
     def _on_odom(self, msg):
-        self.odom = odom_pose(msg)
         if not self._live("odom"):
             return
         from foxglove.messages import Odometry, Pose, Quaternion, Vector3
@@ -237,10 +291,13 @@ class VizBridge(Node):
 
     def shutdown(self):
         self.server.stop()
+        self.poll_node.destroy_node()
 
 
 def main(args=None) -> int:
-    return run_node(VizBridge, args, on_stop=lambda node: node.shutdown())
+    from rclpy.experimental import EventsExecutor
+
+    return run_node(VizBridge, args, on_stop=lambda node: node.shutdown(), make_executor=lambda node: EventsExecutor())
 
 
 if __name__ == "__main__":
