@@ -25,7 +25,7 @@ demo: $(STAMP)
 	$(VENV)/bin/brs demo
 
 test: $(STAMP)
-	$(PY) -m pytest -q tests
+	$(PY) -m pytest -q --durations=15 tests  # the slowest tests listed: the suite must stay under 10 min
 
 bench: $(STAMP)
 	$(PY) -m pip install --quiet -r requirements-bench.txt  # open3d baseline (needs libusb-1.0-0)
