@@ -92,7 +92,7 @@ def test_one_short_eval_episode_end_to_end(ros, tmp_path, monkeypatch):
                            arguments={"policy.device": "cpu", "perception.n_points": "1024"})
     finally:
         h.node.destroy_timer(timer)
-    assert phase[0] == "released" and summary["homing_resets"] == 1
+    assert phase[0] == "released" and summary["homing_resets"] == 1, (phase, summary)
     written = json.loads((tmp_path / "eval" / "bimanual_box" / "summary.json").read_text())
     assert written == summary
     assert summary["episodes_run"] == 1 and summary["successes"] == 0 and summary["success_rate"] == 0.0
@@ -101,6 +101,12 @@ def test_one_short_eval_episode_end_to_end(ros, tmp_path, monkeypatch):
     assert episode["seed"] == 3 and episode["success"] is False
     assert episode["sim_seconds"] >= 3.0  # the outcome was read from the sim's task status at the limit
     assert episode["chunks"] > 0  # the policy acted during the episode
+    # how the graph ran: perception's clouds reached the policy (10 Hz in sim time, fewer when
+    # starved; counted between status reads, which may each be up to a second old), inference
+    # and observation age measured, the machine's load noted
+    assert episode["sim_seconds"] <= episode["clouds"] <= 10 * (episode["sim_seconds"] + 2), episode
+    assert episode["inference_ms_p50"] > 0 and episode["observation_age_ms_p50"] > 0, episode
+    assert episode["load_1min"] > 0 and episode["stale_events"] >= 0, episode
     validate_episode(episode["file"])
     with read_episode(episode["file"]) as ep:
         assert ep.metadata["task"] == "bimanual_box" and ep.metadata["seed"] == 3

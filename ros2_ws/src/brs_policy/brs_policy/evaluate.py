@@ -14,6 +14,7 @@ with a Wilson 95 % confidence interval and writes summary.json.
 from __future__ import annotations
 
 import json
+import os
 import threading
 import time
 from dataclasses import asdict, dataclass, replace
@@ -41,6 +42,15 @@ class EvalOutcome:
     sim_seconds: float
     wall_seconds: float
     chunks: int = 0
+    # how the graph ran (a policy that fails only under load shows it here): clouds the policy
+    # received and its perception stalls (between the policy status read before the start and
+    # after the stop: each may be up to one diagnostics period old), its inference time and
+    # observation age (medians over its recent predictions, at the end), the 1-min load average
+    clouds: int = 0
+    stale_events: int = 0
+    inference_ms_p50: float | None = None
+    observation_age_ms_p50: float | None = None
+    load_1min: float = 0.0
     file: str = ""
     video: str = ""
 
@@ -62,10 +72,15 @@ class Evaluator(EpisodeDriver):
         entry = self.client.status(POLICY_STATUS)
         return entry[1].get(key, default) if entry else default
 
+    def _policy_ms(self, key: str) -> float | None:
+        value = float(self._policy_value(key, "nan"))
+        return None if value != value else value  # "nan" before the first prediction
+
     def run_episode(self, episode: int, seed: int) -> EvalOutcome:
         wall0 = time.monotonic()
         self.begin_episode(seed)
-        chunks0 = int(self._policy_value("chunks_published", "0"))
+        counts0 = {key: int(self._policy_value(key, "0")) for key in ("chunks_published", "clouds_received",
+                                                                      "stale_events")}
         self._trigger(f"/{POLICY}/start")
         deadline = time.monotonic() + self._wall(self.time_limit)
         success, status = False, {}
@@ -77,9 +92,11 @@ class Evaluator(EpisodeDriver):
                 break
             time.sleep(0.05)
         self._trigger(f"/{POLICY}/stop")
+        counts = {key: int(self._policy_value(key, "0")) - n0 for key, n0 in counts0.items()}
         outcome = EvalOutcome(episode, seed, success, float(status.get("elapsed", 0.0)),
-                              time.monotonic() - wall0,
-                              int(self._policy_value("chunks_published", "0")) - chunks0)
+                              time.monotonic() - wall0, counts["chunks_published"], counts["clouds_received"],
+                              counts["stale_events"], self._policy_ms("inference_ms_p50"),
+                              self._policy_ms("observation_age_ms_p50"), round(os.getloadavg()[0], 2))
         if self.record:
             if success and not self.keep_successes:
                 self.client.call(Trigger, topics.RECORDER_DISCARD)
