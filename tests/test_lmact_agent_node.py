@@ -133,11 +133,18 @@ def test_bringup_mode_lmact_nearest_neighbour_reaches_the_default_goal_and_stops
             values = wait_for(over, 10, message=lambda: f"the node reporting the goal reached: {h.diagnostic_status(STATUS)}")
             assert values["demos_in_context"] == "4" and values["illegal_replies"] == "0" and values["model"] == "nn"
             steps = int(values["episode_steps"])
-            assert 2 <= steps <= task.max_steps and int(values["actions"]) == steps == h.count(COMMAND)
+            # every command is an action, or the one hold a late /joint_states causes on a loaded
+            # machine (counted in `holds`)
+            sent = int(values["actions"]) + int(values["holds"])
+            assert 2 <= steps <= task.max_steps and int(values["actions"]) == steps and sent == h.count(COMMAND), \
+                (values, h.count(COMMAND))
             n = h.count(COMMAND)
-            wait_for(lambda: int(h.diagnostic_status(STATUS)[1]["episode_steps"]) == steps and
-                     h.diagnostic_status(STATUS) != values, 5, message="a later report")
-            assert h.count(COMMAND) == n, "commands after the goal was reached"
+            later = wait_for(lambda: int(h.diagnostic_status(STATUS)[1]["episode_steps"]) == steps and
+                             h.diagnostic_status(STATUS) != values and h.diagnostic_status(STATUS)[1], 5,
+                             message="a later report")
+            holds_since = int(later["holds"]) - int(values["holds"])
+            assert int(later["actions"]) == steps and h.count(COMMAND) - n <= holds_since, \
+                ("actions after the goal was reached", later, h.count(COMMAND) - n)
             h.assert_parameters_described("/lmact_agent")
         finally:
             from brs_common.process import stop_process
