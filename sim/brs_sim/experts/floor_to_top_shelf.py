@@ -46,6 +46,9 @@ ARM = spec.group_slice(f"{SIDE}_arm")
 OTHER_ARM = spec.group_slice(f"{'left' if SIDE == 'right' else 'right'}_arm")
 TUCK = np.array([0.0, 0.0, 0.0, -2.6, 0.0, 0.0])  # idle arm folded along the chest: clear of the
 # floor when the torso folds down, and of the shelf
+LOOK = np.array([0.2, 0.0, 0.0, 0.0])  # torso while approaching: bowed just enough that the head
+# camera keeps the block in view down to the grasp stance (upright it leaves the view ~0.6 m out);
+# upright again only after the lift, so the pose also tells the two phases at the stance apart
 
 
 class FloorToTopShelfExpert(OneHandExpert):
@@ -58,6 +61,7 @@ class FloorToTopShelfExpert(OneHandExpert):
     def reset(self, obs: Observation) -> None:
         super().reset(obs)
         self.q[OTHER_ARM] = TUCK
+        self.q[TORSO] = LOOK
         self.in_hand = np.zeros(3)  # block centre in the hand frame, measured before placing
         self.stage = ""  # within `place`: slide | lower
         self.enter("approach", obs)
