@@ -101,6 +101,7 @@ class WheelDriver(Node):
         self.bus = WheelBus(cfg, self.wheel_port, self.wheel_axis, self.get_logger(), self._diag_dirty.set)
         self._epochs = [-1] * len(self.joints)
         self._last_turns = np.zeros(len(self.joints))
+        self._last_t = np.zeros(len(self.joints))  # time of each wheel's last sample
         self.wheel_angle = np.zeros(len(self.joints))
         self.wheel_rate = np.zeros(len(self.joints))
         self.timeouts = 0
@@ -235,6 +236,7 @@ class WheelDriver(Node):
     def _integrate(self, now: float):
         period = 1.0 / self.cfg["rate_hz"]
         d_angle = np.zeros(len(self.joints))
+        dt = np.full(len(self.joints), period)  # time the increments span
         fresh = True
         for w in range(len(self.joints)):
             board = self.bus.boards[self.wheel_port[w]]
@@ -246,16 +248,19 @@ class WheelDriver(Node):
             scale = TWO_PI / self.gear * self.direction[w]
             if self._epochs[w] != sample.epoch:  # first sample of a (re)connection: new baseline
                 self._epochs[w] = sample.epoch
-                self._last_turns[w] = sample.pos[k]
+                self._last_turns[w], self._last_t[w] = sample.pos[k], sample.t
                 self.wheel_rate[w] = 0.0
                 continue
             d_angle[w] = (sample.pos[k] - self._last_turns[w]) * scale
-            self._last_turns[w] = sample.pos[k]
+            dt[w] = sample.t - self._last_t[w]
+            self._last_turns[w], self._last_t[w] = sample.pos[k], sample.t
             stale = now - sample.t > 3 * period or board.state != "ready"
             self.wheel_rate[w] = 0.0 if stale else sample.vel[k] * scale
             fresh = fresh and not stale
         # An encoder jump (silent board reset, garbage that parsed) must not teleport the base.
-        limit = 2.0 * self.cfg["max_wheel_speed"] * max(period, 0.05) + 0.5
+        # The bound is twice what the wheel can turn in the time between its samples: a cycle
+        # that ran late on a loaded machine still brings all of the motion in.
+        limit = 2.0 * self.cfg["max_wheel_speed"] * np.maximum(dt, 0.05) + 0.5
         if np.any(np.abs(d_angle) > limit):
             self.odom_jumps += 1
             self.diag.reject("encoder_jump", f"wheel increment {np.max(np.abs(d_angle)):.2f} rad "
