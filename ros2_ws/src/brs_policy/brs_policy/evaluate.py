@@ -68,19 +68,22 @@ class Evaluator(EpisodeDriver):
         self.time_limit = float(time_limit) if time_limit else float(self.task.time_limit)
         self.keep_successes = keep_successes
 
-    def _policy_value(self, key: str, default: str = "") -> str:
-        entry = self.client.status(POLICY_STATUS)
-        return entry[1].get(key, default) if entry else default
+    COUNTS = ("chunks_published", "clouds_received", "stale_events")  # policy status counters
 
-    def _policy_ms(self, key: str) -> float | None:
-        value = float(self._policy_value(key, "nan"))
+    def _policy_status(self) -> dict:
+        """The policy node's last status values (one snapshot: its counters are consistent)."""
+        entry = self.client.status(POLICY_STATUS)
+        return entry[1] if entry else {}
+
+    @staticmethod
+    def _ms(values: dict, key: str) -> float | None:
+        value = float(values.get(key, "nan"))
         return None if value != value else value  # "nan" before the first prediction
 
     def run_episode(self, episode: int, seed: int) -> EvalOutcome:
         wall0 = time.monotonic()
         self.begin_episode(seed)
-        counts0 = {key: int(self._policy_value(key, "0")) for key in ("chunks_published", "clouds_received",
-                                                                      "stale_events")}
+        before = self._policy_status()
         self._trigger(f"/{POLICY}/start")
         deadline = time.monotonic() + self._wall(self.time_limit)
         success, status = False, {}
@@ -92,11 +95,11 @@ class Evaluator(EpisodeDriver):
                 break
             time.sleep(0.05)
         self._trigger(f"/{POLICY}/stop")
-        counts = {key: int(self._policy_value(key, "0")) - n0 for key, n0 in counts0.items()}
+        after = self._policy_status()
+        chunks, clouds, stalls = (int(after.get(key, 0)) - int(before.get(key, 0)) for key in self.COUNTS)
         outcome = EvalOutcome(episode, seed, success, float(status.get("elapsed", 0.0)),
-                              time.monotonic() - wall0, counts["chunks_published"], counts["clouds_received"],
-                              counts["stale_events"], self._policy_ms("inference_ms_p50"),
-                              self._policy_ms("observation_age_ms_p50"), round(os.getloadavg()[0], 2))
+                              time.monotonic() - wall0, chunks, clouds, stalls, self._ms(after, "inference_ms_p50"),
+                              self._ms(after, "observation_age_ms_p50"), round(os.getloadavg()[0], 2))
         if self.record:
             if success and not self.keep_successes:
                 self.client.call(Trigger, topics.RECORDER_DISCARD)
