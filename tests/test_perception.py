@@ -163,11 +163,21 @@ def test_bimanual_box_is_in_view_from_the_start_pose(scene):
         assert counts[0] >= 30 and counts[0] >= 3 * counts[1], counts
 
 
+def _block_points(scene, q) -> tuple[int, int]:
+    """floor_to_top_shelf's block points (of the CPU model's 512, of all 4096) in the cloud the
+    cameras give at joint positions `q` from the sim's current base pose."""
+    sim, renderer, fuser = scene
+    images, q, _ = render_sim_images(q=q, renderer=renderer, sim=sim)
+    cloud = fuse_point_cloud(images, q, crop="floor_to_top_shelf", fuser=fuser)
+    return (_points_on(cloud[:512], sim.model, sim.data, "block_2"),
+            _points_on(cloud, sim.model, sim.data, "block_2"))
+
+
 def test_floor_to_top_shelf_block_is_in_view_from_the_start_pose(scene):
     """The 5 cm block: from the task's start pose (facing it, ~1 m behind) the first 4096 points
     hold >= 8 on it and the CPU model's 512 at least one (FPS keeps a lone point above the cropped
     floor); from the origin, where earlier demos started, it is 1.2 m to the side and gets none."""
-    sim, renderer, fuser = scene
+    sim = scene[0]
     task = get_task("floor_to_top_shelf")
     home = np.asarray(spec.HOME)[[not j.velocity_controlled for j in spec.JOINTS]]
     for seed in (0, 7, 13):
@@ -175,10 +185,7 @@ def test_floor_to_top_shelf_block_is_in_view_from_the_start_pose(scene):
         for name, start in (("start", task.robot_start), ("origin", (0.0, 0.0, 0.0))):
             task.reset(sim, seed)
             sim.data.qpos[sim.joints.base_qpos] = start
-            images, q, _ = render_sim_images(q=home, renderer=renderer, sim=sim)
-            cloud = fuse_point_cloud(images, q, crop="floor_to_top_shelf", fuser=fuser)
-            counts[name] = (_points_on(cloud[:512], sim.model, sim.data, "block_2"),
-                            _points_on(cloud, sim.model, sim.data, "block_2"))
+            counts[name] = _block_points(scene, home)
         print(f"seed {seed}: block points (of 512, of 4096): {counts}")
         assert counts["start"][0] >= 1 and counts["start"][1] >= 8, counts
         assert counts["origin"] == (0, 0), counts
@@ -190,7 +197,7 @@ def test_floor_to_top_shelf_block_stays_in_view_at_the_grasp_stance_with_the_loo
     still does: >= 1 of 512 points and >= 10 of 4096 on every seed tried (measured 2-3, 21-24)."""
     from brs_sim.experts.floor_to_top_shelf import GRASP_AT, LOOK
 
-    sim, renderer, fuser = scene
+    sim = scene[0]
     task = get_task("floor_to_top_shelf")
     home = np.asarray(spec.HOME)[[not j.velocity_controlled for j in spec.JOINTS]]
     for seed in (0, 7):
@@ -201,10 +208,7 @@ def test_floor_to_top_shelf_block_stays_in_view_at_the_grasp_stance_with_the_loo
             sim.data.qpos[sim.joints.base_qpos] = (block[0] - GRASP_AT[0], block[1] - GRASP_AT[1], 0.0)
             q = home.copy()
             q[:4] = torso
-            images, q, _ = render_sim_images(q=q, renderer=renderer, sim=sim)
-            cloud = fuse_point_cloud(images, q, crop="floor_to_top_shelf", fuser=fuser)
-            counts[name] = (_points_on(cloud[:512], sim.model, sim.data, "block_2"),
-                            _points_on(cloud, sim.model, sim.data, "block_2"))
+            counts[name] = _block_points(scene, q)
         print(f"seed {seed}: block points at the stance (of 512, of 4096): {counts}")
         assert counts["upright"] == (0, 0), counts
         assert counts["look"][0] >= 1 and counts["look"][1] >= 10, counts
